@@ -1,0 +1,1 @@
+"""Built-in augmentations (one per module)."""

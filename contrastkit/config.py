@@ -1,0 +1,405 @@
+"""Typed recipes: TOML -> frozen attrs classes through a strict cattrs converter.
+
+A recipe has one table per slot. Plugin tables (``[data]``, ``[augment]``, ``[views]``,
+``[encoder]``, ``[critic]``, ``[negatives]``, ``[objective]``, ``[regularizer]``) hold ``name``
+plus that plugin's parameters; ``[train]``, ``[eval]`` and ``[log]`` have fixed keys. Unknown keys,
+wrong types and bad values fail with one line: ``file: table.key: problem (got X)``.
+
+Example:
+    >>> cfg = config_from_dict({"critic": {"name": "cosine", "temperature": 0.2}, "train": {"max_steps": 5}})
+    >>> cfg.critic.name, dict(cfg.critic.params), cfg.train.max_steps
+    ('cosine', {'temperature': 0.2}, 5)
+    >>> config_from_dict({"train": {"lr": -1.0}})
+    Traceback (most recent call last):
+    ...
+    contrastkit.errors.ConfigError: train.lr: must be > 0 (got -1.0)
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import cattrs
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+
+from contrastkit.errors import ConfigError, InvalidParameter, close_matches
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = [
+    "Config",
+    "EvalConfig",
+    "LogConfig",
+    "PluginTable",
+    "TrainConfig",
+    "apply_overrides",
+    "config_from_dict",
+    "converter",
+    "load_config",
+    "structure_value",
+]
+
+
+# -- validators ----------------------------------------------------------------------------------
+def _check(predicate: Callable[[Any], bool], problem: str) -> Callable[[Any, attrs.Attribute, Any], None]:
+    def validator(_: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if value is not None and not predicate(value):
+            raise InvalidParameter(attribute.name, problem, value)
+
+    return validator
+
+
+_positive = _check(lambda v: v > 0, "must be > 0")
+_non_negative = _check(lambda v: v >= 0, "must be >= 0")
+_at_least_one = _check(lambda v: v >= 1, "must be >= 1")
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+@attrs.frozen
+class PluginTable:
+    """A plugin table: the registered ``name`` and the factory's keyword arguments.
+
+    Example:
+        >>> PluginTable("cosine", {"temperature": 0.1}).as_dict()
+        {'name': 'cosine', 'temperature': 0.1}
+    """
+
+    name: str
+    params: Mapping[str, Any] = attrs.field(factory=dict, converter=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The table as it would appear in TOML."""
+        return {"name": self.name, **self.params}
+
+
+@attrs.frozen
+class TrainConfig:
+    """``[train]``: optimisation and run settings.
+
+    Example:
+        >>> TrainConfig(batch_size=64).batch_size
+        64
+    """
+
+    epochs: int = attrs.field(default=1, validator=_at_least_one)
+    #: Train exactly this many optimizer steps, over as many epochs as that takes (``epochs`` is then
+    #: ignored); ``None`` trains ``epochs`` full epochs.
+    max_steps: int | None = attrs.field(default=None, validator=_at_least_one)
+    batch_size: int = attrs.field(default=128, validator=_check(lambda v: v >= 2, "must be >= 2 (contrastive losses need negatives)"))
+    lr: float = attrs.field(default=1e-3, validator=_positive)
+    weight_decay: float = attrs.field(default=1e-4, validator=_non_negative)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    momentum: float = attrs.field(default=0.9, validator=_check(lambda v: 0 <= v < 1, "must be in [0, 1)"))
+    seed: int = 0
+    #: ``auto`` picks cuda, then mps, then cpu.
+    device: str = attrs.field(default="auto", validator=_check(lambda v: bool(_DEVICE.match(v)), "must be auto, cpu, mps, cuda or cuda:N"))
+    #: Run directory for TensorBoard logs and checkpoints; default ``runs/<recipe file stem>``.
+    out_dir: str | None = None
+    num_workers: int = attrs.field(default=0, validator=_non_negative)
+    #: Which view pairs are contrasted: ``core`` (view 1 with every other) or ``full`` (all pairs).
+    graph: Literal["core", "full"] = "core"
+
+
+@attrs.frozen
+class EvalConfig:
+    """``[eval]``: the k-nearest-neighbour probe run at the end of training.
+
+    Example:
+        >>> EvalConfig().knn_k
+        20
+    """
+
+    knn: bool = True
+    knn_k: int = attrs.field(default=20, validator=_at_least_one)
+    #: Which dataset label to classify (must be one of the dataset's ``label_keys``).
+    label: str = "digit"
+    #: Cap on train and test samples used by the probe.
+    max_samples: int = attrs.field(default=2000, validator=_at_least_one)
+
+
+@attrs.frozen
+class LogConfig:
+    """``[log]``: TensorBoard and console output.
+
+    Example:
+        >>> LogConfig(progress=False).progress
+        False
+    """
+
+    every_n_steps: int = attrs.field(default=10, validator=_at_least_one)
+    tensorboard: bool = True
+    progress: bool = True
+
+
+@attrs.frozen
+class Config:
+    """A whole recipe. Every table has a default, so ``Config()`` is the README's demo.
+
+    Example:
+        >>> Config().views.name, Config().regularizer
+        ('color-split', None)
+    """
+
+    data: PluginTable = PluginTable("colorful-moving-digits")
+    augment: PluginTable = PluginTable("none")
+    views: PluginTable = PluginTable("color-split")
+    encoder: PluginTable = PluginTable("convnet")
+    critic: PluginTable = PluginTable("cosine")
+    negatives: PluginTable = PluginTable("in-batch")
+    objective: PluginTable = PluginTable("infonce")
+    regularizer: PluginTable | None = None
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    log: LogConfig = LogConfig()
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain-data form (what checkpoints store and ``--dry-run`` prints)."""
+        return converter.unstructure(self)
+
+
+# -- the converter -------------------------------------------------------------------------------
+class _Problem(Exception):
+    """A leaf structuring failure; the walker prefixes the dotted key."""
+
+    def __init__(self, problem: str, got: Any) -> None:
+        self.problem, self.got = problem, got
+        super().__init__(f"{problem} (got {got!r})")
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _strict_int(value: Any, _: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Problem("expected an integer", value)
+    return value
+
+
+def _strict_float(value: Any, _: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _Problem("expected a number", value)
+    return float(value)
+
+
+def _strict_bool(value: Any, _: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Problem("expected true or false", value)
+    return value
+
+
+def _strict_str(value: Any, _: Any) -> str:
+    if not isinstance(value, str):
+        raise _Problem("expected a string", value)
+    return value
+
+
+def _structure_literal(value: Any, tp: Any) -> Any:
+    choices = typing.get_args(tp)
+    if value not in choices or type(value) is not type(choices[0]):
+        raise _Problem("must be one of " + ", ".join(repr(c) for c in choices), value)
+    return value
+
+
+def _structure_sequence(value: Any, tp: Any) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if not isinstance(value, (list, tuple)):
+        raise _Problem(f"expected a list ({_type_name(tp)})", value)
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        if len(args) != len(value):
+            raise _Problem(f"expected {len(args)} items", value)
+        return tuple(converter.structure(v, a) for v, a in zip(value, args))
+    item = args[0] if args else Any
+    items = [converter.structure(v, item) for v in value]
+    return tuple(items) if origin is tuple else items
+
+
+def _structure_plugin_table(value: Any, _: Any) -> PluginTable:
+    if isinstance(value, str):  # shorthand: views = "color-split"
+        return PluginTable(value)
+    if not isinstance(value, Mapping):
+        raise _Problem("expected a table with a name, e.g. {name = \"...\"}", value)
+    if "name" not in value:
+        raise _Problem("missing key 'name' (the registered plugin name)", dict(value))
+    name = value["name"]
+    if not isinstance(name, str) or not name:
+        raise _Problem("'name' must be a non-empty string", name)
+    return PluginTable(name, {k: v for k, v in value.items() if k != "name"})
+
+
+def _structure_any(value: Any, _: Any) -> Any:
+    return value
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True)
+    conv.register_structure_hook(int, _strict_int)
+    conv.register_structure_hook(float, _strict_float)
+    conv.register_structure_hook(bool, _strict_bool)
+    conv.register_structure_hook(str, _strict_str)
+    conv.register_structure_hook(PluginTable, _structure_plugin_table)
+    conv.register_unstructure_hook(PluginTable, PluginTable.as_dict)
+    conv.register_structure_hook_func(lambda t: t is Any, _structure_any)
+    conv.register_structure_hook_func(lambda t: typing.get_origin(t) is Literal, _structure_literal)
+    conv.register_structure_hook_func(
+        lambda t: typing.get_origin(t) in (list, tuple, Sequence, typing.Sequence)
+        or t in (list, tuple),
+        _structure_sequence,
+    )
+    return conv
+
+
+#: The strict converter: no extra keys, no silent ``"3" -> 3`` or ``1.5 -> 1`` coercions.
+converter = _make_converter()
+
+
+def _attribute_of(exc: BaseException) -> str | None:
+    for note in getattr(exc, "__notes__", ()):
+        name = getattr(note, "name", None)
+        if name is not None:
+            return str(name)
+        index = getattr(note, "index", None)
+        if index is not None:
+            return f"[{index}]"
+    return None
+
+
+def _join(path: str, part: str | None) -> str:
+    if not part:
+        return path
+    if part.startswith("["):
+        return path + part
+    return f"{path}.{part}" if path else part
+
+
+def _first_problem(exc: BaseException, path: str = "") -> str:
+    """Turn a (nested) cattrs error into one ``key: problem (got X)`` line."""
+    if isinstance(exc, (ClassValidationError, IterableValidationError)):
+        for sub in exc.exceptions:
+            return _first_problem(sub, _join(path, _attribute_of(sub)))
+    if isinstance(exc, ForbiddenExtraKeysError):
+        valid = [a.name for a in attrs.fields(exc.cl)]
+        extra = sorted(exc.extra_fields)[0]
+        where = _join(path, extra)
+        matches = close_matches(extra, valid)
+        hint = f"did you mean {matches[0]!r}?" if matches else "valid keys: " + ", ".join(valid)
+        what = "unknown table" if not path else "unknown key"
+        return f"{where}: {what}; {hint}"
+    if isinstance(exc, InvalidParameter):
+        return _join(path, exc.parameter) + ": " + str(exc).split(": ", 1)[1]
+    if isinstance(exc, _Problem):
+        return f"{path}: {exc}"
+    if isinstance(exc, KeyError):
+        return f"{_join(path, str(exc.args[0]) if exc.args else None)}: required key is missing"
+    return f"{path}: {exc}"
+
+
+def structure_value(value: Any, tp: Any, key: str) -> Any:
+    """Structure one value into type ``tp`` with the strict converter; errors name ``key``.
+
+    Example:
+        >>> structure_value([1, 2], tuple[int, ...], "encoder.widths")
+        (1, 2)
+        >>> structure_value("x", int, "encoder.width")
+        Traceback (most recent call last):
+        ...
+        contrastkit.errors.ConfigError: encoder.width: expected an integer (got 'x')
+    """
+    try:
+        return converter.structure(value, tp)
+    except Exception as exc:  # noqa: BLE001 - every structuring failure becomes one line
+        raise ConfigError(_first_problem(exc, key)) from None
+
+
+def config_from_dict(raw: Mapping[str, Any], *, path: str | None = None) -> Config:
+    """Build a :class:`Config` from plain data (a parsed TOML document).
+
+    ``path`` is only used to prefix messages and to default ``train.out_dir`` to ``runs/<stem>``.
+    """
+    try:
+        config = converter.structure(dict(raw), Config)
+    except Exception as exc:  # noqa: BLE001
+        raise ConfigError(_first_problem(exc), path=path) from None
+    if config.train.out_dir is None:
+        stem = Path(path).stem if path else "default"
+        config = attrs.evolve(config, train=attrs.evolve(config.train, out_dir=str(Path("runs") / stem)))
+    return config
+
+
+def _parse_override_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text  # a bare word: treat it as a string (--set views.name=color-split)
+
+
+def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``--set table.key=value`` overrides (values parsed as TOML) to a raw recipe.
+
+    Example:
+        >>> apply_overrides({"train": {"lr": 0.1}}, ["train.lr=0.5", "critic.name=cosine"])
+        {'train': {'lr': 0.5}, 'critic': {'name': 'cosine'}}
+    """
+    result: dict[str, Any] = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in raw.items()}
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"--set {override!r}: expected KEY=VALUE, e.g. --set train.max_steps=20")
+        *parents, leaf = key.split(".")
+        node = result
+        for depth, part in enumerate(parents):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                where = ".".join(parents[: depth + 1])
+                raise ConfigError(f"--set {override!r}: {where} is a value, not a table")
+            node[part] = child = dict(child)
+            node = child
+        node[leaf] = _parse_override_value(text.strip())
+    return result
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML file; a missing or malformed file is a one-line :class:`ConfigError`."""
+    p = Path(path)
+    if not p.is_file():
+        problem = "is a directory, expected a TOML file" if p.is_dir() else "file not found; check the path"
+        raise ConfigError(problem, path=str(path))
+    try:
+        with p.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}", path=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read file: {exc}", path=str(path)) from None
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
+    """Read a TOML recipe, apply ``--set`` overrides and structure it.
+
+    Plugin names and parameters are checked when the pipeline is built
+    (:meth:`contrastkit.Pipeline.from_config`), still before any training.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "run.toml"
+        >>> _ = f.write_text('[train]\\nmax_steps = 3\\n')
+        >>> cfg = load_config(f, ["train.lr=0.01"])
+        >>> cfg.train.max_steps, cfg.train.lr, cfg.train.out_dir
+        (3, 0.01, 'runs/run')
+    """
+    raw = read_toml(path)
+    try:
+        raw = apply_overrides(raw, overrides)
+    except ConfigError as exc:
+        raise exc.with_path(str(path)) from None
+    return config_from_dict(raw, path=str(path))

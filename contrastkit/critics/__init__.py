@@ -1,0 +1,1 @@
+"""Built-in critics (one per module)."""

@@ -1,0 +1,54 @@
+"""``convnet``: a small all-convolutional encoder, quick on a CPU for small images.
+
+``depth`` blocks of 3x3 conv -> batch norm -> ReLU; every block after the first halves the
+resolution and doubles the width; global average pooling gives ``F = width * 2**(depth-1)``.
+
+Example:
+    >>> import torch
+    >>> enc = ConvNetEncoder(in_channels=1, width=16, depth=3)
+    >>> enc.feature_dim, tuple(enc(torch.rand(2, 1, 32, 32)).shape)
+    (64, (2, 64))
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from contrastkit.errors import InvalidParameter
+
+__all__ = ["ConvNetEncoder"]
+
+
+class ConvNetEncoder(nn.Module):
+    """Small convolutional encoder: ``[B, in_channels, H, W] -> [B, width * 2**(depth-1)]``.
+
+    Example:
+        >>> import torch
+        >>> ConvNetEncoder(in_channels=3)(torch.rand(4, 3, 16, 16)).shape
+        torch.Size([4, 256])
+    """
+
+    def __init__(self, *, in_channels: int, width: int = 32, depth: int = 4) -> None:
+        super().__init__()
+        if width < 1:
+            raise InvalidParameter("width", "must be >= 1", width)
+        if not 1 <= depth <= 8:
+            raise InvalidParameter("depth", "must be between 1 and 8", depth)
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for block in range(depth):
+            out = width * 2**block
+            layers += [
+                nn.Conv2d(channels, out, 3, stride=1 if block == 0 else 2, padding=1, bias=False),
+                nn.BatchNorm2d(out),
+                nn.ReLU(inplace=True),
+            ]
+            channels = out
+        self.body = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.in_channels = in_channels
+        self.feature_dim = channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``[B, in_channels, H, W] -> [B, feature_dim]``."""
+        return self.pool(self.body(x)).flatten(1)

@@ -1,0 +1,1 @@
+"""Built-in negative samplers (one per module)."""

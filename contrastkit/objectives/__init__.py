@@ -1,0 +1,1 @@
+"""Built-in objectives (one per module)."""

@@ -1,0 +1,363 @@
+"""``Pipeline``: views -> encoders -> critic -> negatives -> objective (+ regulariser), as one module.
+
+Every slot takes an instance, a registered name, or a dict with ``name`` plus parameters. The CLI
+builds the same object from a TOML recipe (:meth:`Pipeline.from_toml`). Calling the pipeline on a
+batch returns the loss and per-pair metrics (tensors, so logging them never forces a device sync).
+
+Example:
+    >>> import torch
+    >>> from contrastkit import Pipeline
+    >>> pipe = Pipeline(views={"name": "color-split", "space": "lab"}, encoder={"name": "convnet", "width": 8},
+    ...                 critic={"name": "cosine", "temperature": 0.2}, dataset_size=16)
+    >>> out = pipe({"image": torch.rand(8, 3, 16, 16), "index": torch.arange(8)})
+    >>> out.loss.shape, sorted(out.metrics)
+    (torch.Size([]), ['loss', 'loss/v1-v2', 'mi_lower_bound/v1-v2'])
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import torch
+from torch import Tensor, nn
+
+from contrastkit.config import Config, load_config
+from contrastkit.errors import ConfigError, ShapeError
+from contrastkit.factories import build_component
+from contrastkit.interfaces import Batch, PairLogits, describe, is_trainable
+from contrastkit.registry import Registry, get_registry
+
+__all__ = ["Pipeline", "PipelineOutput", "view_pairs"]
+
+
+def view_pairs(num_views: int, graph: Literal["core", "full"]) -> list[tuple[int, int]]:
+    """The view pairs contrasted: CMC's core view (view 1 with each other) or full graph (all pairs).
+
+    Example:
+        >>> view_pairs(3, "core"), view_pairs(3, "full")
+        ([(0, 1), (0, 2)], [(0, 1), (0, 2), (1, 2)])
+    """
+    if graph == "core":
+        return [(0, j) for j in range(1, num_views)]
+    return list(itertools.combinations(range(num_views), 2))
+
+
+@attrs.frozen
+class PipelineOutput:
+    """What one call of :class:`Pipeline` returns.
+
+    ``loss`` is the scalar to minimise; ``metrics`` maps names (``loss/v1-v2``,
+    ``mi_lower_bound/v1-v2``, ...) to detached scalar tensors; ``views`` and ``embeddings`` are the
+    step's intermediate tensors (for logging and probes).
+    """
+
+    loss: Tensor
+    metrics: dict[str, Tensor]
+    views: list[Tensor]
+    embeddings: list[Tensor]
+
+
+class _ReverseGradient(torch.autograd.Function):
+    """Identity forward, negated gradient backward: lets a view maker *maximise* the loss."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        return -grad
+
+
+class Pipeline(nn.Module):
+    """The contrastive model: builds every slot, checks they fit together, computes the loss.
+
+    ``data`` is optional: it is only needed for training and for samplers that size themselves by
+    the dataset (or pass ``dataset_size``). ``graph`` picks the view pairs (see :func:`view_pairs`).
+
+    Example:
+        >>> pipe = Pipeline(encoder={"name": "convnet", "width": 8})
+        >>> pipe.view_channels, pipe.feature_dims, pipe.critic.embedding_dim
+        ((1, 2), (64, 64), 128)
+    """
+
+    def __init__(
+        self,
+        *,
+        data: Any = None,
+        augment: Any = "none",
+        views: Any = "color-split",
+        encoder: Any = "convnet",
+        critic: Any = "cosine",
+        negatives: Any = "in-batch",
+        objective: Any = "infonce",
+        regularizer: Any = None,
+        graph: Literal["core", "full"] = "core",
+        dataset_size: int | None = None,
+        registry: Registry | None = None,
+    ) -> None:
+        super().__init__()
+        self.registry = registry or get_registry()
+        self.data_spec = data
+        self.dataset = self.build_dataset("train") if data is not None else None
+        self.augment = build_component(self.registry, "augmentations", augment, table="augment")
+        self.view_maker = build_component(self.registry, "view_makers", views, table="views")
+        self.view_channels = self._check_view_channels()
+        num_views = len(self.view_channels)
+
+        self.encoders, self.view_encoder = self._build_encoders(encoder)
+        self.feature_dims = tuple(int(self.encoders[k].feature_dim) for k in self.view_encoder)
+        self.critic = build_component(
+            self.registry, "critics", critic, table="critic", injected={"feature_dims": self.feature_dims}
+        )
+        if dataset_size is None:
+            dataset_size = len(self.dataset) if self.dataset is not None else 0
+        self.negatives = build_component(
+            self.registry,
+            "negative_samplers",
+            negatives,
+            table="negatives",
+            injected={
+                "num_views": num_views,
+                "dataset_size": int(dataset_size),
+                "embedding_dim": int(self.critic.embedding_dim),
+            },
+        )
+        self.objective = build_component(self.registry, "objectives", objective, table="objective")
+        self.regularizer = (
+            build_component(self.registry, "regularizers", regularizer, table="regularizer")
+            if regularizer is not None
+            else None
+        )
+        if graph not in ("core", "full"):
+            raise ConfigError(f"train.graph: must be 'core' or 'full' (got {graph!r})")
+        self.graph = graph
+        self.pairs = view_pairs(num_views, graph)
+        self.two_way = bool(getattr(self.objective, "two_way", True))
+        # InfoMin: a view maker with contrast_sign < 0 ascends the loss the encoders descend.
+        self.reverse_view_gradient = is_trainable(self.view_maker) and float(
+            getattr(self.view_maker, "contrast_sign", 1.0)
+        ) < 0
+        self.config: Config | None = None
+
+    # -- construction --------------------------------------------------------------------------
+    def build_dataset(self, split: str) -> Any:
+        """Build the ``data`` slot for ``split`` (``"train"`` or ``"test"``)."""
+        if self.data_spec is None:
+            raise ConfigError("data: this pipeline was built without a dataset")
+        if isinstance(self.data_spec, torch.utils.data.Dataset):
+            return self.data_spec
+        return build_component(self.registry, "datasets", self.data_spec, table="data", injected={"split": split})
+
+    def _check_view_channels(self) -> tuple[int, ...]:
+        channels = getattr(self.view_maker, "view_channels", None)
+        name = describe(self.view_maker)
+        if channels is None:
+            raise ShapeError(f"views.{name}: view maker has no view_channels; it must declare each view's channels")
+        channels = tuple(channels)
+        if len(channels) < 2 or not all(isinstance(c, int) and c >= 1 for c in channels):
+            raise ShapeError(f"views.{name}: view_channels must be >= 2 positive ints, one per view (got {channels})")
+        return channels
+
+    def _build_encoders(self, spec: Any) -> tuple[nn.ModuleList, list[int]]:
+        num_views = len(self.view_channels)
+        if isinstance(spec, nn.Module):  # one instance: shared by every view (SimCLR)
+            return nn.ModuleList([spec]), [0] * num_views
+        if isinstance(spec, Sequence) and not isinstance(spec, str) and all(isinstance(e, nn.Module) for e in spec):
+            if len(spec) != num_views:
+                raise ShapeError(f"encoder: got {len(spec)} encoder instances for {num_views} views")
+            return nn.ModuleList(spec), list(range(num_views))
+        encoders = [
+            build_component(self.registry, "encoders", spec, table="encoder", injected={"in_channels": c})
+            for c in self.view_channels
+        ]
+        return nn.ModuleList(encoders), list(range(num_views))
+
+    @classmethod
+    def from_config(cls, config: Config, *, path: str | None = None, registry: Registry | None = None) -> Pipeline:
+        """Build from a :class:`~contrastkit.config.Config`; errors are prefixed with ``path``.
+
+        Example:
+            >>> from contrastkit.config import config_from_dict
+            >>> cfg = config_from_dict({"data": {"name": "colorful-moving-digits", "size": 64},
+            ...                         "encoder": {"name": "convnet", "width": 8}})
+            >>> len(Pipeline.from_config(cfg).dataset)
+            64
+        """
+        try:
+            pipeline = cls(
+                data=config.data,
+                augment=config.augment,
+                views=config.views,
+                encoder=config.encoder,
+                critic=config.critic,
+                negatives=config.negatives,
+                objective=config.objective,
+                regularizer=config.regularizer,
+                graph=config.train.graph,
+                registry=registry,
+            )
+        except ConfigError as exc:
+            raise exc.with_path(path) from None
+        except ShapeError as exc:
+            raise ConfigError(str(exc), path=path) from None
+        pipeline.config = config
+        return pipeline
+
+    @classmethod
+    def from_toml(cls, path: str | Path, overrides: Sequence[str] = (), *, registry: Registry | None = None) -> Pipeline:
+        """Read a recipe file (plus ``--set`` style overrides) and build its pipeline.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> f = pathlib.Path(tempfile.mkdtemp()) / "r.toml"
+            >>> _ = f.write_text('[data]\\nname = "colorful-moving-digits"\\nsize = 32\\n[encoder]\\nname = "convnet"\\nwidth = 4\\n')
+            >>> Pipeline.from_toml(f, ["critic.temperature=0.5"]).critic.temperature
+            0.5
+        """
+        config = load_config(path, overrides)
+        return cls.from_config(config, path=str(path), registry=registry)
+
+    # -- running -------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        """Where the pipeline's parameters live (cpu when it has none)."""
+        for p in self.parameters():
+            return p.device
+        return torch.device("cpu")
+
+    def _augment(self, images: Tensor, view: int) -> Tensor:
+        return self.augment(images)
+
+    def prepare_batch(self, batch: Batch) -> dict[str, Tensor]:
+        """Move a batch to the pipeline's device; uint8 images become float in [0, 1] there."""
+        device = self.device
+        moved = {k: (v.to(device, non_blocking=True) if isinstance(v, Tensor) else v) for k, v in batch.items()}
+        image = moved.get("image")
+        if image is None:
+            raise ShapeError(f"batch: no 'image' entry (keys: {sorted(batch)})")
+        if image.dtype == torch.uint8:
+            moved["image"] = image.float().div_(255.0)
+        if "index" not in moved:
+            moved["index"] = torch.arange(image.shape[0], device=device)
+        return moved
+
+    def make_views(self, batch: Batch, *, augment: bool = True) -> list[Tensor]:
+        """Run the view maker on a prepared batch and check each view against ``view_channels``."""
+        views = self.view_maker(batch, self._augment if augment else (lambda images, view: images))
+        name = describe(self.view_maker)
+        if len(views) != len(self.view_channels):
+            raise ShapeError(f"views.{name}: produced {len(views)} views, declared {len(self.view_channels)}")
+        for i, (view, channels) in enumerate(zip(views, self.view_channels)):
+            if view.ndim != 4 or view.shape[1] != channels:
+                raise ShapeError(
+                    f"views.{name}: view {i + 1} has shape {tuple(view.shape)}, "
+                    f"expected [B, {channels}, H, W] as declared by view_channels"
+                )
+        return views
+
+    def encode(self, views: Sequence[Tensor]) -> list[Tensor]:
+        """Each view through its encoder -> features ``[B, F_i]``."""
+        features = []
+        for i, view in enumerate(views):
+            encoder = self.encoders[self.view_encoder[i]]
+            f = encoder(view)
+            if f.ndim != 2 or f.shape[1] != self.feature_dims[i]:
+                raise ShapeError(
+                    f"encoder.{describe(encoder)}: returned {tuple(f.shape)} for view {i + 1}, "
+                    f"expected [B, {self.feature_dims[i]}] (its feature_dim)"
+                )
+            features.append(f)
+        return features
+
+    def forward(self, batch: Batch) -> PipelineOutput:
+        """One batch -> :class:`PipelineOutput`. In training mode the negative sampler is updated."""
+        batch = self.prepare_batch(batch)
+        index = batch["index"]
+        views = self.make_views(batch)
+        inputs = [_ReverseGradient.apply(v) for v in views] if self.reverse_view_gradient else views
+        embeddings = [self.critic.embed(f, view=i) for i, f in enumerate(self.encode(inputs))]
+
+        metrics: dict[str, Tensor] = {}
+        total: Tensor | None = None
+        for i, j in self.pairs:
+            tag = f"v{i + 1}-v{j + 1}"
+            forward = self._pair(embeddings, index, i, j)
+            loss = self.objective(forward.logits, forward.target)
+            mi = self.objective.mi_lower_bound(loss, forward.num_negatives)
+            backward: PairLogits | None = None
+            if self.two_way or self.regularizer is not None:
+                backward = self._pair(embeddings, index, j, i)
+            if self.two_way:
+                assert backward is not None
+                loss_back = self.objective(backward.logits, backward.target)
+                mi_back = self.objective.mi_lower_bound(loss_back, backward.num_negatives)
+                loss = loss + loss_back
+                mi = None if mi is None or mi_back is None else (mi + mi_back) / 2
+            metrics[f"loss/{tag}"] = loss.detach()
+            if mi is not None:
+                metrics[f"mi_lower_bound/{tag}"] = mi.detach()
+            if self.regularizer is not None:
+                assert backward is not None
+                penalty = self.regularizer(forward, backward)
+                metrics[f"regularizer/{tag}"] = penalty.detach()
+                loss = loss + penalty
+            total = loss if total is None else total + loss
+        assert total is not None
+        metrics["loss"] = total.detach()
+        if self.training:
+            detached = [e.detach() for e in embeddings]
+            self.negatives.update(detached, index)
+        return PipelineOutput(loss=total, metrics=metrics, views=views, embeddings=embeddings)
+
+    def _pair(self, embeddings: list[Tensor], index: Tensor, i: int, j: int) -> PairLogits:
+        return self.negatives.pair_logits(
+            self.critic, embeddings[i], embeddings[j], index=index, anchor_view=i, target_view=j
+        )
+
+    @torch.no_grad()
+    def features(self, batch: Batch) -> Tensor:
+        """Evaluation features: every view's encoder output, concatenated ``[B, sum F_i]`` (as CMC does).
+
+        No augmentation; call ``eval()`` first so batch norm uses its running statistics.
+        """
+        prepared = self.prepare_batch(batch)
+        return torch.cat(self.encode(self.make_views(prepared, augment=False)), dim=1)
+
+    def describe(self) -> str:
+        """A multi-line summary: views and channels, encoders and feature sizes, critic, negatives, objective.
+
+        Example:
+            >>> print(Pipeline(encoder={"name": "convnet", "width": 8}).describe().splitlines()[0])
+            views        color-split: 2 views, channels (1, 2), graph core -> pairs v1-v2
+        """
+        pairs = ", ".join(f"v{i + 1}-v{j + 1}" for i, j in self.pairs)
+        lines = [
+            f"views        {describe(self.view_maker)}: {len(self.view_channels)} views, "
+            f"channels {self.view_channels}, graph {self.graph} -> pairs {pairs}",
+            f"augment      {describe(self.augment)}",
+        ]
+        for i, c in enumerate(self.view_channels):
+            enc = self.encoders[self.view_encoder[i]]
+            params = sum(p.numel() for p in enc.parameters())
+            shared = " (shared)" if len(self.encoders) == 1 and len(self.view_channels) > 1 else ""
+            lines.append(
+                f"encoder v{i + 1}   {describe(enc)}{shared}: in_channels {c} -> features {self.feature_dims[i]} "
+                f"({params / 1e6:.2f} M parameters)"
+            )
+        temperature = getattr(self.critic, "temperature", None)
+        lines += [
+            f"critic       {describe(self.critic)}: embedding {self.critic.embedding_dim}"
+            + (f", temperature {temperature}" if temperature is not None else ""),
+            f"negatives    {describe(self.negatives)}",
+            f"objective    {describe(self.objective)}" + (" (two-way)" if self.two_way else " (one-way)"),
+            f"regularizer  {describe(self.regularizer) if self.regularizer is not None else 'none'}",
+        ]
+        if self.dataset is not None:
+            lines.insert(0, f"data         {describe(self.dataset)}: {len(self.dataset)} samples")
+        return "\n".join(lines)
+

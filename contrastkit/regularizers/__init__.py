@@ -1,0 +1,1 @@
+"""Built-in regularisers (one per module)."""

@@ -1,0 +1,1 @@
+"""Built-in view makers (one per module)."""
