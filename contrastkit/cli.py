@@ -127,8 +127,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     mi = {k: v for k, v in result.final_metrics.items() if k.startswith("mi_lower_bound/")}
     for key, value in mi.items():
         print(f"I_NCE lower bound {key.split('/', 1)[1]}: {value:.3f} nats")
-    if result.knn is not None:
-        print(str(result.knn))
+    for knn in result.knn:
+        print(str(knn))
     if result.tensorboard_dir is not None:
         print(f"TensorBoard logs: {result.tensorboard_dir}  (view with: tensorboard --logdir {result.tensorboard_dir})")
     print(f"Checkpoint: {result.checkpoint}")

@@ -111,17 +111,17 @@ class TrainConfig:
 
 @attrs.frozen
 class EvalConfig:
-    """``[eval]``: the k-nearest-neighbour probe run at the end of training.
+    """``[eval]``: the k-nearest-neighbour probe run on the test split at the end of training.
 
     Example:
-        >>> EvalConfig().knn_k
-        20
+        >>> EvalConfig().knn_k, EvalConfig(labels=["digit"]).labels
+        (20, ['digit'])
     """
 
     knn: bool = True
     knn_k: int = attrs.field(default=20, validator=_at_least_one)
-    #: Which dataset label to classify (must be one of the dataset's ``label_keys``).
-    label: str = "digit"
+    #: Dataset labels to probe (each must be in the dataset's ``label_keys``); default: all of them.
+    labels: list[str] | None = None
     #: Cap on train and test samples used by the probe.
     max_samples: int = attrs.field(default=2000, validator=_at_least_one)
 
@@ -325,8 +325,14 @@ def config_from_dict(raw: Mapping[str, Any], *, path: str | None = None) -> Conf
 
     ``path`` is only used to prefix messages and to default ``train.out_dir`` to ``runs/<stem>``.
     """
+    raw = dict(raw)
+    for field in attrs.fields(Config):
+        table = raw.get(field.name)
+        # A plugin table without ``name`` keeps the slot's default plugin: [critic] temperature = 0.2
+        if isinstance(field.default, PluginTable) and isinstance(table, Mapping) and "name" not in table:
+            raw[field.name] = {"name": field.default.name, **table}
     try:
-        config = converter.structure(dict(raw), Config)
+        config = converter.structure(raw, Config)
     except Exception as exc:  # noqa: BLE001
         raise ConfigError(_first_problem(exc), path=path) from None
     if config.train.out_dir is None:

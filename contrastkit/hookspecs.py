@@ -16,7 +16,7 @@ Example:
     ...     def register_objectives(self, register):
     ...         register("my-infonce", InfoNCE)
     >>> registry = Registry(builtins=False, entry_points=False)
-    >>> registry.add_plugin(MyPlugin(), name="my-plugin")
+    >>> _ = registry.add_plugin(MyPlugin(), name="my-plugin")
     >>> registry.names("objectives")
     ['my-infonce']
 """

@@ -99,7 +99,7 @@ class TrainResult:
     final_metrics: dict[str, float]
     checkpoint: Path
     tensorboard_dir: Path | None
-    knn: KnnResult | None
+    knn: list[KnnResult]
 
 
 class Trainer:
@@ -146,12 +146,21 @@ class Trainer:
                 f"train.batch_size: larger than the dataset ({len(dataset)} samples); lower it or enlarge the data "
                 f"(got {self.train_cfg.batch_size})"
             )
-        if self.eval_cfg.knn:
-            keys = tuple(getattr(dataset, "label_keys", ()))
-            if self.eval_cfg.label not in keys:
-                matches = close_matches(self.eval_cfg.label, keys)
+        keys = tuple(getattr(dataset, "label_keys", ()))
+        for label in self.eval_cfg.labels or ():
+            if label not in keys:
+                matches = close_matches(label, keys)
                 hint = f"did you mean {matches[0]!r}?" if matches else f"labels: {', '.join(keys) or 'none'}"
-                raise ConfigError(f"eval.label: the dataset has no label {self.eval_cfg.label!r}; {hint}")
+                raise ConfigError(f"eval.labels: the dataset has no label {label!r}; {hint}")
+
+    @property
+    def eval_labels(self) -> tuple[str, ...]:
+        """The labels the kNN probe reports (``eval.labels``, default every dataset label)."""
+        if not self.eval_cfg.knn:
+            return ()
+        if self.eval_cfg.labels is not None:
+            return tuple(self.eval_cfg.labels)
+        return tuple(getattr(self.pipeline.dataset, "label_keys", ()))
 
     # -- pieces --------------------------------------------------------------------------------
     def _optimizer(self) -> torch.optim.Optimizer:
@@ -253,19 +262,22 @@ class Trainer:
                 "metrics": last,
             },
         )
-        knn = None
-        if self.eval_cfg.knn:
-            knn = knn_probe(
-                pipeline,
-                pipeline.dataset,
-                pipeline.build_dataset("test"),
-                label=self.eval_cfg.label,
-                k=self.eval_cfg.knn_k,
-                batch_size=cfg.batch_size,
-                max_samples=self.eval_cfg.max_samples,
-            )
-            if writer is not None:
-                writer.add_scalar(f"knn/{knn.label}_{knn.metric}", knn.value, step)
+        knn: list[KnnResult] = []
+        if self.eval_labels:
+            test_set = pipeline.build_dataset("test")
+            for label in self.eval_labels:
+                result = knn_probe(
+                    pipeline,
+                    pipeline.dataset,
+                    test_set,
+                    label=label,
+                    k=self.eval_cfg.knn_k,
+                    batch_size=cfg.batch_size,
+                    max_samples=self.eval_cfg.max_samples,
+                )
+                knn.append(result)
+                if writer is not None:
+                    writer.add_scalar(f"knn/{result.label}_{result.metric}", result.value, step)
         if writer is not None:
             writer.close()
         images_per_second = step * cfg.batch_size / max(seconds, 1e-9)

@@ -136,6 +136,8 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
     """
 
     label_keys = ("digit", "background", "position")
+    #: Small enough for the contract tests to build quickly.
+    contract_params = {"size": 16}
 
     def __init__(
         self,

@@ -49,7 +49,7 @@ def rgb_to_ydbdr(images: Tensor) -> Tensor:
 
     Example:
         >>> import torch
-        >>> rgb_to_ydbdr(torch.ones(1, 3, 1, 1)).flatten().tolist()
+        >>> [round(v, 4) for v in rgb_to_ydbdr(torch.ones(1, 3, 1, 1)).flatten().tolist()]  # white: no chroma
         [1.0, 0.0, 0.0]
     """
     matrix = _YDBDR.to(device=images.device, dtype=images.dtype)

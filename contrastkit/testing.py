@@ -1,0 +1,256 @@
+"""Contract checks every plugin must pass — contrastkit's own tests run them over the whole registry.
+
+Plugin authors call them from their own tests::
+
+    from contrastkit.testing import check_registered
+    def test_contract():
+        check_registered("view_makers", "sobel")
+
+Each ``check_*`` builds nothing itself: it takes a ready component and raises ``AssertionError``
+with a one-line reason when the component breaks its interface's contract.
+:func:`check_registered` builds a registered component with its default parameters (plus
+``factory.contract_params`` if the factory defines such a dict, e.g. a small ``size`` for a
+dataset) and the arguments contrastkit would inject, then runs the matching check.
+
+Example:
+    >>> check_registered("objectives", "infonce")
+    >>> check_registered("view_makers", "color-split")
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from contrastkit.critics.cosine import CosineCritic
+from contrastkit.interfaces import PairLogits, is_trainable
+from contrastkit.registry import KINDS, Registry, get_registry
+
+__all__ = [
+    "CONTEXT",
+    "check_augmentation",
+    "check_critic",
+    "check_dataset",
+    "check_encoder",
+    "check_negative_sampler",
+    "check_objective",
+    "check_registered",
+    "check_regularizer",
+    "check_view_maker",
+]
+
+#: The injected arguments :func:`check_registered` passes to each kind's factory.
+CONTEXT: dict[str, dict[str, Any]] = {
+    "datasets": {"split": "train"},
+    "augmentations": {},
+    "view_makers": {},
+    "encoders": {"in_channels": 3},
+    "critics": {"feature_dims": (32, 24)},
+    "negative_samplers": {"num_views": 2, "dataset_size": 64, "embedding_dim": 16},
+    "objectives": {},
+    "regularizers": {},
+}
+
+
+def _finite(t: Tensor, what: str) -> None:
+    assert torch.isfinite(t).all(), f"{what} contains NaN or inf"
+
+
+def check_dataset(dataset: Any, *, samples: int = 3) -> None:
+    """Items are dicts with ``image`` ``[C, H, W]`` (uint8, or float in [0, 1]), ``index == i`` and every label.
+
+    Example:
+        >>> from contrastkit.datasets.colorful_moving_digits import ColorfulMovingDigits
+        >>> check_dataset(ColorfulMovingDigits(split="train", size=4))
+    """
+    assert len(dataset) >= 1, "dataset is empty"
+    label_keys = tuple(getattr(dataset, "label_keys", ()))
+    for i in range(min(samples, len(dataset))):
+        item = dataset[i]
+        assert isinstance(item, Mapping), f"dataset[{i}] is {type(item).__name__}, expected a dict"
+        image = item.get("image")
+        assert isinstance(image, Tensor) and image.ndim == 3, f"dataset[{i}]['image'] must be a [C, H, W] tensor"
+        if image.dtype != torch.uint8:
+            assert image.is_floating_point(), f"dataset[{i}]['image'] must be uint8 or float, got {image.dtype}"
+            assert float(image.min()) >= 0 and float(image.max()) <= 1, f"dataset[{i}]['image'] must lie in [0, 1]"
+        assert "index" in item and int(item["index"]) == i, f"dataset[{i}]['index'] must equal {i}"
+        for key in label_keys:
+            assert key in item, f"dataset[{i}] lacks label {key!r} listed in label_keys"
+
+
+def check_augmentation(augmentation: Callable[[Tensor], Tensor], *, size: int = 24) -> None:
+    """Batch in, batch out: ``[B, 3, H, W]`` float -> ``[B, 3, H', W']`` float, finite, same batch size.
+
+    Example:
+        >>> from contrastkit.augmentations.basic import CropFlip
+        >>> check_augmentation(CropFlip())
+    """
+    images = torch.rand(5, 3, size, size)
+    out = augmentation(images)
+    assert isinstance(out, Tensor) and out.ndim == 4, "augmentation must return a [B, C, H, W] tensor"
+    assert out.shape[:2] == images.shape[:2], f"augmentation changed batch or channels: {tuple(out.shape)}"
+    assert out.is_floating_point(), f"augmentation returned {out.dtype}, expected float"
+    _finite(out, "augmentation output")
+
+
+def check_view_maker(view_maker: Any, *, size: int = 32) -> None:
+    """At least two views, each ``[B, C_i, H, W]`` with ``C_i`` as declared in ``view_channels``.
+
+    Example:
+        >>> from contrastkit.views.color_split import ColorSplitViews
+        >>> check_view_maker(ColorSplitViews(space="ydbdr"))
+    """
+    channels = tuple(view_maker.view_channels)
+    assert len(channels) >= 2, f"view_channels must list at least two views, got {channels}"
+    batch = {"image": torch.rand(4, 3, size, size), "index": torch.arange(4)}
+    calls: list[int] = []
+
+    def augment(images: Tensor, view: int) -> Tensor:
+        calls.append(view)
+        return images
+
+    views = view_maker(batch, augment)
+    assert len(views) == len(channels), f"{len(views)} views produced, {len(channels)} declared"
+    for i, (view, c) in enumerate(zip(views, channels)):
+        assert view.ndim == 4 and view.shape[0] == 4, f"view {i + 1} has shape {tuple(view.shape)}, expected [B, C, H, W]"
+        assert view.shape[1] == c, f"view {i + 1} has {view.shape[1]} channels, declared {c}"
+        assert view.is_floating_point(), f"view {i + 1} is {view.dtype}, expected float"
+        _finite(view, f"view {i + 1}")
+    assert all(0 <= v < len(channels) for v in calls), f"augment called with view indices {calls}"
+    if is_trainable(view_maker):
+        sum(v.sum() for v in views).backward()
+        assert any(p.grad is not None for p in view_maker.parameters()), "trainable view maker got no gradient"
+
+
+def check_encoder(encoder: Any, *, in_channels: int, size: int = 32) -> None:
+    """``[B, in_channels, H, W] -> [B, feature_dim]``, finite, and gradients reach its parameters.
+
+    Example:
+        >>> from contrastkit.encoders.convnet import ConvNetEncoder
+        >>> check_encoder(ConvNetEncoder(in_channels=2, width=4), in_channels=2)
+    """
+    x = torch.rand(4, in_channels, size, size)
+    out = encoder(x)
+    assert out.shape == (4, encoder.feature_dim), f"encoder returned {tuple(out.shape)}, expected (4, {encoder.feature_dim})"
+    _finite(out, "encoder output")
+    out.square().mean().backward()
+    assert any(p.grad is not None for p in encoder.parameters()), "no gradient reached the encoder's parameters"
+
+
+def check_critic(critic: Any, *, feature_dims: tuple[int, ...]) -> None:
+    """``embed`` -> ``[B, D]`` per view; ``score`` -> ``[B, K]`` for shared and per-anchor candidates, consistently.
+
+    Example:
+        >>> check_critic(CosineCritic(feature_dims=(8, 6)), feature_dims=(8, 6))
+    """
+    dim = critic.embedding_dim
+    z = [critic.embed(torch.randn(5, f), view=i) for i, f in enumerate(feature_dims)]
+    for i, e in enumerate(z):
+        assert e.shape == (5, dim), f"embed(view={i}) returned {tuple(e.shape)}, expected (5, {dim})"
+        _finite(e, f"embedding of view {i + 1}")
+    shared = critic.score(z[0], z[1])
+    assert shared.shape == (5, 5), f"score with [K, D] candidates returned {tuple(shared.shape)}, expected (5, 5)"
+    per_anchor = critic.score(z[0], z[1].unsqueeze(0).expand(5, 5, dim))
+    assert per_anchor.shape == (5, 5), f"score with [B, K, D] candidates returned {tuple(per_anchor.shape)}"
+    assert torch.allclose(shared, per_anchor, atol=1e-5), "score differs between [K, D] and [B, K, D] candidates"
+
+
+def check_negative_sampler(sampler: Any, *, embedding_dim: int = 16, steps: int = 2) -> None:
+    """``pair_logits`` returns ``[B, K+1]`` logits whose ``target`` column is the positive's score.
+
+    Example:
+        >>> from contrastkit.negatives.in_batch import InBatchNegatives
+        >>> check_negative_sampler(InBatchNegatives(num_views=2, dataset_size=64, embedding_dim=16))
+    """
+    critic = CosineCritic(feature_dims=(embedding_dim, embedding_dim), head="none", temperature=0.5)
+    for step in range(steps):
+        index = torch.arange(step * 6, step * 6 + 6)
+        z1 = critic.embed(torch.randn(6, embedding_dim), 0)
+        z2 = critic.embed(torch.randn(6, embedding_dim), 1)
+        pair = sampler.pair_logits(critic, z1, z2, index=index, anchor_view=0, target_view=1)
+        assert isinstance(pair, PairLogits), f"pair_logits returned {type(pair).__name__}, expected PairLogits"
+        assert pair.logits.ndim == 2 and pair.logits.shape[0] == 6, f"logits {tuple(pair.logits.shape)}, expected [6, K+1]"
+        assert pair.logits.shape[1] >= 2, "each anchor needs at least one negative"
+        assert pair.target.shape == (6,) and pair.target.dtype == torch.int64, "target must be int64 [B]"
+        assert bool(((pair.target >= 0) & (pair.target < pair.logits.shape[1])).all()), "target column out of range"
+        positive = pair.logits.gather(1, pair.target[:, None]).squeeze(1)
+        expected = (z1 * z2).sum(1) / 0.5
+        assert torch.allclose(positive, expected, atol=1e-4), "the target column does not hold the positive pair's score"
+        sampler.update([z1.detach(), z2.detach()], index)
+
+
+def check_objective(objective: Any) -> None:
+    """Finite scalar with gradients; raising the positive's logit never raises the loss; MI bound finite or None.
+
+    Example:
+        >>> from contrastkit.objectives.infonce import InfoNCE
+        >>> check_objective(InfoNCE())
+    """
+    torch.manual_seed(0)
+    logits = torch.randn(8, 9, dtype=torch.float32, requires_grad=True)
+    target = torch.arange(8)
+    loss = objective(logits, target)
+    assert isinstance(loss, Tensor) and loss.ndim == 0, "objective must return a scalar tensor"
+    _finite(loss, "loss")
+    loss.backward()
+    assert logits.grad is not None and torch.isfinite(logits.grad).all(), "no finite gradient w.r.t. the logits"
+    better = logits.detach().clone()
+    better[torch.arange(8), target] += 2.0
+    assert float(objective(better, target).detach()) <= float(loss.detach()) + 1e-6, "a higher positive logit increased the loss"
+    bound = objective.mi_lower_bound(loss.detach(), 8)
+    assert bound is None or (isinstance(bound, Tensor) and bound.ndim == 0 and math.isfinite(float(bound))), (
+        "mi_lower_bound must return a finite scalar tensor or None"
+    )
+    assert isinstance(getattr(objective, "two_way", None), bool), "objective must define two_way: bool"
+
+
+def check_regularizer(regularizer: Any) -> None:
+    """A finite scalar from a pair's two directions; differentiable in the forward logits.
+
+    Example:
+        >>> from contrastkit.regularizers.relic import RelicKL
+        >>> check_regularizer(RelicKL())
+    """
+    logits = torch.randn(6, 6, requires_grad=True)
+    forward = PairLogits(logits=logits, target=torch.arange(6), anchor_view=0, target_view=1)
+    backward = PairLogits(logits=torch.randn(6, 6), target=torch.arange(6), anchor_view=1, target_view=0)
+    value = regularizer(forward, backward)
+    assert isinstance(value, Tensor) and value.ndim == 0, "regularizer must return a scalar tensor"
+    _finite(value, "regularizer value")
+    if value.requires_grad:
+        value.backward()
+        assert logits.grad is not None and torch.isfinite(logits.grad).all(), "non-finite gradient"
+
+
+def check_registered(kind: str, name: str, *, registry: Registry | None = None) -> None:
+    """Build registered ``name`` of ``kind`` with defaults and injected arguments, then check its contract.
+
+    Example:
+        >>> check_registered("encoders", "convnet")
+    """
+    registry = registry or get_registry()
+    assert kind in KINDS, f"unknown kind {kind!r}; kinds: {', '.join(KINDS)}"
+    factory = registry.get(kind, name).factory
+    params = dict(getattr(factory, "contract_params", {}))
+    context = CONTEXT[kind]
+    component = factory(**params, **context)
+    if kind == "datasets":
+        check_dataset(component)
+    elif kind == "augmentations":
+        check_augmentation(component)
+    elif kind == "view_makers":
+        check_view_maker(component)
+    elif kind == "encoders":
+        check_encoder(component, in_channels=context["in_channels"])
+    elif kind == "critics":
+        check_critic(component, feature_dims=context["feature_dims"])
+    elif kind == "negative_samplers":
+        check_negative_sampler(component, embedding_dim=context["embedding_dim"])
+    elif kind == "objectives":
+        check_objective(component)
+    else:
+        check_regularizer(component)
