@@ -1,0 +1,29 @@
+"""Every recipe in examples/ loads, builds its pipeline and pushes one small batch through."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from contrastkit import Pipeline, load_config
+from contrastkit.trainer import Trainer
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.toml"))
+
+
+def test_there_are_examples() -> None:
+    assert {p.name for p in EXAMPLES} >= {"quickstart.toml", "infomin.toml"}
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_example_builds_and_runs_one_batch(path: Path) -> None:
+    small = ["data.size=64", "train.batch_size=16", "train.device='cpu'"]
+    config = load_config(path, small)
+    trainer = Trainer.from_config(config, path=str(path), print_fn=lambda _: None)
+    batch = next(iter(trainer._loader()))
+    out = trainer.pipeline(batch)
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    assert isinstance(trainer.pipeline, Pipeline)

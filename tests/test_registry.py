@@ -1,0 +1,196 @@
+"""The plugin registry: contract tests over every registered name, isolation, duplicates, unknown names."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+import contrastkit
+from contrastkit.errors import ConfigError, DuplicateNameError, PluginLoadError, PluginLoadWarning, UnknownNameError
+from contrastkit.factories import build_component
+from contrastkit.objectives.infonce import InfoNCE
+from contrastkit.registry import KINDS, Registry, get_registry
+from contrastkit.testing import check_registered
+
+REGISTERED = [(reg.kind, reg.name) for reg in get_registry().registrations()]
+
+
+@pytest.mark.parametrize(("kind", "name"), REGISTERED, ids=[f"{k}:{n}" for k, n in REGISTERED])
+def test_contract(kind: str, name: str) -> None:
+    """Every registered component — built-in or installed plugin — passes its kind's contract."""
+    torch.manual_seed(0)
+    check_registered(kind, name)
+
+
+def test_builtins_cover_every_kind() -> None:
+    info = get_registry().plugins["contrastkit"]
+    assert info.distribution == "contrastkit" and info.version == contrastkit.__version__
+    for kind in KINDS:
+        assert info.registered[kind], f"no built-in {kind}"
+
+
+GOOD = """
+import contrastkit
+from contrastkit.objectives.infonce import InfoNCE
+
+class GoodObjective(InfoNCE):
+    pass
+
+@contrastkit.hookimpl
+def register_objectives(register):
+    register("good-objective", GoodObjective)
+"""
+BROKEN_IMPORT = "raise ImportError('ck_broken needs a missing library')\n"
+BROKEN_REGISTER = """
+import contrastkit
+
+@contrastkit.hookimpl
+def register_encoders(register):
+    register("half-registered", object)
+    raise RuntimeError("boom while registering")
+"""
+TYPO_HOOK = """
+import contrastkit
+
+@contrastkit.hookimpl
+def register_objective(register):  # misspelled: no such hook
+    register("never", object)
+"""
+DUPLICATE = """
+import contrastkit
+from contrastkit.objectives.infonce import InfoNCE
+
+@contrastkit.hookimpl
+def register_objectives(register):
+    register("infonce", InfoNCE)
+"""
+
+
+def _fixture_plugins(make_distribution) -> None:  # noqa: ANN001
+    make_distribution(
+        "ck-fixture",
+        "0.3",
+        modules={
+            "ck_good": GOOD,
+            "ck_broken": BROKEN_IMPORT,
+            "ck_half": BROKEN_REGISTER,
+            "ck_typo": TYPO_HOOK,
+        },
+        entry_points={"good": "ck_good", "broken": "ck_broken", "half": "ck_half", "typo": "ck_typo"},
+    )
+
+
+def test_broken_plugins_are_isolated(make_distribution) -> None:  # noqa: ANN001
+    _fixture_plugins(make_distribution)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        registry = Registry(strict=False, disabled=())
+    messages = [str(w.message) for w in caught if issubclass(w.category, PluginLoadWarning)]
+    failed = {info.name: info for info in registry.failures}
+    assert set(failed) >= {"broken", "half", "typo"}
+    # Reported with the entry point and the distribution.
+    broken = next(m for m in messages if "'broken'" in m)
+    assert "broken = ck_broken" in broken and "ck-fixture 0.3" in broken and "ImportError" in broken
+    assert "CONTRASTKIT_DISABLE_PLUGINS=broken" in broken
+    assert "register_objective" in failed["typo"].error  # check_pending names the unknown hook
+    # The rest still works, and a half-registered plugin is rolled back.
+    assert registry.get("objectives", "good-objective").plugin.distribution == "ck-fixture"
+    assert "half-registered" not in registry.names("encoders")
+    assert "infonce" in registry.names("objectives")
+
+
+def test_strict_mode_makes_failures_fatal(make_distribution, monkeypatch) -> None:  # noqa: ANN001
+    _fixture_plugins(make_distribution)
+    monkeypatch.setenv("CONTRASTKIT_STRICT_PLUGINS", "1")
+    monkeypatch.delenv("CONTRASTKIT_DISABLE_PLUGINS", raising=False)
+    with pytest.raises(PluginLoadError, match="ck_broken"):
+        Registry()
+
+
+def test_disable_plugins_by_name(make_distribution, monkeypatch) -> None:  # noqa: ANN001
+    _fixture_plugins(make_distribution)
+    monkeypatch.setenv("CONTRASTKIT_DISABLE_PLUGINS", "broken, half,typo")
+    monkeypatch.setenv("CONTRASTKIT_STRICT_PLUGINS", "1")  # would raise if any broken one loaded
+    registry = Registry()
+    assert registry.failures == []
+    assert "good-objective" in registry.names("objectives")
+    assert "broken" not in registry.plugins
+
+
+def test_duplicate_name_names_both_plugins(make_distribution) -> None:  # noqa: ANN001
+    make_distribution("ck-dup", "1.2", modules={"ck_dup": DUPLICATE}, entry_points={"dup": "ck_dup"})
+    registry = Registry(strict=False, disabled=())
+    with pytest.raises(DuplicateNameError) as info:
+        registry.get("objectives", "infonce")
+    message = str(info.value)
+    assert "contrastkit (contrastkit" in message and "dup (ck-dup 1.2)" in message
+    assert [str(d) for d in registry.duplicates()] == [message]
+    with pytest.raises(DuplicateNameError, match="dup"):
+        Registry(strict=True, disabled=())
+
+
+def test_duplicate_within_directly_added_plugins() -> None:
+    class A:
+        @contrastkit.hookimpl
+        def register_objectives(self, register):  # noqa: ANN001
+            register("x", InfoNCE)
+
+    class B(A):
+        pass
+
+    registry = Registry(builtins=False, entry_points=False)
+    registry.add_plugin(A(), name="plugin-a")
+    registry.add_plugin(B(), name="plugin-b")
+    with pytest.raises(DuplicateNameError, match="plugin-a and plugin-b"):
+        registry.get("objectives", "x")
+
+
+def test_unknown_name_lists_close_matches() -> None:
+    with pytest.raises(UnknownNameError) as info:
+        get_registry().get("objectives", "infonec")
+    assert "did you mean 'infonce'?" in str(info.value)
+    assert "contrastkit plugins" in str(info.value)
+    with pytest.raises(ConfigError, match=r"^objective\.name: unknown objectives name 'infonec'; did you mean 'infonce'\?"):
+        build_component(get_registry(), "objectives", "infonec", table="objective")
+
+
+def test_register_rejects_bad_arguments() -> None:
+    class Bad:
+        @contrastkit.hookimpl
+        def register_critics(self, register):  # noqa: ANN001
+            register("", object)
+
+    registry = Registry(builtins=False, entry_points=False, strict=False)
+    with pytest.warns(PluginLoadWarning, match="non-empty string"):
+        registry.add_plugin(Bad(), name="bad")
+    assert registry.names("critics") == []
+
+
+def test_throwaway_plugin_used_by_pipeline() -> None:
+    """A plugin registered in a fixture registry is usable by name from a Pipeline."""
+
+    class ScaledInfoNCE(InfoNCE):
+        def __init__(self, *, scale: float = 2.0) -> None:
+            super().__init__()
+            self.scale = scale
+
+        def forward(self, logits, target):  # noqa: ANN001, ANN201
+            return self.scale * super().forward(logits, target)
+
+    class Plugin:
+        @contrastkit.hookimpl
+        def register_objectives(self, register):  # noqa: ANN001
+            register("scaled", ScaledInfoNCE)
+
+    registry = Registry(entry_points=False)
+    registry.add_plugin(Plugin(), name="scaled-plugin")
+    torch.manual_seed(0)
+    batch = {"image": torch.rand(8, 3, 16, 16), "index": torch.arange(8)}
+    kwargs = dict(encoder={"name": "convnet", "width": 4, "depth": 2}, registry=registry)
+    torch.manual_seed(0)
+    plain = contrastkit.Pipeline(objective="infonce", **kwargs).eval()
+    torch.manual_seed(0)
+    scaled = contrastkit.Pipeline(objective={"name": "scaled", "scale": 3.0}, **kwargs).eval()
+    assert torch.allclose(scaled(batch).loss, 3 * plain(batch).loss, atol=1e-5)
