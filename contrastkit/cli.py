@@ -140,7 +140,7 @@ def _dry_run(trainer) -> int:  # noqa: ANN001
 
     pipeline = trainer.pipeline.to(trainer.device)
     pipeline.train()
-    batch = next(iter(trainer._loader()))
+    batch = next(iter(trainer.make_loader()))
     output = pipeline(batch)
     output.loss.backward()
     if not torch.isfinite(output.loss):

@@ -170,7 +170,8 @@ class Trainer:
             return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
-    def _loader(self) -> torch.utils.data.DataLoader:
+    def make_loader(self) -> torch.utils.data.DataLoader:
+        """The training DataLoader: shuffled with a generator seeded by ``train.seed``, full batches only."""
         cfg = self.train_cfg
         generator = torch.Generator().manual_seed(cfg.seed)
         return torch.utils.data.DataLoader(
@@ -199,7 +200,7 @@ class Trainer:
         pipeline = self.pipeline.to(self.device)
         pipeline.train()
         optimizer = self._optimizer()
-        loader = self._loader()
+        loader = self.make_loader()
         steps_per_epoch = len(loader)
         total_steps = cfg.max_steps if cfg.max_steps is not None else steps_per_epoch * cfg.epochs
         epochs = math.ceil(total_steps / steps_per_epoch)

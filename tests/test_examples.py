@@ -22,7 +22,7 @@ def test_example_builds_and_runs_one_batch(path: Path) -> None:
     small = ["data.size=64", "train.batch_size=16", "train.device='cpu'"]
     config = load_config(path, small)
     trainer = Trainer.from_config(config, path=str(path), print_fn=lambda _: None)
-    batch = next(iter(trainer._loader()))
+    batch = next(iter(trainer.make_loader()))
     out = trainer.pipeline(batch)
     assert torch.isfinite(out.loss)
     out.loss.backward()
