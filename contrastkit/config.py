@@ -170,13 +170,9 @@ class Config:
 class _Problem(Exception):
     """A leaf structuring failure; the walker prefixes the dotted key."""
 
-    def __init__(self, problem: str, got: Any) -> None:
-        self.problem, self.got = problem, got
+    def __init__(self, problem: str, got: Any, where: str = "") -> None:
+        self.problem, self.got, self.where = problem, got, where  # where: "[1][0]" inside a list
         super().__init__(f"{problem} (got {got!r})")
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
 def _strict_int(value: Any, _: Any) -> int:
@@ -213,13 +209,19 @@ def _structure_literal(value: Any, tp: Any) -> Any:
 def _structure_sequence(value: Any, tp: Any) -> Any:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if not isinstance(value, (list, tuple)):
-        raise _Problem(f"expected a list ({_type_name(tp)})", value)
+        raise _Problem("expected a list", value)
     if origin is tuple and args and args[-1] is not Ellipsis:
         if len(args) != len(value):
-            raise _Problem(f"expected {len(args)} items", value)
-        return tuple(converter.structure(v, a) for v, a in zip(value, args))
-    item = args[0] if args else Any
-    items = [converter.structure(v, item) for v in value]
+            raise _Problem(f"expected a list of {len(args)} items", value)
+        item_types = list(args)
+    else:
+        item_types = [args[0] if args else Any] * len(value)
+    items = []
+    for i, (v, item_type) in enumerate(zip(value, item_types)):
+        try:
+            items.append(converter.structure(v, item_type))
+        except _Problem as exc:
+            raise _Problem(exc.problem, exc.got, f"[{i}]{exc.where}") from None
     return tuple(items) if origin is tuple else items
 
 
@@ -297,7 +299,7 @@ def _first_problem(exc: BaseException, path: str = "") -> str:
     if isinstance(exc, InvalidParameter):
         return _join(path, exc.parameter) + ": " + str(exc).split(": ", 1)[1]
     if isinstance(exc, _Problem):
-        return f"{path}: {exc}"
+        return f"{path}{exc.where}: {exc}"
     if isinstance(exc, KeyError):
         return f"{_join(path, str(exc.args[0]) if exc.args else None)}: required key is missing"
     return f"{path}: {exc}"
