@@ -1,7 +1,9 @@
 """The ``contrastkit`` command line, run as a real subprocess (``python -m contrastkit``).
 
-Every run uses a small dataset and encoder and runs in a temporary working directory, so nothing is
-written into the repository.
+Every run uses a small dataset and encoder and its own temporary working directory, so nothing is
+written into the repository. Each subprocess spends most of its time importing torch and the
+plugins, so the module fixture starts every command up front, two at a time, and each test waits
+for its own.
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+import attrs
 import pytest
 import torch
 
@@ -23,21 +28,77 @@ ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "examples" / "quickstart.toml"
 SMALL = ["data.size=256", "train.batch_size=32", "encoder.width=8"]
 
+BAD_RECIPES = {
+    # caught by load_config (typed tables)
+    "load-stage": ('[train]\nepochs = "ten"\n', "train.epochs: expected an integer (got 'ten')"),
+    # caught while building the pipeline (a plugin factory raises InvalidParameter)
+    "build-stage": (
+        "[data]\nsize = 64\n[encoder]\nwidth = 4\n[critic]\ntemperature = -1.0\n",
+        "critic.temperature: must be > 0 (got -1.0)",
+    ),
+}
+
 
 def sets(overrides: list[str]) -> list[str]:
     return [arg for override in overrides for arg in ("--set", override)]
 
 
-def contrastkit(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def run_contrastkit(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "contrastkit", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
-        env=env,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
         timeout=240,
     )
+
+
+@attrs.define
+class Run:
+    """One CLI invocation: its working directory, arguments and (eventually) its result."""
+
+    cwd: Path
+    args: list[str]
+    overrides: list[str] = attrs.field(factory=list)
+    future: Future[subprocess.CompletedProcess[str]] | None = None
+
+    def result(self) -> subprocess.CompletedProcess[str]:
+        assert self.future is not None
+        return self.future.result()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
+    def workdir(name: str) -> Path:
+        return tmp_path_factory.mktemp(name)
+
+    train_cwd = workdir("train")
+    train_overrides = [
+        *SMALL,
+        "train.max_steps=6",
+        "log.every_n_steps=2",
+        f"train.out_dir={json.dumps(str(train_cwd / 'run'))}",
+    ]
+    planned: dict[str, Run] = {  # longest first, so the short ones fill the other worker
+        "train": Run(train_cwd, ["train", str(QUICKSTART), *sets(train_overrides), "--quiet"], train_overrides),
+        "dry-run": Run(workdir("dry"), ["train", str(QUICKSTART), *sets(SMALL), "--dry-run"]),
+        "plugins-json": Run(workdir("pj"), ["plugins", "--json"]),
+        "plugins": Run(workdir("pt"), ["plugins"]),
+        "bad-set": Run(workdir("set"), ["train", str(QUICKSTART), "--set", "train.lr"]),
+        "version": Run(workdir("version"), ["--version"]),
+    }
+    for name, (text, _) in BAD_RECIPES.items():
+        cwd = workdir(name)
+        (cwd / "bad.toml").write_text(text)
+        planned[f"bad-{name}"] = Run(cwd, ["train", str(cwd / "bad.toml")])
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for run in planned.values():
+            run.future = pool.submit(run_contrastkit, run.args, run.cwd)
+        yield planned
+        for run in planned.values():
+            run.future.cancel()  # when tests were deselected; running ones finish before the pool closes
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
@@ -49,38 +110,27 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        # caught by load_config (typed tables)
-        ('[train]\nepochs = "ten"\n', "train.epochs: expected an integer (got 'ten')"),
-        # caught while building the pipeline (a plugin factory's InvalidParameter)
-        (
-            "[data]\nsize = 64\n[encoder]\nwidth = 4\n[critic]\ntemperature = -1.0\n",
-            "critic.temperature: must be > 0 (got -1.0)",
-        ),
-    ],
-    ids=["load-stage", "build-stage"],
-)
-def test_bad_recipe_is_one_error_line_exit_2(tmp_path: Path, text: str, expected: str) -> None:
-    recipe = tmp_path / "bad.toml"
-    recipe.write_text(text)
-    proc = contrastkit("train", str(recipe), cwd=tmp_path)
+@pytest.mark.parametrize("case", list(BAD_RECIPES))
+def test_bad_recipe_is_one_error_line_exit_2(runs: dict[str, Run], case: str) -> None:
+    run = runs[f"bad-{case}"]
+    proc = run.result()
+    recipe = run.cwd / "bad.toml"
     line = assert_one_line_error(proc)
-    assert line == f"error: {recipe}: {expected}"
+    assert line == f"error: {recipe}: {BAD_RECIPES[case][1]}"
     assert proc.stdout == ""
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]  # no run directory, no checkpoint
+    assert sorted(p.name for p in run.cwd.iterdir()) == ["bad.toml"]  # no run directory, no checkpoint
 
 
-def test_malformed_set_is_one_error_line(tmp_path: Path) -> None:
-    proc = contrastkit("train", str(QUICKSTART), "--set", "train.lr", cwd=tmp_path)
-    line = assert_one_line_error(proc)
+def test_malformed_set_is_one_error_line(runs: dict[str, Run]) -> None:
+    line = assert_one_line_error(runs["bad-set"].result())
     assert line == f"error: {QUICKSTART}: --set 'train.lr': expected KEY=VALUE, e.g. --set train.max_steps=20"
 
 
-def test_dry_run_describes_the_pipeline_and_writes_nothing(tmp_path: Path) -> None:
-    proc = contrastkit("train", str(QUICKSTART), *sets(SMALL), "--dry-run", cwd=tmp_path)
+def test_dry_run_describes_the_pipeline_and_writes_nothing(runs: dict[str, Run]) -> None:
+    run = runs["dry-run"]
+    proc = run.result()
     assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
     out = proc.stdout
     assert "colorful-moving-digits: 256 samples" in out
     assert "color-split: 2 views, channels (1, 2)" in out
@@ -94,24 +144,23 @@ def test_dry_run_describes_the_pipeline_and_writes_nothing(tmp_path: Path) -> No
     assert "regularizer  none" in out
     assert "v1 (32, 1, 32, 32), v2 (32, 2, 32, 32)" in out
     assert "dry run ok: one batch of 32" in out
-    assert "Traceback" not in proc.stderr
-    # the run directory defaults to runs/quickstart under the working directory: nothing was written
-    assert list(tmp_path.iterdir()) == []
+    # train.out_dir defaults to runs/quickstart under the working directory: nothing was written
+    assert list(run.cwd.iterdir()) == []
 
 
-def test_short_training_run_writes_tensorboard_and_a_loadable_checkpoint(tmp_path: Path) -> None:
-    out_dir = tmp_path / "run"
-    overrides = [*SMALL, "train.max_steps=6", "log.every_n_steps=2", f"train.out_dir={json.dumps(str(out_dir))}"]
-    proc = contrastkit("train", str(QUICKSTART), *sets(overrides), "--quiet", cwd=tmp_path)
+def test_short_training_run_writes_tensorboard_and_a_loadable_checkpoint(runs: dict[str, Run]) -> None:
+    run = runs["train"]
+    proc = run.result()
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
+    out_dir = run.cwd / "run"
     tb_dir = out_dir / "tensorboard"
     checkpoint = out_dir / "checkpoints" / "final.pt"
     assert f"TensorBoard logs: {tb_dir}" in proc.stdout
     assert f"Checkpoint: {checkpoint}" in proc.stdout
     assert "trained 6 steps" in proc.stdout
     assert "I_NCE lower bound v1-v2:" in proc.stdout
-    assert not (tmp_path / "runs").exists()  # train.out_dir was honoured
+    assert sorted(p.name for p in run.cwd.iterdir()) == ["run"]  # train.out_dir was honoured
 
     # TensorBoard scalars, logged every 2 steps
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -129,15 +178,15 @@ def test_short_training_run_writes_tensorboard_and_a_loadable_checkpoint(tmp_pat
     payload = torch.load(checkpoint, map_location="cpu", weights_only=True)
     assert payload["step"] == 6
     assert payload["config"]["train"]["max_steps"] == 6
-    fresh = Pipeline.from_config(load_config(QUICKSTART, overrides), path=str(QUICKSTART))
+    fresh = Pipeline.from_config(load_config(QUICKSTART, run.overrides), path=str(QUICKSTART))
     result = fresh.load_state_dict(payload["model"], strict=True)
     assert not result.missing_keys and not result.unexpected_keys
-    first = next(iter(payload["model"]))
-    assert torch.equal(fresh.state_dict()[first].cpu(), payload["model"][first].cpu())
+    for key, value in payload["model"].items():
+        assert torch.equal(fresh.state_dict()[key].cpu(), value.cpu()), key
 
 
-def test_plugins_json_lists_every_kind(tmp_path: Path) -> None:
-    proc = contrastkit("plugins", "--json", cwd=tmp_path)
+def test_plugins_json_lists_every_kind(runs: dict[str, Run]) -> None:
+    proc = runs["plugins-json"].result()
     assert proc.returncode == 0, proc.stderr
     plugins = json.loads(proc.stdout)
     assert isinstance(plugins, list)
@@ -164,16 +213,15 @@ def test_plugins_json_lists_every_kind(tmp_path: Path) -> None:
     assert "in-batch" in core["negative_samplers"]
 
 
-def test_plugins_table(tmp_path: Path) -> None:
-    proc = contrastkit("plugins", cwd=tmp_path)
+def test_plugins_table(runs: dict[str, Run]) -> None:
+    proc = runs["plugins"].result()
     assert proc.returncode == 0, proc.stderr
     assert "color-split" in proc.stdout
     assert "contrastkit" in proc.stdout
     assert "view_makers" in proc.stdout
 
 
-def test_version(tmp_path: Path) -> None:
-    proc = contrastkit("--version", cwd=tmp_path)
+def test_version(runs: dict[str, Run]) -> None:
+    proc = runs["version"].result()
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"contrastkit {__version__}"
-

@@ -146,7 +146,13 @@ class SobelViews(nn.Module):
         return (1 if self.first == "gray" else 3, 1 if self.edges == "magnitude" else 2)
 
     def intensity_view(self, images: Tensor) -> Tensor:
-        """View 1 of (already augmented) images ``[B, 3, H, W]``: ``[B, C_1, H, W]``, normalised."""
+        """View 1 of (already augmented) images ``[B, 3, H, W]``: ``[B, C_1, H, W]``, normalised.
+
+        Example:
+            >>> import torch
+            >>> SobelViews(first="gray").intensity_view(torch.ones(1, 3, 2, 2)).flatten().tolist()  # white
+            [1.0, 1.0, 1.0, 1.0]
+        """
         if self.first == "rgb":
             if images.ndim != 4 or images.shape[1] != 3:
                 raise ShapeError(f"views.sobel: first = 'rgb' needs RGB images [B, 3, H, W], got {tuple(images.shape)}")
@@ -160,7 +166,14 @@ class SobelViews(nn.Module):
         return view
 
     def edge_view(self, images: Tensor) -> Tensor:
-        """View 2 of (already augmented) images ``[B, 3, H, W]``: ``[B, C_2, H, W]``, normalised."""
+        """View 2 of (already augmented) images ``[B, 3, H, W]``: ``[B, C_2, H, W]``, normalised.
+
+        Example:
+            >>> import torch
+            >>> edges = SobelViews(edges="xy").edge_view(torch.rand(2, 3, 8, 8))
+            >>> edges.shape, bool(edges.abs().max() <= 1)
+            (torch.Size([2, 2, 8, 8]), True)
+        """
         edge_map = sobel_edges(luminance(images), self.edges)
         if self.normalize == "fixed":
             scale = _MAX_GRADIENT if self.edges == "xy" else _MAX_GRADIENT * 2**0.5
