@@ -49,7 +49,8 @@ def run_contrastkit(args: list[str], cwd: Path) -> subprocess.CompletedProcess[s
         capture_output=True,
         text=True,
         cwd=cwd,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # two runs share the cores: one intra-op thread each avoids oversubscription
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"},
         timeout=240,
     )
 
@@ -98,7 +99,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
             run.future = pool.submit(run_contrastkit, run.args, run.cwd)
         yield planned
         for run in planned.values():
-            run.future.cancel()  # when tests were deselected; running ones finish before the pool closes
+            if run.future is not None:  # deselected tests: drop queued runs; running ones finish first
+                run.future.cancel()
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
