@@ -19,6 +19,9 @@ from contrastkit.objectives.infonce import InfoNCE
 from contrastkit.regularizers.relic import RelicKL
 from contrastkit.views.color_split import ColorSplitViews
 
+# The hook implementations below are found by pluggy, not imported by users.
+__all__: list[str] = []
+
 
 @hookimpl
 def register_datasets(register: Register) -> None:

@@ -154,7 +154,12 @@ def _dry_run(trainer) -> int:  # noqa: ANN001
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 ok, 2 a contrastkit error)."""
+    """Run the command line; returns the exit status (0 ok, 2 a contrastkit error).
+
+    Example:
+        >>> main(["train", "no-such-recipe.toml"])
+        2
+    """
     args = build_parser().parse_args(argv)
     try:
         if args.command == "plugins":

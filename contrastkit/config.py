@@ -29,6 +29,7 @@ import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 
 from contrastkit.errors import ConfigError, InvalidParameter, close_matches
+from contrastkit.registry import SLOTS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -326,10 +327,21 @@ def config_from_dict(raw: Mapping[str, Any], *, path: str | None = None) -> Conf
     """Build a :class:`Config` from plain data (a parsed TOML document).
 
     ``path`` is only used to prefix messages and to default ``train.out_dir`` to ``runs/<stem>``.
+
+    Example:
+        >>> config_from_dict({"train": {"epochs": 2}}, path="exp/a.toml").train.out_dir
+        'runs/a'
+        >>> config_from_dict({"train": 3})
+        Traceback (most recent call last):
+        ...
+        contrastkit.errors.ConfigError: train: expected a table [train] (got 3)
     """
     raw = dict(raw)
     for field in attrs.fields(Config):
         table = raw.get(field.name)
+        shorthand = field.name in SLOTS and isinstance(table, str)  # views = "color-split"
+        if field.name in raw and not isinstance(table, Mapping) and not shorthand:
+            raise ConfigError(f"{field.name}: expected a table [{field.name}] (got {table!r})", path=path)
         # A plugin table without ``name`` keeps the slot's default plugin: [critic] temperature = 0.2
         if isinstance(field.default, PluginTable) and isinstance(table, Mapping) and "name" not in table:
             raw[field.name] = {"name": field.default.name, **table}

@@ -151,7 +151,16 @@ class PluginLoadError(ContrastkitError):
 
 
 class PluginLoadWarning(UserWarning):
-    """Issued, once per broken plugin, when a plugin fails to load and the rest carry on."""
+    """Issued, once per broken plugin, when a plugin fails to load and the rest carry on.
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     warnings.warn("plugin 'x' failed to load", PluginLoadWarning)
+        >>> caught[0].category.__name__
+        'PluginLoadWarning'
+    """
 
 
 class ShapeError(ContrastkitError, ValueError):

@@ -24,7 +24,12 @@ __all__ = ["KnnResult", "collect_features", "knn_predict", "knn_probe"]
 
 @attrs.frozen
 class KnnResult:
-    """Outcome of :func:`knn_probe`: ``metric`` is ``accuracy`` (%) or ``mean_error`` (label units)."""
+    """Outcome of :func:`knn_probe`: ``metric`` is ``accuracy`` (%) or ``mean_error`` (label units).
+
+    Example:
+        >>> print(KnnResult(label="digit", k=20, metric="accuracy", value=91.5))
+        kNN (k=20) digit accuracy on test: 91.50%
+    """
 
     label: str
     k: int
@@ -39,7 +44,16 @@ class KnnResult:
 @torch.no_grad()
 def collect_features(pipeline: torch.nn.Module, dataset: torch.utils.data.Dataset, label: str, *,
                      batch_size: int, max_samples: int) -> tuple[Tensor, Tensor]:
-    """Features ``[N, sum F]`` (normalised, on the pipeline's device) and labels of the first ``max_samples``."""
+    """Features ``[N, sum F]`` (normalised, on the pipeline's device) and labels of the first ``max_samples``.
+
+    Example:
+        >>> from contrastkit import Pipeline
+        >>> from contrastkit.datasets.colorful_moving_digits import ColorfulMovingDigits
+        >>> pipe = Pipeline(encoder={"name": "convnet", "width": 4, "depth": 2}).eval()
+        >>> x, y = collect_features(pipe, ColorfulMovingDigits(size=10), "digit", batch_size=4, max_samples=6)
+        >>> tuple(x.shape), tuple(y.shape)
+        ((6, 16), (6,))
+    """
     n = min(len(dataset), max_samples)
     subset = torch.utils.data.Subset(dataset, range(n))
     loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False)
@@ -56,6 +70,12 @@ def knn_predict(train_x: Tensor, train_y: Tensor, test_x: Tensor, *, k: int, tem
 
     Class labels (integer dtype): vote weighted by ``exp(similarity / temperature)``.
     Continuous labels: mean of the neighbours' labels.
+
+    Example:
+        >>> import torch
+        >>> x = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]]), dim=1)
+        >>> knn_predict(x, torch.tensor([[0.0], [2.0], [10.0]]), x[:1], k=2).tolist()
+        [[1.0]]
     """
     k = min(k, train_x.shape[0])
     classification = not torch.is_floating_point(train_y)
@@ -75,7 +95,17 @@ def knn_predict(train_x: Tensor, train_y: Tensor, test_x: Tensor, *, k: int, tem
 
 def knn_probe(pipeline: torch.nn.Module, train_set: torch.utils.data.Dataset, test_set: torch.utils.data.Dataset,
               *, label: str, k: int, batch_size: int = 256, max_samples: int = 2000) -> KnnResult:
-    """Fit-free kNN evaluation of ``pipeline``'s features on ``label``; restores the training mode."""
+    """Fit-free kNN evaluation of ``pipeline``'s features on ``label``; restores the training mode.
+
+    Example:
+        >>> from contrastkit import Pipeline
+        >>> from contrastkit.datasets.colorful_moving_digits import ColorfulMovingDigits
+        >>> pipe = Pipeline(encoder={"name": "convnet", "width": 4, "depth": 2})
+        >>> result = knn_probe(pipe, ColorfulMovingDigits(size=40), ColorfulMovingDigits(split="test", size=20),
+        ...                    label="background", k=5)
+        >>> result.metric, 0 <= result.value <= 100, pipe.training
+        ('accuracy', True, True)
+    """
     was_training = pipeline.training
     pipeline.eval()
     try:

@@ -80,7 +80,14 @@ def validate_params(
     table: str,
     injected: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """Check ``params`` against ``factory``'s signature; return the keyword arguments to call it with."""
+    """Check ``params`` against ``factory``'s signature; return the keyword arguments to call it with.
+
+    Example:
+        >>> from contrastkit.encoders.convnet import ConvNetEncoder
+        >>> validate_params(ConvNetEncoder, {"width": 8}, kind="encoders", name="convnet",
+        ...                 table="encoder", injected={"in_channels": 3})
+        {'width': 8, 'in_channels': 3}
+    """
     parameters = factory_parameters(factory)
     open_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     settable = [n for n in parameters if n not in INJECTED[kind]]
@@ -121,6 +128,11 @@ def build_component(
     """Build ``spec`` (a name, a dict with ``name``, a :class:`PluginTable` or an instance) as ``kind``.
 
     An instance is returned as is. The built object gets ``registered_name`` so messages can name it.
+
+    Example:
+        >>> from contrastkit.registry import get_registry
+        >>> build_component(get_registry(), "objectives", "infonce", table="objective").registered_name
+        'infonce'
     """
     injected = dict(injected or {})
     split = split_spec(spec, table)

@@ -41,6 +41,12 @@ class Register(Protocol):
     """The ``register`` callable every hook receives: ``register(name, factory)``.
 
     ``name`` is lower-case, e.g. ``"color-split"``; ``factory(**table) -> component``.
+
+    Example:
+        >>> registered = {}
+        >>> register: Register = lambda name, factory: registered.update({name: factory})
+        >>> register("identity", dict); sorted(registered)
+        ['identity']
     """
 
     def __call__(self, name: str, factory: Callable[..., Any]) -> None: ...

@@ -53,6 +53,12 @@ class PipelineOutput:
     ``loss`` is the scalar to minimise; ``metrics`` maps names (``loss/v1-v2``,
     ``mi_lower_bound/v1-v2``, ...) to detached scalar tensors; ``views`` and ``embeddings`` are the
     step's intermediate tensors (for logging and probes).
+
+    Example:
+        >>> import torch
+        >>> out = PipelineOutput(loss=torch.tensor(1.0), metrics={}, views=[], embeddings=[])
+        >>> float(out.loss)
+        1.0
     """
 
     loss: Tensor

@@ -120,7 +120,13 @@ class PluginInfo:
 
 @attrs.frozen
 class Registration:
-    """A factory registered under ``name`` for ``kind`` by ``plugin``."""
+    """A factory registered under ``name`` for ``kind`` by ``plugin``.
+
+    Example:
+        >>> reg = get_registry().get("critics", "cosine")
+        >>> reg.kind, reg.name, reg.factory.__name__
+        ('critics', 'cosine', 'CosineCritic')
+    """
 
     kind: str
     name: str
@@ -236,12 +242,18 @@ class Registry:
             pm.unregister(plugin)
             self._fail(info, exc)
             return
+        if self.strict:  # check before committing anything, so a caught error leaves no half-plugin
+            seen: set[tuple[str, str]] = set()
+            for reg in staged:
+                earlier = self._table[reg.kind].get(reg.name, [])
+                if earlier or (reg.kind, reg.name) in seen:
+                    pm.unregister(plugin)
+                    labels = [r.plugin.label for r in earlier] or [info.label]
+                    raise DuplicateNameError(reg.kind, reg.name, [*labels, info.label])
+                seen.add((reg.kind, reg.name))
         for reg in staged:
-            existing = self._table[reg.kind].setdefault(reg.name, [])
-            existing.append(reg)
+            self._table[reg.kind].setdefault(reg.name, []).append(reg)
             info.registered[reg.kind].append(reg.name)
-            if len(existing) > 1 and self.strict:
-                raise DuplicateNameError(reg.kind, reg.name, [r.plugin.label for r in existing])
         self.plugins[info.name] = info
 
     def _fail(self, info: PluginInfo, exc: BaseException) -> None:

@@ -78,6 +78,7 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
             torch.save(payload, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; checkpoints are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -85,13 +86,28 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True`` (no arbitrary code runs)."""
+    """Load a checkpoint with ``weights_only=True`` (no arbitrary code runs).
+
+    Example:
+        >>> import tempfile, pathlib, torch
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "c.pt"
+        >>> save_checkpoint(p, {"model": {"w": torch.ones(2)}})
+        >>> load_checkpoint(p)["model"]["w"].tolist()
+        [1.0, 1.0]
+    """
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
 @attrs.frozen
 class TrainResult:
-    """What :meth:`Trainer.fit` returns."""
+    """What :meth:`Trainer.fit` returns (see the module example).
+
+    Example:
+        >>> from pathlib import Path
+        >>> TrainResult(steps=1, seconds=1.0, images_per_second=8.0, final_metrics={}, checkpoint=Path("c.pt"),
+        ...             tensorboard_dir=None, knn=[]).steps
+        1
+    """
 
     steps: int
     seconds: float
@@ -106,6 +122,13 @@ class Trainer:
     """Trains a :class:`Pipeline` with the ``[train]``, ``[eval]`` and ``[log]`` settings.
 
     ``print_fn`` receives the human-readable lines (the CLI prints them; tests may collect them).
+    ``from_config`` seeds torch with ``train.seed`` before building, so initial weights are reproducible.
+
+    Example:
+        >>> from contrastkit.config import config_from_dict
+        >>> cfg = config_from_dict({"data": {"size": 32}, "train": {"batch_size": 8, "device": "cpu"}})
+        >>> Trainer.from_config(cfg).device
+        device(type='cpu')
     """
 
     def __init__(
@@ -133,6 +156,7 @@ class Trainer:
     @classmethod
     def from_config(cls, config: Config, *, path: str | None = None, print_fn: Callable[[str], None] = print) -> Trainer:
         """Build the pipeline and trainer of a recipe (every check runs here, before training)."""
+        torch.manual_seed(config.train.seed)  # initial weights follow train.seed
         pipeline = Pipeline.from_config(config, path=path)
         try:
             return cls(pipeline, train=config.train, eval=config.eval, log=config.log, config=config, print_fn=print_fn)
@@ -151,7 +175,7 @@ class Trainer:
             if label not in keys:
                 matches = close_matches(label, keys)
                 hint = f"did you mean {matches[0]!r}?" if matches else f"labels: {', '.join(keys) or 'none'}"
-                raise ConfigError(f"eval.labels: the dataset has no label {label!r}; {hint}")
+                raise ConfigError(f"eval.labels: the dataset has no label {label!r}; {hint} (got {label!r})")
 
     @property
     def eval_labels(self) -> tuple[str, ...]:

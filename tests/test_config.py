@@ -47,7 +47,7 @@ CASES = [
     (
         "train-table-is-not-a-table",
         "train = 3\n",
-        "train: expected a table (got 3)",
+        "train: expected a table [train] (got 3)",
     ),
     (
         "wrong-type-string-for-int",
@@ -122,7 +122,7 @@ CASES = [
     (
         "plugin-slot-not-a-table",
         "views = 3\n",
-        'views: expected a table with a name, e.g. {name = "..."} (got 3)',
+        "views: expected a table [views] (got 3)",
     ),
     # -- Pipeline.from_config: plugin names and parameters -----------------------------------
     (
@@ -200,7 +200,7 @@ CASES = [
     (
         "eval-label-not-in-dataset",
         SMALL + '[train]\nbatch_size = 16\ndevice = "cpu"\n[eval]\nlabels = ["digt"]\n',
-        "eval.labels: the dataset has no label 'digt'; did you mean 'digit'?",
+        "eval.labels: the dataset has no label 'digt'; did you mean 'digit'? (got 'digt')",
     ),
     pytest.param(
         "cuda-requested-without-cuda",

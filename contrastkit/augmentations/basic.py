@@ -30,6 +30,9 @@ class NoAugmentation(nn.Module):
         True
     """
 
+    def __init__(self) -> None:  # explicit: the recipe table takes no parameters
+        super().__init__()
+
     def forward(self, images: Tensor) -> Tensor:
         return images
 
