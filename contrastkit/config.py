@@ -379,6 +379,8 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[str]) -> dict[st
         node = result
         for depth, part in enumerate(parents):
             child = node.setdefault(part, {})
+            if depth == 0 and part in SLOTS and isinstance(child, str):
+                child = {"name": child}  # shorthand views = "color-split" still takes --set views.space=...
             if not isinstance(child, dict):
                 where = ".".join(parents[: depth + 1])
                 raise ConfigError(f"--set {override!r}: {where} is a value, not a table")

@@ -14,6 +14,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import attrs
 import torch
 import torch.nn.functional as F
@@ -42,26 +44,28 @@ class KnnResult:
 
 
 @torch.no_grad()
-def collect_features(pipeline: torch.nn.Module, dataset: torch.utils.data.Dataset, label: str, *,
-                     batch_size: int, max_samples: int) -> tuple[Tensor, Tensor]:
-    """Features ``[N, sum F]`` (normalised, on the pipeline's device) and labels of the first ``max_samples``.
+def collect_features(pipeline: torch.nn.Module, dataset: torch.utils.data.Dataset, labels: Sequence[str], *,
+                     batch_size: int, max_samples: int) -> tuple[Tensor, dict[str, Tensor]]:
+    """Features ``[N, sum F]`` (normalised, on the pipeline's device) and the ``labels`` of the first ``max_samples``.
 
     Example:
         >>> from contrastkit import Pipeline
         >>> from contrastkit.datasets.colorful_moving_digits import ColorfulMovingDigits
         >>> pipe = Pipeline(encoder={"name": "convnet", "width": 4, "depth": 2}).eval()
-        >>> x, y = collect_features(pipe, ColorfulMovingDigits(size=10), "digit", batch_size=4, max_samples=6)
-        >>> tuple(x.shape), tuple(y.shape)
+        >>> x, y = collect_features(pipe, ColorfulMovingDigits(size=10), ["digit"], batch_size=4, max_samples=6)
+        >>> tuple(x.shape), tuple(y["digit"].shape)
         ((6, 16), (6,))
     """
     n = min(len(dataset), max_samples)
     subset = torch.utils.data.Subset(dataset, range(n))
     loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False)
-    feats, labels = [], []
+    feats: list[Tensor] = []
+    values: dict[str, list[Tensor]] = {label: [] for label in labels}
     for batch in loader:
         feats.append(F.normalize(pipeline.features(batch), dim=1))
-        labels.append(batch[label].to(feats[-1].device))
-    return torch.cat(feats), torch.cat(labels)
+        for label in labels:
+            values[label].append(batch[label].to(feats[-1].device))
+    return torch.cat(feats), {label: torch.cat(v) for label, v in values.items()}
 
 
 def knn_predict(train_x: Tensor, train_y: Tensor, test_x: Tensor, *, k: int, temperature: float = 0.07,
@@ -94,28 +98,35 @@ def knn_predict(train_x: Tensor, train_y: Tensor, test_x: Tensor, *, k: int, tem
 
 
 def knn_probe(pipeline: torch.nn.Module, train_set: torch.utils.data.Dataset, test_set: torch.utils.data.Dataset,
-              *, label: str, k: int, batch_size: int = 256, max_samples: int = 2000) -> KnnResult:
-    """Fit-free kNN evaluation of ``pipeline``'s features on ``label``; restores the training mode.
+              *, labels: Sequence[str], k: int, batch_size: int = 256, max_samples: int = 2000) -> list[KnnResult]:
+    """kNN evaluation of ``pipeline``'s features for each of ``labels`` (features extracted once).
+
+    Restores the pipeline's training mode afterwards.
 
     Example:
         >>> from contrastkit import Pipeline
         >>> from contrastkit.datasets.colorful_moving_digits import ColorfulMovingDigits
         >>> pipe = Pipeline(encoder={"name": "convnet", "width": 4, "depth": 2})
-        >>> result = knn_probe(pipe, ColorfulMovingDigits(size=40), ColorfulMovingDigits(split="test", size=20),
-        ...                    label="background", k=5)
-        >>> result.metric, 0 <= result.value <= 100, pipe.training
-        ('accuracy', True, True)
+        >>> results = knn_probe(pipe, ColorfulMovingDigits(size=40), ColorfulMovingDigits(split="test", size=20),
+        ...                     labels=["background", "position"], k=5)
+        >>> [r.metric for r in results], pipe.training
+        (['accuracy', 'mean_error'], True)
     """
     was_training = pipeline.training
     pipeline.eval()
     try:
-        train_x, train_y = collect_features(pipeline, train_set, label, batch_size=batch_size, max_samples=max_samples)
-        test_x, test_y = collect_features(pipeline, test_set, label, batch_size=batch_size, max_samples=max_samples)
+        train_x, train_y = collect_features(pipeline, train_set, labels, batch_size=batch_size, max_samples=max_samples)
+        test_x, test_y = collect_features(pipeline, test_set, labels, batch_size=batch_size, max_samples=max_samples)
     finally:
         pipeline.train(was_training)
-    pred = knn_predict(train_x, train_y, test_x, k=k)
-    if torch.is_floating_point(test_y):
-        error = (pred - test_y.float()).reshape(len(test_y), -1).norm(dim=1).mean()
-        return KnnResult(label=label, k=k, metric="mean_error", value=float(error))
-    accuracy = (pred == test_y).float().mean() * 100
-    return KnnResult(label=label, k=k, metric="accuracy", value=float(accuracy))
+    results = []
+    for label in labels:
+        truth = test_y[label]
+        pred = knn_predict(train_x, train_y[label], test_x, k=k)
+        if torch.is_floating_point(truth):
+            error = (pred - truth.float()).reshape(len(truth), -1).norm(dim=1).mean()
+            results.append(KnnResult(label=label, k=k, metric="mean_error", value=float(error)))
+        else:
+            accuracy = (pred == truth).float().mean() * 100
+            results.append(KnnResult(label=label, k=k, metric="accuracy", value=float(accuracy)))
+    return results

@@ -289,19 +289,17 @@ class Trainer:
         )
         knn: list[KnnResult] = []
         if self.eval_labels:
-            test_set = pipeline.build_dataset("test")
-            for label in self.eval_labels:
-                result = knn_probe(
-                    pipeline,
-                    pipeline.dataset,
-                    test_set,
-                    label=label,
-                    k=self.eval_cfg.knn_k,
-                    batch_size=cfg.batch_size,
-                    max_samples=self.eval_cfg.max_samples,
-                )
-                knn.append(result)
-                if writer is not None:
+            knn = knn_probe(
+                pipeline,
+                pipeline.dataset,
+                pipeline.build_dataset("test"),
+                labels=self.eval_labels,
+                k=self.eval_cfg.knn_k,
+                batch_size=cfg.batch_size,
+                max_samples=self.eval_cfg.max_samples,
+            )
+            if writer is not None:
+                for result in knn:
                     writer.add_scalar(f"knn/{result.label}_{result.metric}", result.value, step)
         if writer is not None:
             writer.close()

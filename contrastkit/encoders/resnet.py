@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import torchvision
 from torch import Tensor, nn
 
 __all__ = ["ResNet18Encoder"]
@@ -29,6 +28,8 @@ class ResNet18Encoder(nn.Module):
 
     def __init__(self, *, in_channels: int, cifar_stem: bool = False) -> None:
         super().__init__()
+        import torchvision  # imported here: it adds seconds to every CLI start-up otherwise
+
         net = torchvision.models.resnet18(weights=None)
         if cifar_stem:
             net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
