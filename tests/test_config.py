@@ -447,3 +447,12 @@ def test_config_from_dict_without_path_has_no_prefix() -> None:
         config_from_dict({"train": {"momentum": -0.5}})
     assert str(info.value) == "train.momentum: must be in [0, 1) (got -0.5)"
     assert info.value.path is None
+
+
+def test_set_extends_a_shorthand_slot(tmp_path) -> None:  # noqa: ANN001
+    from contrastkit.config import load_config as _load
+
+    path = tmp_path / "short.toml"
+    path.write_text('views = "color-split"\n')
+    config = _load(path, ["views.space=ydbdr"])
+    assert config.views.name == "color-split" and dict(config.views.params) == {"space": "ydbdr"}
