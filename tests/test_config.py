@@ -259,26 +259,20 @@ def test_invalid_toml_syntax(tmp_path: Path) -> None:
     assert "line 1" in text  # tomllib says where
 
 
-def test_invalid_toml_value(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("source", "line"),
+    [("[train]\nlr = 0.1.2\n", "line 2"), ("[train]\nlr = 0.1\n[train]\nlr = 0.2\n", "line 3")],
+    ids=["bad-value", "duplicate-table"],
+)
+def test_invalid_toml_names_the_line(tmp_path: Path, source: str, line: str) -> None:
     path = tmp_path / "broken.toml"
-    path.write_text("[train]\nlr = 0.1.2\n")
+    path.write_text(source)
     with pytest.raises(ConfigError) as info:
         load_config(path)
     text = str(info.value)
     assert "\n" not in text
     assert text.startswith(f"{path}: invalid TOML: ")
-    assert "line 2" in text
-
-
-def test_duplicate_table_is_invalid_toml(tmp_path: Path) -> None:
-    path = tmp_path / "twice.toml"
-    path.write_text("[train]\nlr = 0.1\n[train]\nlr = 0.2\n")
-    with pytest.raises(ConfigError) as info:
-        load_config(path)
-    text = str(info.value)
-    assert "\n" not in text
-    assert text.startswith(f"{path}: invalid TOML: ")
-    assert "line 3" in text
+    assert line in text
 
 
 def test_file_that_is_not_utf8(tmp_path: Path) -> None:
