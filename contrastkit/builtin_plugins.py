@@ -3,20 +3,30 @@
 Example:
     >>> from contrastkit.registry import Registry
     >>> Registry(builtins=True, entry_points=False).names("view_makers")
-    ['color-split']
+    ['augmented-copies', 'color-split']
 """
 
 from __future__ import annotations
 
+from contrastkit.augmentations.albumentations_recipes import AlbumentationsAugmentation
 from contrastkit.augmentations.basic import CropFlip, NoAugmentation
+from contrastkit.augmentations.infomin import InfoMinAugmentation
+from contrastkit.augmentations.simclr import SimCLRAugmentation
 from contrastkit.critics.cosine import CosineCritic
+from contrastkit.datasets.cifar10 import CIFAR10Dataset
 from contrastkit.datasets.colorful_moving_digits import ColorfulMovingDigits
+from contrastkit.datasets.image_folder import ImageFolderDataset
+from contrastkit.datasets.paired_folder import PairedFolderDataset
+from contrastkit.datasets.stl10 import STL10Dataset
+from contrastkit.datasets.video_frames import VideoFramesDataset
 from contrastkit.encoders.convnet import ConvNetEncoder
-from contrastkit.encoders.resnet import ResNet18Encoder
+from contrastkit.encoders.resnet import ResNet18Encoder, ResNet50Encoder
+from contrastkit.encoders.torchvision_arch import TorchvisionEncoder
 from contrastkit.hookspecs import Register, hookimpl
 from contrastkit.negatives.in_batch import InBatchNegatives
 from contrastkit.objectives.infonce import InfoNCE
 from contrastkit.regularizers.relic import RelicKL
+from contrastkit.views.augmented_copies import AugmentedCopies
 from contrastkit.views.color_split import ColorSplitViews
 
 # The hook implementations below are found by pluggy, not imported by users.
@@ -26,23 +36,34 @@ __all__: list[str] = []
 @hookimpl
 def register_datasets(register: Register) -> None:
     register("colorful-moving-digits", ColorfulMovingDigits)
+    register("image-folder", ImageFolderDataset)
+    register("paired-folder", PairedFolderDataset)
+    register("video-frames", VideoFramesDataset)
+    register("cifar10", CIFAR10Dataset)
+    register("stl10", STL10Dataset)
 
 
 @hookimpl
 def register_augmentations(register: Register) -> None:
     register("none", NoAugmentation)
     register("crop-flip", CropFlip)
+    register("simclr", SimCLRAugmentation)
+    register("infomin", InfoMinAugmentation)
+    register("albumentations", AlbumentationsAugmentation)
 
 
 @hookimpl
 def register_view_makers(register: Register) -> None:
     register("color-split", ColorSplitViews)
+    register("augmented-copies", AugmentedCopies)
 
 
 @hookimpl
 def register_encoders(register: Register) -> None:
     register("convnet", ConvNetEncoder)
     register("resnet18", ResNet18Encoder)
+    register("resnet50", ResNet50Encoder)
+    register("torchvision", TorchvisionEncoder)
 
 
 @hookimpl

@@ -2,7 +2,9 @@
 
 Commands::
 
-    contrastkit train CONFIG [--set table.key=value ...] [--dry-run] [--quiet]
+    contrastkit train CONFIG [--set table.key=value ...] [--dry-run] [--quiet] [--resume]
+    contrastkit eval CONFIG [--checkpoint PATH | --random-init] [--set table.key=value ...] [--json]
+    contrastkit export CHECKPOINT --out encoder.safetensors
     contrastkit plugins [--json]
 
 Any :class:`~contrastkit.errors.ContrastkitError` is printed as one line (``error: ...``) on stderr
@@ -21,6 +23,7 @@ import json
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 from contrastkit import __version__
 from contrastkit.errors import ContrastkitError, PluginLoadWarning
@@ -55,6 +58,50 @@ def build_parser() -> argparse.ArgumentParser:
         help="build everything, push one batch through, print the pipeline and exit",
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar (for CI logs)")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the latest checkpoint in train.out_dir (same recipe)",
+    )
+
+    evaluate = sub.add_parser(
+        "eval",
+        help="linear and kNN probes of a trained checkpoint",
+        description="Linear probe and kNN probe of a checkpoint's frozen encoders, on every label of the "
+        "recipe's dataset (or eval.labels): top-1 accuracy (in %) for classes, mean error in pixels for positions.",
+    )
+    evaluate.add_argument("config", metavar="CONFIG", help="the TOML recipe the checkpoint was trained with")
+    which = evaluate.add_mutually_exclusive_group()
+    which.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="checkpoint to evaluate (default: the latest in train.out_dir/checkpoints/)",
+    )
+    which.add_argument(
+        "--random-init",
+        action="store_true",
+        help="evaluate freshly initialised encoders (seeded by train.seed): the random-encoder baseline",
+    )
+    evaluate.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe key, value parsed as TOML (repeatable): --set train.device=cpu",
+    )
+    evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    export = sub.add_parser(
+        "export",
+        help="write a checkpoint's encoders to safetensors",
+        description="Write a checkpoint's encoders to a safetensors file, with the recipe as metadata; "
+        "load them with contrastkit.export.load_encoder.",
+    )
+    export.add_argument(
+        "checkpoint", metavar="CHECKPOINT", help="a training checkpoint, e.g. runs/x/checkpoints/final.pt"
+    )
+    export.add_argument("--out", required=True, metavar="PATH", help="the file to write, e.g. encoder.safetensors")
 
     plugins = sub.add_parser("plugins", help="list installed plugins and what they register")
     plugins.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
@@ -118,7 +165,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(trainer)
     print(f"training {args.config} on {trainer.device} -> {trainer.out_dir}")
-    result = trainer.fit()
+    result = trainer.fit(resume=args.resume)
     loss = result.final_metrics.get("loss", float("nan"))
     print(
         f"trained {result.steps} steps in {result.seconds:.1f} s "
@@ -153,6 +200,99 @@ def _dry_run(trainer) -> int:  # noqa: ANN001
     return 0
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from contrastkit.config import load_config
+    from contrastkit.errors import ConfigError, close_matches
+    from contrastkit.evaluation import evaluate
+    from contrastkit.checkpoint import CheckpointDir
+    from contrastkit.export import read_checkpoint
+    from contrastkit.pipeline import Pipeline
+    from contrastkit.trainer import select_device
+
+    _load_registry_reporting_warnings()
+    config = load_config(args.config, args.overrides)
+    payload = None
+    checkpoint = None
+    if not args.random_init:  # read the checkpoint before the (slower) dataset is built
+        folder = Path(config.train.out_dir or "runs/default") / "checkpoints"
+        checkpoint = Path(args.checkpoint) if args.checkpoint else CheckpointDir(folder).latest()
+        payload = read_checkpoint(checkpoint if checkpoint is not None else folder)
+    device = select_device(config.train.device)
+    torch.manual_seed(config.train.seed)  # --random-init: the weights training would have started from
+    pipeline = Pipeline.from_config(config, path=args.config)
+    if payload is not None:
+        try:
+            pipeline.load_state_dict(payload["model"], strict=True)
+        except RuntimeError as exc:
+            detail = " ".join(line.strip() for line in str(exc).splitlines()[1:3]) or str(exc)
+            raise ContrastkitError(
+                f"{checkpoint}: the weights do not fit {args.config}'s pipeline; pass the recipe it was trained "
+                f"with ({detail})"
+            ) from None
+    pipeline.to(device)
+
+    keys = tuple(getattr(pipeline.dataset, "label_keys", ()))
+    labels = tuple(config.eval.labels) if config.eval.labels is not None else keys
+    for label in labels:
+        if label not in keys:
+            matches = close_matches(label, keys)
+            hint = f"did you mean {matches[0]!r}?" if matches else f"labels: {', '.join(keys) or 'none'}"
+            message = f"eval.labels: the dataset has no label {label!r}; {hint} (got {label!r})"
+            raise ConfigError(message, path=args.config)
+    if not labels:
+        raise ConfigError("data: the dataset declares no label_keys; there is nothing to evaluate", path=args.config)
+
+    results = evaluate(
+        pipeline,
+        pipeline.dataset,
+        pipeline.build_dataset("test"),
+        labels=labels,
+        k=config.eval.knn_k,
+        temperature=config.eval.knn_temperature,
+        epochs=config.eval.linear_epochs,
+        batch_size=config.train.batch_size,
+        max_samples=config.eval.max_samples,
+        seed=config.train.seed,
+    )
+    step = payload.get("step") if payload is not None else None
+    if args.json:
+        report = {
+            "checkpoint": str(checkpoint) if checkpoint is not None else None,
+            "random_init": bool(args.random_init),
+            "step": step,
+            "device": str(device),
+            "results": [r.as_dict() for r in results],
+        }
+        print(json.dumps(report, indent=2))
+        return 0
+    source = f"random-init encoders (seed {config.train.seed})" if args.random_init else f"{checkpoint} (step {step})"
+    print(f"evaluating {source} on {device}")
+    rows = [("label", "probe", "metric", "value")]
+    rows += [(r.label, r.probe, r.metric, f"{r.value:.2f}" + ("%" if r.metric == "top1" else " px")) for r in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from contrastkit.export import export_checkpoint
+
+    _load_registry_reporting_warnings()
+    info = export_checkpoint(args.checkpoint, args.out)
+    encoders = len(set(info.view_encoder))
+    print(
+        f"wrote {args.out}: {encoders} encoder{'s' if encoders != 1 else ''} for {info.num_views} views "
+        f"(channels {info.view_channels} -> features {info.feature_dims}), step {info.step}"
+    )
+    return 0
+
+
+_COMMANDS = {"train": _cmd_train, "eval": _cmd_eval, "export": _cmd_export, "plugins": _cmd_plugins}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 a contrastkit error).
 
@@ -162,9 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "plugins":
-            return _cmd_plugins(args)
-        return _cmd_train(args)
+        return _COMMANDS[args.command](args)
     except ContrastkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -84,11 +84,13 @@ class PluginTable:
 
 @attrs.frozen
 class TrainConfig:
-    """``[train]``: optimisation and run settings.
+    """``[train]``: optimisation, precision, checkpointing and run settings.
 
     Example:
         >>> TrainConfig(batch_size=64).batch_size
         64
+        >>> TrainConfig(precision="bf16", optimizer="lars").optimizer
+        'lars'
     """
 
     epochs: int = attrs.field(default=1, validator=_at_least_one)
@@ -98,13 +100,39 @@ class TrainConfig:
     batch_size: int = attrs.field(default=128, validator=_check(lambda v: v >= 2, "must be >= 2 (contrastive losses need negatives)"))
     lr: float = attrs.field(default=1e-3, validator=_positive)
     weight_decay: float = attrs.field(default=1e-4, validator=_non_negative)
-    optimizer: Literal["adamw", "sgd"] = "adamw"
+    #: Decay norm-layer weights and biases too (off by default, as in SimCLR/LARS practice).
+    weight_decay_norms_and_biases: bool = False
+    optimizer: Literal["adamw", "sgd", "lars"] = "adamw"
     momentum: float = attrs.field(default=0.9, validator=_check(lambda v: 0 <= v < 1, "must be in [0, 1)"))
+    nesterov: bool = False
+    #: LARS trust coefficient (eta).
+    lars_trust: float = attrs.field(default=0.001, validator=_positive)
+    #: Learning-rate schedule after warm-up: ``cosine`` decays to ``min_lr``; ``constant`` keeps ``lr``.
+    schedule: Literal["cosine", "constant"] = "cosine"
+    warmup_steps: int = attrs.field(default=0, validator=_non_negative)
+    min_lr: float = attrs.field(default=0.0, validator=_non_negative)
+    #: Clip the global gradient norm to this value; ``None`` disables clipping.
+    grad_clip: float | None = attrs.field(default=None, validator=_positive)
+    #: Micro-batches per optimizer step (effective batch = batch_size x accumulate_steps).
+    accumulate_steps: int = attrs.field(default=1, validator=_at_least_one)
+    #: ``32`` (float32), ``bf16`` (autocast to bfloat16) or ``fp16`` (autocast to float16 with a grad scaler).
+    precision: Literal["32", "bf16", "fp16"] = "32"
+    channels_last: bool = False
+    #: ``torch.compile`` each encoder.
+    compile: bool = False
+    #: Deterministic algorithms (and bit-exact ``--resume`` on CPU); may be slower on GPU.
+    deterministic: bool = False
+    #: Learning rate of a trainable view maker's own optimizer (Adam); ``None`` uses ``lr``.
+    view_maker_lr: float | None = attrs.field(default=None, validator=_positive)
     seed: int = 0
     #: ``auto`` picks cuda, then mps, then cpu.
     device: str = attrs.field(default="auto", validator=_check(lambda v: bool(_DEVICE.match(v)), "must be auto, cpu, mps, cuda or cuda:N"))
     #: Run directory for TensorBoard logs and checkpoints; default ``runs/<recipe file stem>``.
     out_dir: str | None = None
+    #: Write a checkpoint every N optimizer steps (and always at each epoch end); ``None``: epoch ends only.
+    checkpoint_every_n_steps: int | None = attrs.field(default=None, validator=_at_least_one)
+    #: How many periodic checkpoints to keep (the final one is always kept).
+    keep_checkpoints: int = attrs.field(default=3, validator=_at_least_one)
     num_workers: int = attrs.field(default=0, validator=_non_negative)
     #: Which view pairs are contrasted: ``core`` (view 1 with every other) or ``full`` (all pairs).
     graph: Literal["core", "full"] = "core"
@@ -112,18 +140,25 @@ class TrainConfig:
 
 @attrs.frozen
 class EvalConfig:
-    """``[eval]``: the k-nearest-neighbour probe run on the test split at the end of training.
+    """``[eval]``: probes of the frozen representation on the test split.
 
     Example:
         >>> EvalConfig().knn_k, EvalConfig(labels=["digit"]).labels
-        (20, ['digit'])
+        (200, ['digit'])
     """
 
+    #: Weighted kNN probe (Wu et al. 2018) at the end of training.
     knn: bool = True
-    knn_k: int = attrs.field(default=20, validator=_at_least_one)
+    knn_k: int = attrs.field(default=200, validator=_at_least_one)
+    knn_temperature: float = attrs.field(default=0.1, validator=_positive)
+    #: Linear probe (features extracted once, a linear classifier trained on the device) at the end.
+    linear: bool = False
+    linear_epochs: int = attrs.field(default=100, validator=_at_least_one)
+    #: Online kNN every N epochs during training; ``None`` disables it.
+    knn_every_n_epochs: int | None = attrs.field(default=None, validator=_at_least_one)
     #: Dataset labels to probe (each must be in the dataset's ``label_keys``); default: all of them.
     labels: list[str] | None = None
-    #: Cap on train and test samples used by the probe.
+    #: Cap on train and test samples used by the probes.
     max_samples: int = attrs.field(default=2000, validator=_at_least_one)
 
 
@@ -136,9 +171,14 @@ class LogConfig:
         False
     """
 
+    #: Scalars (and the progress bar) are synced from the device once every N steps, never every step.
     every_n_steps: int = attrs.field(default=10, validator=_at_least_one)
     tensorboard: bool = True
     progress: bool = True
+    #: An image grid of every view at the first step and every N steps; ``0`` disables it.
+    images_every_n_steps: int = attrs.field(default=500, validator=_non_negative)
+    #: Embedding projector of a held-out test batch at the end of training (``0`` disables it).
+    projector_samples: int = attrs.field(default=256, validator=_non_negative)
 
 
 @attrs.frozen
@@ -151,9 +191,11 @@ class Config:
     """
 
     data: PluginTable = PluginTable("colorful-moving-digits")
-    augment: PluginTable = PluginTable("none")
+    #: One table for every view, or an array of tables ``[[augment]]``, one per view.
+    augment: PluginTable | list[PluginTable] = PluginTable("none")
     views: PluginTable = PluginTable("color-split")
-    encoder: PluginTable = PluginTable("convnet")
+    #: One table (``shared = true`` shares one encoder across views) or ``[[encoder]]``, one per view.
+    encoder: PluginTable | list[PluginTable] = PluginTable("convnet")
     critic: PluginTable = PluginTable("cosine")
     negatives: PluginTable = PluginTable("in-batch")
     objective: PluginTable = PluginTable("infonce")
@@ -239,6 +281,26 @@ def _structure_plugin_table(value: Any, _: Any) -> PluginTable:
     return PluginTable(name, {k: v for k, v in value.items() if k != "name"})
 
 
+def _structure_tables(value: Any, _: Any) -> PluginTable | list[PluginTable]:
+    """One table for every view, or a list (``[[augment]]``) with one table per view."""
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise _Problem("expected at least one table", value)
+        tables = []
+        for i, item in enumerate(value):
+            try:
+                tables.append(_structure_plugin_table(item, PluginTable))
+            except _Problem as exc:
+                raise _Problem(exc.problem, exc.got, f"[{i}]{exc.where}") from None
+        return tables
+    return _structure_plugin_table(value, PluginTable)
+
+
+def _is_tables_union(tp: Any) -> bool:
+    args = typing.get_args(tp)
+    return PluginTable in args and list[PluginTable] in args
+
+
 def _structure_any(value: Any, _: Any) -> Any:
     return value
 
@@ -252,6 +314,10 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(PluginTable, _structure_plugin_table)
     conv.register_unstructure_hook(PluginTable, PluginTable.as_dict)
     conv.register_structure_hook_func(lambda t: t is Any, _structure_any)
+    conv.register_structure_hook_func(_is_tables_union, _structure_tables)
+    conv.register_unstructure_hook_func(
+        _is_tables_union, lambda v: [t.as_dict() for t in v] if isinstance(v, list) else v.as_dict()
+    )
     conv.register_structure_hook_func(lambda t: typing.get_origin(t) is Literal, _structure_literal)
     conv.register_structure_hook_func(
         lambda t: typing.get_origin(t) in (list, tuple, Sequence, typing.Sequence)
@@ -340,11 +406,16 @@ def config_from_dict(raw: Mapping[str, Any], *, path: str | None = None) -> Conf
     for field in attrs.fields(Config):
         table = raw.get(field.name)
         shorthand = field.name in SLOTS and isinstance(table, str)  # views = "color-split"
-        if field.name in raw and not isinstance(table, Mapping) and not shorthand:
+        per_view = field.name in ("augment", "encoder") and isinstance(table, list)  # [[augment]]
+        if field.name in raw and not isinstance(table, Mapping) and not shorthand and not per_view:
             raise ConfigError(f"{field.name}: expected a table [{field.name}] (got {table!r})", path=path)
         # A plugin table without ``name`` keeps the slot's default plugin: [critic] temperature = 0.2
         if isinstance(field.default, PluginTable) and isinstance(table, Mapping) and "name" not in table:
             raw[field.name] = {"name": field.default.name, **table}
+        if isinstance(field.default, PluginTable) and isinstance(table, list):  # [[augment]]: one per view
+            raw[field.name] = [
+                {"name": field.default.name, **t} if isinstance(t, Mapping) and "name" not in t else t for t in table
+            ]
     try:
         config = converter.structure(raw, Config)
     except Exception as exc:  # noqa: BLE001

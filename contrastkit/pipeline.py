@@ -17,7 +17,7 @@ Example:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,7 +25,7 @@ import attrs
 import torch
 from torch import Tensor, nn
 
-from contrastkit.config import Config, load_config
+from contrastkit.config import Config, PluginTable, load_config
 from contrastkit.errors import ConfigError, ShapeError
 from contrastkit.factories import build_component
 from contrastkit.interfaces import Batch, PairLogits, describe, is_trainable
@@ -67,6 +67,27 @@ class PipelineOutput:
     embeddings: list[Tensor]
 
 
+def _as_module(augmentation: Any) -> nn.Module:
+    """Plain callables are wrapped so the per-view augmentations fit in an ``nn.ModuleList``."""
+    return augmentation if isinstance(augmentation, nn.Module) else _CallableModule(augmentation)
+
+
+class _CallableModule(nn.Module):
+    def __init__(self, fn: Any) -> None:
+        super().__init__()
+        self.fn = fn
+        self.registered_name = getattr(fn, "registered_name", None)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.fn(images)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.__dict__["fn"], name)
+
+
 class _ReverseGradient(torch.autograd.Function):
     """Identity forward, negated gradient backward: lets a view maker *maximise* the loss."""
 
@@ -103,6 +124,7 @@ class Pipeline(nn.Module):
         objective: Any = "infonce",
         regularizer: Any = None,
         graph: Literal["core", "full"] = "core",
+        shared_encoder: bool = False,
         dataset_size: int | None = None,
         registry: Registry | None = None,
     ) -> None:
@@ -110,12 +132,14 @@ class Pipeline(nn.Module):
         self.registry = registry or get_registry()
         self.data_spec = data
         self.dataset = self.build_dataset("train") if data is not None else None
-        self.augment = build_component(self.registry, "augmentations", augment, table="augment")
         self.view_maker = build_component(self.registry, "view_makers", views, table="views")
         self.view_channels = self._check_view_channels()
         num_views = len(self.view_channels)
+        self.augmentations, self.view_augmentation = self._build_augmentations(augment)
+        #: ``torch.channels_last`` makes every view channels-last (the trainer sets it from the recipe).
+        self.memory_format = torch.contiguous_format
 
-        self.encoders, self.view_encoder = self._build_encoders(encoder)
+        self.encoders, self.view_encoder = self._build_encoders(encoder, shared=shared_encoder)
         self.feature_dims = tuple(int(self.encoders[k].feature_dim) for k in self.view_encoder)
         self.critic = build_component(
             self.registry, "critics", critic, table="critic", injected={"feature_dims": self.feature_dims}
@@ -149,6 +173,7 @@ class Pipeline(nn.Module):
             getattr(self.view_maker, "contrast_sign", 1.0)
         ) < 0
         self.config: Config | None = None
+        self._batch_image_views: Tensor | None = None
 
     # -- construction --------------------------------------------------------------------------
     def build_dataset(self, split: str) -> Any:
@@ -169,14 +194,73 @@ class Pipeline(nn.Module):
             raise ShapeError(f"views.{name}: view_channels must be >= 2 positive ints, one per view (got {channels})")
         return channels
 
-    def _build_encoders(self, spec: Any) -> tuple[nn.ModuleList, list[int]]:
+    def _per_view_specs(self, spec: Any, table: str) -> list[Any] | None:
+        """A list of per-view specs (checked against the view count), or ``None`` for one spec."""
+        if isinstance(spec, PluginTable) or isinstance(spec, (str, Mapping, nn.Module)) or spec is None:
+            return None
+        if not isinstance(spec, Sequence):
+            return None
+        num_views = len(self.view_channels)
+        if len(spec) != num_views:
+            raise ShapeError(
+                f"{table}: {len(spec)} per-view entries for {num_views} views "
+                f"({describe(self.view_maker)} makes {num_views}); give one per view or a single table"
+            )
+        return list(spec)
+
+    def _build_augmentations(self, spec: Any) -> tuple[nn.ModuleList, list[int]]:
+        num_views = len(self.view_channels)
+        specs = self._per_view_specs(spec, "augment")
+        if specs is None:
+            module = build_component(self.registry, "augmentations", spec, table="augment")
+            return nn.ModuleList([_as_module(module)]), [0] * num_views
+        modules = [
+            _as_module(build_component(self.registry, "augmentations", s, table=f"augment[{i}]"))
+            for i, s in enumerate(specs)
+        ]
+        return nn.ModuleList(modules), list(range(num_views))
+
+    @property
+    def augment(self) -> Any:
+        """The augmentation of view 1 (every view's when one recipe is shared)."""
+        return self.augmentations[self.view_augmentation[0]]
+
+    @property
+    def worker_augmentations(self) -> list[Any | None]:
+        """Per view: the augmentation that runs per sample in DataLoader workers, or ``None`` (device)."""
+        result: list[Any | None] = []
+        for i in range(len(self.view_channels)):
+            aug = self.augmentations[self.view_augmentation[i]]
+            result.append(aug if getattr(aug, "runs_in_workers", False) else None)
+        return result
+
+    def _build_encoders(self, spec: Any, *, shared: bool) -> tuple[nn.ModuleList, list[int]]:
         num_views = len(self.view_channels)
         if isinstance(spec, nn.Module):  # one instance: shared by every view (SimCLR)
             return nn.ModuleList([spec]), [0] * num_views
-        if isinstance(spec, Sequence) and not isinstance(spec, str) and all(isinstance(e, nn.Module) for e in spec):
+        if isinstance(spec, Sequence) and not isinstance(spec, str) and spec and all(isinstance(e, nn.Module) for e in spec):
             if len(spec) != num_views:
                 raise ShapeError(f"encoder: got {len(spec)} encoder instances for {num_views} views")
             return nn.ModuleList(spec), list(range(num_views))
+        specs = self._per_view_specs(spec, "encoder")
+        if specs is not None:
+            if shared:
+                raise ConfigError("encoder.shared: one encoder per view was given; remove shared or give one table")
+            encoders = [
+                build_component(self.registry, "encoders", s, table=f"encoder[{i}]", injected={"in_channels": c})
+                for i, (s, c) in enumerate(zip(specs, self.view_channels))
+            ]
+            return nn.ModuleList(encoders), list(range(num_views))
+        if shared:
+            if len(set(self.view_channels)) != 1:
+                raise ConfigError(
+                    f"encoder.shared: a shared encoder needs views with equal channel counts, but "
+                    f"{describe(self.view_maker)} makes {self.view_channels}; set shared = false"
+                )
+            encoder = build_component(
+                self.registry, "encoders", spec, table="encoder", injected={"in_channels": self.view_channels[0]}
+            )
+            return nn.ModuleList([encoder]), [0] * num_views
         encoders = [
             build_component(self.registry, "encoders", spec, table="encoder", injected={"in_channels": c})
             for c in self.view_channels
@@ -194,12 +278,20 @@ class Pipeline(nn.Module):
             >>> len(Pipeline.from_config(cfg).dataset)
             64
         """
+        encoder: Any = config.encoder
+        shared = False
+        if isinstance(encoder, PluginTable) and "shared" in encoder.params:
+            shared = encoder.params["shared"]
+            if not isinstance(shared, bool):
+                raise ConfigError(f"encoder.shared: expected true or false (got {shared!r})", path=path)
+            encoder = PluginTable(encoder.name, {k: v for k, v in encoder.params.items() if k != "shared"})
         try:
             pipeline = cls(
                 data=config.data,
                 augment=config.augment,
                 views=config.views,
-                encoder=config.encoder,
+                encoder=encoder,
+                shared_encoder=shared,
                 critic=config.critic,
                 negatives=config.negatives,
                 objective=config.objective,
@@ -237,7 +329,17 @@ class Pipeline(nn.Module):
         return torch.device("cpu")
 
     def _augment(self, images: Tensor, view: int) -> Tensor:
-        return self.augment(images)
+        augmentation = self.augmentations[self.view_augmentation[view]]
+        if getattr(augmentation, "runs_in_workers", False):
+            # Already augmented per sample in the DataLoader workers: this view's copy replaces the input.
+            copies = self._batch_image_views
+            if copies is None:
+                raise ShapeError(
+                    f"augment: {describe(augmentation)} runs in DataLoader workers, but the batch has no "
+                    "'image_views'; train through Trainer or wrap the dataset in WorkerAugmentedDataset"
+                )
+            return copies[:, view]
+        return augmentation(images)
 
     def prepare_batch(self, batch: Batch) -> dict[str, Tensor]:
         """Move a batch to the pipeline's device; uint8 images become float in [0, 1] there."""
@@ -248,13 +350,22 @@ class Pipeline(nn.Module):
             raise ShapeError(f"batch: no 'image' entry (keys: {sorted(batch)})")
         if image.dtype == torch.uint8:
             moved["image"] = image.float().div_(255.0)
+        views = moved.get("image_views")
+        if isinstance(views, Tensor) and views.dtype == torch.uint8:
+            moved["image_views"] = views.float().div_(255.0)
         if "index" not in moved:
             moved["index"] = torch.arange(image.shape[0], device=device)
         return moved
 
     def make_views(self, batch: Batch, *, augment: bool = True) -> list[Tensor]:
         """Run the view maker on a prepared batch and check each view against ``view_channels``."""
-        views = self.view_maker(batch, self._augment if augment else (lambda images, view: images))
+        self._batch_image_views = batch.get("image_views") if augment else None
+        try:
+            views = self.view_maker(batch, self._augment if augment else (lambda images, view: images))
+        finally:
+            self._batch_image_views = None
+        if self.memory_format is not torch.contiguous_format:
+            views = [v.contiguous(memory_format=self.memory_format) for v in views]
         name = describe(self.view_maker)
         if len(views) != len(self.view_channels):
             raise ShapeError(f"views.{name}: produced {len(views)} views, declared {len(self.view_channels)}")
@@ -345,7 +456,11 @@ class Pipeline(nn.Module):
         lines = [
             f"views        {describe(self.view_maker)}: {len(self.view_channels)} views, "
             f"channels {self.view_channels}, graph {self.graph} -> pairs {pairs}",
-            f"augment      {describe(self.augment)}",
+            "augment      " + ", ".join(
+                f"v{i + 1} {describe(self.augmentations[k])}" for i, k in enumerate(self.view_augmentation)
+            )
+            if len(self.augmentations) > 1
+            else f"augment      {describe(self.augment)}",
         ]
         for i, c in enumerate(self.view_channels):
             enc = self.encoders[self.view_encoder[i]]

@@ -145,7 +145,7 @@ class Registry:
     Example:
         >>> registry = Registry(entry_points=False)
         >>> registry.names("encoders")
-        ['convnet', 'resnet18']
+        ['convnet', 'resnet18', 'resnet50', 'torchvision']
         >>> registry.get("encoders", "convnet").plugin.distribution
         'contrastkit'
     """

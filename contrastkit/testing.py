@@ -20,9 +20,12 @@ Example:
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -41,6 +44,7 @@ __all__ = [
     "check_registered",
     "check_regularizer",
     "check_view_maker",
+    "check_worker_augmentation",
 ]
 
 #: The injected arguments :func:`check_registered` passes to each kind's factory.
@@ -226,6 +230,27 @@ def check_regularizer(regularizer: Any) -> None:
         assert logits.grad is not None and torch.isfinite(logits.grad).all(), "non-finite gradient"
 
 
+def check_worker_augmentation(augmentation: Any, *, size: int = 24) -> None:
+    """Per sample on the CPU: uint8 ``[H, W, C] -> [H', W', C]``, deterministic given ``seed``.
+
+    For augmentations with ``runs_in_workers = True`` (they run in DataLoader workers, not on the device).
+
+    Example:
+        >>> from contrastkit.augmentations.albumentations_recipes import AlbumentationsAugmentation
+        >>> check_worker_augmentation(AlbumentationsAugmentation(recipe="simclr"))
+    """
+    rng = np.random.default_rng(0)
+    for channels in (3, 1):
+        image = rng.integers(0, 256, (size, size, channels), dtype=np.uint8)
+        out = augmentation.augment_sample(image, seed=1)
+        assert isinstance(out, np.ndarray) and out.ndim == 3 and out.dtype == np.uint8, (
+            "augment_sample must return a uint8 [H, W, C] array"
+        )
+        assert out.shape[2] == channels, f"augment_sample changed the channel count: {out.shape}"
+        again = augmentation.augment_sample(image, seed=1)
+        assert np.array_equal(again, out), "augment_sample is not deterministic given its seed"
+
+
 def check_registered(kind: str, name: str, *, registry: Registry | None = None) -> None:
     """Build registered ``name`` of ``kind`` with defaults and injected arguments, then check its contract.
 
@@ -237,11 +262,19 @@ def check_registered(kind: str, name: str, *, registry: Registry | None = None) 
     factory = registry.get(kind, name).factory
     params = dict(getattr(factory, "contract_params", {}))
     context = CONTEXT[kind]
-    component = factory(**params, **context)
-    if kind == "datasets":
-        check_dataset(component)
-    elif kind == "augmentations":
-        check_augmentation(component)
+    with tempfile.TemporaryDirectory() as tmp:
+        # File-backed datasets write a tiny fixture of their format and say how to read it.
+        if hasattr(factory, "contract_params_for"):
+            params.update(factory.contract_params_for(Path(tmp)))
+        component = factory(**params, **context)
+        if kind == "datasets":
+            check_dataset(component)
+            return
+    if kind == "augmentations":
+        if getattr(component, "runs_in_workers", False):
+            check_worker_augmentation(component)
+        else:
+            check_augmentation(component)
     elif kind == "view_makers":
         check_view_maker(component)
     elif kind == "encoders":

@@ -1,7 +1,11 @@
-"""The minimal training loop: optimizer, epochs or ``max_steps``, device selection, TensorBoard, checkpoint.
+"""The training loop: device, precision, optimizers, schedule, logging, checkpoints and resume.
 
-Metrics stay on the device between log points: the loop syncs with the host once every
-``log.every_n_steps`` steps (to write TensorBoard scalars and the progress bar), never every step.
+The hot path stays on the device: metrics are summed there and copied to the host once every
+``log.every_n_steps`` steps; the NaN/inf guard reads each step's loss one step late (after the
+next step is queued), so it never stalls the device yet stops the run within one step. Checkpoints
+hold everything the run depends on (weights, optimizers, schedule, grad scaler, every RNG state,
+the position in the epoch's data order, memory banks as pipeline buffers), so ``fit(resume=True)``
+continues exactly where the run stopped — bit for bit on CPU with ``train.deterministic``.
 
 Example:
     >>> import tempfile
@@ -18,23 +22,45 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
 import torch
+from torch import Tensor, nn
 
+from contrastkit.checkpoint import (
+    CheckpointDir,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
 from contrastkit.config import Config, EvalConfig, LogConfig, TrainConfig
 from contrastkit.errors import ConfigError, TrainingError, close_matches
-from contrastkit.evaluation import KnnResult, knn_probe
+from contrastkit.evaluation import KnnResult, evaluate
+from contrastkit.interfaces import describe, is_trainable
+from contrastkit.optim import LARS, param_groups, warmup_cosine
 from contrastkit.pipeline import Pipeline
 
-__all__ = ["TrainResult", "Trainer", "load_checkpoint", "save_checkpoint", "select_device"]
+__all__ = [
+    "EpochBatchSampler",
+    "TrainResult",
+    "Trainer",
+    "load_checkpoint",
+    "save_checkpoint",
+    "select_device",
+]
+
+CHECKPOINT_FORMAT = 2
+# Keys that may change between a run and its resumption (they do not change what is computed).
+_RESUMABLE_CHANGES = ("train.max_steps", "train.epochs", "train.out_dir", "train.device", "train.num_workers",
+                      "train.checkpoint_every_n_steps", "train.keep_checkpoints", "log.", "eval.")
 
 
 def select_device(requested: str) -> torch.device:
@@ -60,42 +86,43 @@ def select_device(requested: str) -> torch.device:
     return device
 
 
-def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` with ``torch.save`` atomically: a temp file in the same folder, then rename.
+class EpochBatchSampler(torch.utils.data.Sampler[list[int]]):
+    """Full shuffled batches whose order depends only on ``(seed, epoch)``; can start mid-epoch.
 
-    A crash mid-write leaves the previous checkpoint untouched.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> p = pathlib.Path(tempfile.mkdtemp()) / "c.pt"
-        >>> save_checkpoint(p, {"step": 3}); load_checkpoint(p)["step"]
-        3
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; checkpoints are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True`` (no arbitrary code runs).
+    That is what makes resuming exact: the run's position is ``(epoch, batches done)`` and the
+    remaining batches are regenerated, not replayed. Runs in the main process, so it works with
+    persistent DataLoader workers.
 
     Example:
-        >>> import tempfile, pathlib, torch
-        >>> p = pathlib.Path(tempfile.mkdtemp()) / "c.pt"
-        >>> save_checkpoint(p, {"model": {"w": torch.ones(2)}})
-        >>> load_checkpoint(p)["model"]["w"].tolist()
-        [1.0, 1.0]
+        >>> s = EpochBatchSampler(10, batch_size=4, seed=0)
+        >>> len(s), len(list(s))
+        (2, 2)
+        >>> first = list(s); s.set_epoch(0, start_batch=1); list(s) == first[1:]
+        True
     """
-    return torch.load(path, map_location=map_location, weights_only=True)
+
+    def __init__(self, size: int, *, batch_size: int, seed: int) -> None:
+        self.size, self.batch_size, self.seed = size, batch_size, seed
+        self.epoch, self.start_batch = 0, 0
+
+    def set_epoch(self, epoch: int, *, start_batch: int = 0) -> None:
+        """Select the epoch's permutation and skip its first ``start_batch`` batches."""
+        self.epoch, self.start_batch = epoch, start_batch
+
+    @property
+    def batches_per_epoch(self) -> int:
+        """Full batches in one epoch (the last partial batch is dropped: K stays B - 1)."""
+        return self.size // self.batch_size
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch - self.start_batch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.size, generator=generator)
+        n = self.batches_per_epoch * self.batch_size
+        for batch in order[:n].view(-1, self.batch_size)[self.start_batch :]:
+            yield batch.tolist()
 
 
 @attrs.frozen
@@ -115,7 +142,48 @@ class TrainResult:
     final_metrics: dict[str, float]
     checkpoint: Path
     tensorboard_dir: Path | None
-    knn: list[KnnResult]
+    knn: list[Any]
+    resumed_from: Path | None = None
+
+
+class _FiniteGuard:
+    """Checks each step's loss is finite, one step late on CUDA (no stall), immediately elsewhere."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.pending: tuple[int, Tensor, Any] | None = None
+
+    def push(self, step: int, loss: Tensor) -> None:
+        if not self.cuda:
+            self._check(step, loss)
+            return
+        host = torch.empty((), dtype=torch.float32, pin_memory=True)
+        host.copy_(loss.detach().float(), non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        previous, self.pending = self.pending, (step, host, event)
+        if previous is not None:
+            previous[2].synchronize()  # the step before: already done while this one was queued
+            self._check(previous[0], previous[1])
+
+    def flush(self) -> None:
+        if self.pending is not None:
+            step, host, event = self.pending
+            self.pending = None
+            event.synchronize()
+            self._check(step, host)
+
+    @staticmethod
+    def _check(step: int, loss: Tensor) -> None:
+        value = float(loss)
+        if not math.isfinite(value):
+            raise _NonFinite(step, value)
+
+
+class _NonFinite(Exception):
+    def __init__(self, step: int, value: float) -> None:
+        super().__init__(step, value)
+        self.step, self.value = step, value
 
 
 class Trainer:
@@ -151,6 +219,8 @@ class Trainer:
         self.print = print_fn
         self.out_dir = Path(train.out_dir or "runs/default")
         self.device = select_device(train.device)
+        self.checkpoints = CheckpointDir(self.out_dir / "checkpoints", keep=train.keep_checkpoints)
+        self._test_dataset: Any = None
         self._validate()
 
     @classmethod
@@ -164,12 +234,21 @@ class Trainer:
             raise exc.with_path(path) from None
 
     def _validate(self) -> None:
+        cfg = self.train_cfg
         dataset = self.pipeline.dataset
-        if len(dataset) < self.train_cfg.batch_size:
+        if len(dataset) < cfg.batch_size * cfg.accumulate_steps:
+            if cfg.accumulate_steps == 1:
+                what, got = "larger than the dataset", f"{cfg.batch_size}"
+            else:
+                what, got = "batch_size x accumulate_steps is larger than the dataset", (
+                    f"{cfg.batch_size} x {cfg.accumulate_steps}")
             raise ConfigError(
-                f"train.batch_size: larger than the dataset ({len(dataset)} samples); lower it or enlarge the data "
-                f"(got {self.train_cfg.batch_size})"
+                f"train.batch_size: {what} ({len(dataset)} samples); lower it or enlarge the data (got {got})"
             )
+        if cfg.precision == "fp16" and self.device.type == "cpu":
+            raise ConfigError("train.precision: fp16 autocast is for GPUs; use 'bf16' on the CPU (got 'fp16')")
+        if cfg.compile and not hasattr(torch, "compile"):  # pragma: no cover - torch < 2
+            raise ConfigError("train.compile: this torch has no torch.compile; set compile = false (got true)")
         keys = tuple(getattr(dataset, "label_keys", ()))
         for label in self.eval_cfg.labels or ():
             if label not in keys:
@@ -179,35 +258,84 @@ class Trainer:
 
     @property
     def eval_labels(self) -> tuple[str, ...]:
-        """The labels the kNN probe reports (``eval.labels``, default every dataset label)."""
-        if not self.eval_cfg.knn:
-            return ()
+        """The labels the probes report (``eval.labels``, default every dataset label)."""
         if self.eval_cfg.labels is not None:
             return tuple(self.eval_cfg.labels)
         return tuple(getattr(self.pipeline.dataset, "label_keys", ()))
 
     # -- pieces --------------------------------------------------------------------------------
-    def _optimizer(self) -> torch.optim.Optimizer:
-        cfg = self.train_cfg
-        params = [p for p in self.pipeline.parameters() if p.requires_grad]
-        if cfg.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    def _view_maker_params(self) -> list[nn.Parameter]:
+        maker = self.pipeline.view_maker
+        return [p for p in maker.parameters() if p.requires_grad] if is_trainable(maker) else []
 
-    def make_loader(self) -> torch.utils.data.DataLoader:
-        """The training DataLoader: shuffled with a generator seeded by ``train.seed``, full batches only."""
+    def _optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer | None]:
+        """The model optimizer and, for a trainable view maker, its own Adam optimizer.
+
+        The view maker's gradient already carries its sign (``contrast_sign`` reverses it in the
+        pipeline), so both optimizers simply descend: the min-max game needs no special case here.
+        """
         cfg = self.train_cfg
-        generator = torch.Generator().manual_seed(cfg.seed)
+        view_params = {id(p) for p in self._view_maker_params()}
+        modules = [m for name, m in self.pipeline.named_children() if name != "view_maker"]
+        groups = param_groups(
+            modules, weight_decay=cfg.weight_decay, decay_norms_and_biases=cfg.weight_decay_norms_and_biases
+        )
+        for group in groups:
+            group["params"] = [p for p in group["params"] if id(p) not in view_params]
+        groups = [g for g in groups if g["params"]]
+        if not groups:
+            raise ConfigError("encoder: the pipeline has no trainable parameters; check the encoder table")
+        if cfg.optimizer == "sgd":
+            optimizer: torch.optim.Optimizer = torch.optim.SGD(
+                groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0
+            )
+        elif cfg.optimizer == "lars":
+            optimizer = LARS(groups, lr=cfg.lr, momentum=cfg.momentum, trust=cfg.lars_trust, nesterov=cfg.nesterov)
+        else:
+            optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+        view_optimizer = None
+        if view_params:
+            view_optimizer = torch.optim.Adam(self._view_maker_params(), lr=cfg.view_maker_lr or cfg.lr)
+        return optimizer, view_optimizer
+
+    def make_loader(self, sampler: EpochBatchSampler | None = None) -> torch.utils.data.DataLoader:
+        """The training DataLoader: batches from an :class:`EpochBatchSampler` seeded by ``train.seed``.
+
+        Worker-side augmentations (e.g. ``albumentations``) wrap the dataset here so each item
+        carries its per-view augmented copies. The loader has its own generator (see
+        :meth:`start_epoch`): iterating it never draws from the global RNG the augmentations use.
+        """
+        cfg = self.train_cfg
+        dataset: Any = self.pipeline.dataset
+        workers = self.pipeline.worker_augmentations
+        if any(a is not None for a in workers):
+            from contrastkit.augmentations.workers import WorkerAugmentedDataset
+
+            dataset = WorkerAugmentedDataset(dataset, workers, seed=cfg.seed)
+        if sampler is None:
+            sampler = EpochBatchSampler(len(self.pipeline.dataset), batch_size=cfg.batch_size, seed=cfg.seed)
         return torch.utils.data.DataLoader(
-            self.pipeline.dataset,
-            batch_size=cfg.batch_size,
-            shuffle=True,
-            drop_last=True,  # equal batches: in-batch negatives keep K = B - 1 every step
+            dataset,
+            batch_sampler=sampler,
             num_workers=cfg.num_workers,
             pin_memory=self.device.type == "cuda",
             persistent_workers=cfg.num_workers > 0,
-            generator=generator,
+            generator=torch.Generator().manual_seed(cfg.seed),
         )
+
+    def start_epoch(self, loader: torch.utils.data.DataLoader, epoch: int, *, start_batch: int = 0) -> Iterator[Any]:
+        """Point the loader at ``epoch`` (from batch ``start_batch``) and return its iterator.
+
+        The order, the worker seeds and worker-side augmentations depend only on ``(seed, epoch)``,
+        so a resumed run sees exactly the batches the uninterrupted run would have.
+        """
+        seed = self.train_cfg.seed
+        loader.batch_sampler.set_epoch(epoch, start_batch=start_batch)  # type: ignore[union-attr]
+        if hasattr(loader.dataset, "set_epoch"):
+            loader.dataset.set_epoch(epoch)
+        assert loader.generator is not None
+        loader.generator.manual_seed(seed * 1_000_003 + epoch)
+        return iter(loader)
 
     def _writer(self) -> Any:
         if not self.log_cfg.tensorboard:
@@ -216,94 +344,238 @@ class Trainer:
 
         return SummaryWriter(log_dir=str(self.out_dir / "tensorboard"))
 
+    def _setup_determinism(self) -> None:
+        if self.train_cfg.deterministic:
+            if self.device.type != "cpu":
+                # The CPU kernels contrastkit uses are deterministic already; the switch itself imports
+                # torch's compiler stack (seconds), so it is only flipped where it changes kernels.
+                os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+                torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.deterministic = True
+            torch.backends.cudnn.benchmark = False
+        elif self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        precision = self.train_cfg.precision
+        if precision == "32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def _check_resumable(self, saved: dict[str, Any] | None, path: Path) -> None:
+        if saved is None or self.config is None:
+            return
+        now, then = _flatten(self.config.as_dict()), _flatten(saved)
+        for key in sorted(set(now) | set(then)):
+            if key.startswith(_RESUMABLE_CHANGES) or now.get(key) == then.get(key):
+                continue
+            raise ConfigError(
+                f"{key}: differs from the recipe of checkpoint {path} (checkpoint {then.get(key)!r}, now "
+                f"{now.get(key)!r}); resume with the same recipe or train into a new train.out_dir"
+            )
+
     # -- the loop ------------------------------------------------------------------------------
-    def fit(self) -> TrainResult:
-        """Train, write the final checkpoint, run the kNN probe; returns a :class:`TrainResult`."""
+    def fit(self, *, resume: bool = False) -> TrainResult:
+        """Train, write checkpoints, run the probes; returns a :class:`TrainResult`.
+
+        ``resume=True`` continues from the latest checkpoint in ``<out_dir>/checkpoints`` (a fresh
+        start when there is none). A NaN or inf loss raises :class:`TrainingError` naming the step;
+        the checkpoints written before it stay loadable.
+        """
         cfg = self.train_cfg
-        torch.manual_seed(cfg.seed)
+        self._setup_determinism()
         pipeline = self.pipeline.to(self.device)
+        if cfg.channels_last:
+            pipeline.to(memory_format=torch.channels_last)
+            pipeline.memory_format = torch.channels_last
         pipeline.train()
-        optimizer = self._optimizer()
-        loader = self.make_loader()
-        steps_per_epoch = len(loader)
+        optimizer, view_optimizer = self._optimizers()
+        optimizers = [o for o in (optimizer, view_optimizer) if o is not None]
+        scaler = torch.amp.GradScaler(self.device.type) if cfg.precision == "fp16" else None
+
+        sampler = EpochBatchSampler(len(pipeline.dataset), batch_size=cfg.batch_size, seed=cfg.seed)
+        steps_per_epoch = sampler.batches_per_epoch // cfg.accumulate_steps
         total_steps = cfg.max_steps if cfg.max_steps is not None else steps_per_epoch * cfg.epochs
-        epochs = math.ceil(total_steps / steps_per_epoch)
+
+        def lr_factor(step: int) -> float:
+            return warmup_cosine(
+                step, total_steps=total_steps, warmup_steps=cfg.warmup_steps, min_ratio=cfg.min_lr / cfg.lr,
+                schedule=cfg.schedule,
+            )
+
+        schedulers = [torch.optim.lr_scheduler.LambdaLR(o, lr_factor) for o in optimizers]
+
+        step, epoch, position = 0, 0, 0  # position: batches of the current epoch already consumed
+        resumed_from: Path | None = None
+        torch.manual_seed(cfg.seed)
+        if resume:
+            latest = self.checkpoints.latest()
+            if latest is not None:
+                state = load_checkpoint(latest, map_location=self.device)
+                if state.get("format") != CHECKPOINT_FORMAT or "rng" not in state:
+                    raise ConfigError(f"{latest}: not a resumable checkpoint (format {state.get('format')!r})")
+                self._check_resumable(state.get("config"), latest)
+                pipeline.load_state_dict(state["model"])
+                optimizer.load_state_dict(state["optimizer"])
+                if view_optimizer is not None:
+                    view_optimizer.load_state_dict(state["view_optimizer"])
+                for sched, sched_state in zip(schedulers, state["schedulers"]):
+                    sched.load_state_dict(sched_state)
+                if scaler is not None and state.get("scaler"):
+                    scaler.load_state_dict(state["scaler"])
+                restore_rng_state(state["rng"])
+                step, epoch, position = int(state["step"]), int(state["epoch"]), int(state["position"])
+                resumed_from = latest
+                self.print(f"resuming from {latest} at step {step} (epoch {epoch + 1}, batch {position})")
+        if cfg.compile:
+            for encoder in pipeline.encoders:
+                encoder.compile()
+
         writer = self._writer()
         every = self.log_cfg.every_n_steps
+        images_every = self.log_cfg.images_every_n_steps
+        guard = _FiniteGuard(self.device)
+        params = [p for group in optimizer.param_groups for p in group["params"]] + self._view_maker_params()
 
-        sums: dict[str, torch.Tensor] = {}
-        window_steps = 0
-        step = 0
+        def payload(complete: bool) -> dict[str, Any]:
+            guard.flush()  # never write weights that came from a non-finite step
+            return {
+                "format": CHECKPOINT_FORMAT,
+                "step": step,
+                "epoch": epoch,
+                "position": position,
+                "complete": complete,
+                "model": pipeline.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "view_optimizer": view_optimizer.state_dict() if view_optimizer is not None else None,
+                "schedulers": [s.state_dict() for s in schedulers],
+                "scaler": scaler.state_dict() if scaler is not None else None,
+                "rng": capture_rng_state(),
+                "config": self.config.as_dict() if self.config is not None else None,
+                "metrics": dict(last),
+            }
+
+        sums: dict[str, Tensor] = {}
+        window_steps, window_wait = 0, 0.0
         last: dict[str, float] = {}
+        knn: list[Any] = []
+        start_step = step
         start = window_start = time.perf_counter()
-        progress = _Progress(total_steps, enabled=self.log_cfg.progress)
+        progress = _Progress(total_steps, enabled=self.log_cfg.progress, completed=step)
+        checkpoint = self.checkpoints.final
         try:
-            for epoch in range(epochs):
-                for batch in loader:
-                    output = pipeline(batch)
-                    optimizer.zero_grad(set_to_none=True)
-                    output.loss.backward()
-                    optimizer.step()
-                    step += 1
-                    window_steps += 1
+            if step >= total_steps and resumed_from is not None:
+                self.print(f"nothing to resume: {resumed_from} already holds step {step} of {total_steps}")
+            loader = self.make_loader(sampler)
+            while step < total_steps:
+                batches = self.start_epoch(loader, epoch, start_batch=position)
+                micro = 0
+                step_loss: Tensor | None = None
+                while step < total_steps:
+                    wait_start = time.perf_counter()
+                    batch = next(batches, None)
+                    window_wait += time.perf_counter() - wait_start
+                    if batch is None:
+                        break
+                    with self._autocast():
+                        output = pipeline(batch)
+                    loss = output.loss.float()
+                    scaled = loss / cfg.accumulate_steps
+                    (scaler.scale(scaled) if scaler is not None else scaled).backward()
+                    step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
                     for name, value in output.metrics.items():  # device-side running sums, no sync
+                        value = value.float() / cfg.accumulate_steps
                         sums[name] = sums[name] + value if name in sums else value.clone()
+                    micro += 1
+                    if micro % cfg.accumulate_steps:
+                        continue
+                    if scaler is not None:
+                        for o in optimizers:
+                            scaler.unscale_(o)
+                    if cfg.grad_clip is not None:
+                        norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                        sums["grad_norm"] = sums["grad_norm"] + norm if "grad_norm" in sums else norm.detach().clone()
+                    for o in optimizers:
+                        if scaler is not None:
+                            scaler.step(o)
+                        else:
+                            o.step()
+                        o.zero_grad(set_to_none=True)
+                    if scaler is not None:
+                        scaler.update()
+                    for s in schedulers:
+                        s.step()
+                    assert step_loss is not None
+                    guard.push(step + 1, step_loss)
+                    step_loss = None
+                    step += 1
+                    position += cfg.accumulate_steps
+                    window_steps += 1
+
+                    if images_every and writer is not None and (step == start_step + 1 or step % images_every == 0):
+                        _log_views(writer, output.views, step)
                     if step % every == 0 or step == total_steps:
+                        now = time.perf_counter()
                         names = list(sums)
                         means = (torch.stack([sums[n] for n in names]) / window_steps).tolist()  # one sync
                         last = dict(zip(names, means))
-                        now = time.perf_counter()
-                        rate = window_steps * cfg.batch_size / max(now - window_start, 1e-9)
-                        if not math.isfinite(last["loss"]):
-                            raise TrainingError(
-                                f"loss became {last['loss']} between steps {step - window_steps + 1} and {step}; "
-                                "lower train.lr or check the data"
-                            )
+                        elapsed = max(now - window_start, 1e-9)
+                        rate = window_steps * cfg.batch_size * cfg.accumulate_steps / elapsed
                         if writer is not None:
                             for name, value in last.items():
                                 writer.add_scalar(name, value, step)
                             writer.add_scalar("lr", optimizer.param_groups[0]["lr"], step)
                             writer.add_scalar("images_per_second", rate, step)
-                        progress.update(step, last["loss"], rate)
-                        sums, window_steps, window_start = {}, 0, now
-                    if step >= total_steps:
-                        break
-                if step >= total_steps:
-                    break
+                            writer.add_scalar("data_wait_fraction", min(window_wait / elapsed, 1.0), step)
+                            if scaler is not None:
+                                writer.add_scalar("grad_scale", scaler.get_scale(), step)
+                        progress.update(step, last.get("loss", float("nan")), rate)
+                        sums, window_steps, window_wait, window_start = {}, 0, 0.0, now
+                    if cfg.checkpoint_every_n_steps and step % cfg.checkpoint_every_n_steps == 0:
+                        self.checkpoints.save(payload(complete=False), step=step)
+                else:
+                    break  # total_steps reached mid-epoch
+                if micro % cfg.accumulate_steps:  # an incomplete accumulation does not leak into the next epoch
+                    for o in optimizers:
+                        o.zero_grad(set_to_none=True)
+                epoch, position = epoch + 1, 0
+                if step < total_steps:
+                    self.checkpoints.save(payload(complete=False), step=step)
+                if self.eval_cfg.knn_every_n_epochs and epoch % self.eval_cfg.knn_every_n_epochs == 0:
+                    guard.flush()
+                    knn = self._knn(pipeline, cfg.batch_size)
+                    for result in knn:
+                        if writer is not None:
+                            writer.add_scalar(f"knn/{result.label}_{result.metric}", result.value, step)
+                    pipeline.train()
+            guard.flush()
+        except _NonFinite as exc:
+            kept = self.checkpoints.latest()
+            where = f"the last good checkpoint is {kept}" if kept is not None else "no checkpoint was written yet"
+            raise TrainingError(
+                f"loss became {exc.value} at step {exc.step}; stopped ({where}); lower train.lr, set "
+                "train.grad_clip or check the data"
+            ) from None
         finally:
             progress.close()
+            if writer is not None:
+                writer.flush()
         seconds = time.perf_counter() - start
 
-        checkpoint = self.out_dir / "checkpoints" / "final.pt"
-        save_checkpoint(
-            checkpoint,
-            {
-                "format": 1,
-                "step": step,
-                "epoch": epoch + 1,
-                "model": pipeline.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "config": self.config.as_dict() if self.config is not None else None,
-                "metrics": last,
-            },
-        )
-        knn: list[KnnResult] = []
-        if self.eval_labels:
-            knn = knn_probe(
-                pipeline,
-                pipeline.dataset,
-                pipeline.build_dataset("test"),
-                labels=self.eval_labels,
-                k=self.eval_cfg.knn_k,
-                batch_size=cfg.batch_size,
-                max_samples=self.eval_cfg.max_samples,
-            )
+        if step > start_step or resumed_from is None:
+            checkpoint = self.checkpoints.save_final(payload(complete=True))
+        if (self.eval_cfg.knn or self.eval_cfg.linear) and self.eval_labels:
+            knn = self._knn(pipeline, cfg.batch_size, knn=self.eval_cfg.knn, linear=self.eval_cfg.linear)
             if writer is not None:
                 for result in knn:
-                    writer.add_scalar(f"knn/{result.label}_{result.metric}", result.value, step)
+                    writer.add_scalar(f"{result.probe}/{result.label}_{result.metric}", result.value, step)
         if writer is not None:
+            if self.log_cfg.projector_samples:
+                self._log_projector(writer, pipeline, step)
             writer.close()
-        images_per_second = step * cfg.batch_size / max(seconds, 1e-9)
+        done = step - start_step
+        images_per_second = done * cfg.batch_size * cfg.accumulate_steps / max(seconds, 1e-9)
         return TrainResult(
             steps=step,
             seconds=seconds,
@@ -312,13 +584,92 @@ class Trainer:
             checkpoint=checkpoint,
             tensorboard_dir=self.out_dir / "tensorboard" if writer is not None else None,
             knn=knn,
+            resumed_from=resumed_from,
         )
+
+    def _knn(self, pipeline: Pipeline, batch_size: int, *, knn: bool = True, linear: bool = False) -> list[KnnResult]:
+        """The kNN probe (and the linear probe when ``linear``) on the test split, per ``eval.labels``."""
+        if not self.eval_labels:
+            return []
+        if self._test_dataset is None:  # built once: online kNN runs every few epochs
+            self._test_dataset = pipeline.build_dataset("test")
+        return evaluate(
+            pipeline,
+            pipeline.dataset,
+            self._test_dataset,
+            labels=self.eval_labels,
+            knn=knn,
+            linear=linear,
+            k=self.eval_cfg.knn_k,
+            temperature=self.eval_cfg.knn_temperature,
+            epochs=self.eval_cfg.linear_epochs,
+            batch_size=batch_size,
+            max_samples=self.eval_cfg.max_samples,
+            seed=self.train_cfg.seed,
+        )
+
+    def _log_projector(self, writer: Any, pipeline: Pipeline, step: int) -> None:
+        """TensorBoard's embedding projector on a held-out batch: features, labels and thumbnails."""
+        dataset = pipeline.build_dataset("test")
+        n = min(self.log_cfg.projector_samples, len(dataset))
+        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, range(n)), batch_size=n)
+        batch = next(iter(loader))
+        was_training = pipeline.training
+        pipeline.eval()
+        features = pipeline.features(batch).float().cpu()
+        pipeline.train(was_training)
+        keys = [k for k in getattr(dataset, "label_keys", ()) if k in batch]
+        metadata = None
+        if keys:
+            columns = [[_label_text(v) for v in batch[k]] for k in keys]
+            metadata = [list(row) for row in zip(*columns)] if len(keys) > 1 else columns[0]
+        image = batch["image"]
+        thumbnails = None
+        if image.ndim == 4 and image.shape[1] in (1, 3):
+            thumbnails = image.float() / 255.0 if image.dtype == torch.uint8 else image.float()
+        writer.add_embedding(
+            features,
+            metadata=metadata,
+            metadata_header=list(keys) if len(keys) > 1 else None,
+            label_img=thumbnails,
+            global_step=step,
+            tag="features",
+        )
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): data}
+
+
+def _label_text(value: Tensor) -> str:
+    return str(value.item()) if value.numel() == 1 else " ".join(f"{v:.1f}" for v in value.tolist())
+
+
+def _log_views(writer: Any, views: list[Tensor], step: int, *, max_images: int = 16) -> None:
+    """An image grid per view: RGB views as colour, other channel counts one grey tile per channel.
+
+    Each tile is min-max scaled on its own, since views live in different ranges (L, ab, depth, ...).
+    """
+    for i, view in enumerate(views):
+        images = view[:max_images].detach().float().cpu()
+        if images.shape[1] != 3:
+            images = images.reshape(-1, 1, *images.shape[-2:])
+        flat = images.flatten(1)
+        low = flat.min(dim=1).values.view(-1, 1, 1, 1)
+        high = flat.max(dim=1).values.view(-1, 1, 1, 1)
+        images = (images - low) / (high - low).clamp_min(1e-8)
+        writer.add_images(f"views/v{i + 1}", images, step)
 
 
 class _Progress:
     """A rich progress bar with loss, images/s and ETA; silent when disabled."""
 
-    def __init__(self, total: int, *, enabled: bool) -> None:
+    def __init__(self, total: int, *, enabled: bool, completed: int = 0) -> None:
         self._bar = None
         if enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -332,7 +683,7 @@ class _Progress:
                 TimeRemainingColumn(),
                 transient=False,
             )
-            self._task = self._bar.add_task("train", total=total, loss="-", rate="-")
+            self._task = self._bar.add_task("train", total=total, completed=completed, loss="-", rate="-")
             self._bar.start()
 
     def update(self, step: int, loss: float, rate: float) -> None:
@@ -342,3 +693,4 @@ class _Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()
+

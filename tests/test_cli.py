@@ -172,9 +172,14 @@ def test_short_training_run_writes_tensorboard_and_a_loadable_checkpoint(runs: d
     accumulator = EventAccumulator(str(events[0]))
     accumulator.Reload()
     tags = set(accumulator.Tags()["scalars"])
-    assert {"loss", "loss/v1-v2", "mi_lower_bound/v1-v2", "lr"} <= tags
+    assert {"loss", "loss/v1-v2", "mi_lower_bound/v1-v2", "lr", "images_per_second", "data_wait_fraction"} <= tags
     assert [e.step for e in accumulator.Scalars("loss")] == [2, 4, 6]
-    assert all(e.value == pytest.approx(0.002) for e in accumulator.Scalars("lr"))
+    # the default cosine schedule, read after each optimizer step
+    from contrastkit.optim import warmup_cosine
+
+    expected = [0.002 * warmup_cosine(s, total_steps=6) for s in (2, 4, 6)]
+    assert [e.value for e in accumulator.Scalars("lr")] == pytest.approx(expected, abs=1e-7)
+    assert "views/v1" in accumulator.Tags()["images"] and "views/v2" in accumulator.Tags()["images"]
 
     # the checkpoint: weights only, step 6, a state dict that fits a freshly built pipeline
     payload = torch.load(checkpoint, map_location="cpu", weights_only=True)

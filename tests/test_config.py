@@ -102,7 +102,7 @@ CASES = [
     (
         "bad-optimizer-literal",
         '[train]\noptimizer = "adam"\n',
-        "train.optimizer: must be one of 'adamw', 'sgd' (got 'adam')",
+        "train.optimizer: must be one of 'adamw', 'sgd', 'lars' (got 'adam')",
     ),
     (
         "list-item-wrong-type-names-index",

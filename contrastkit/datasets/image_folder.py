@@ -1,0 +1,161 @@
+"""``image-folder``: every image file under a folder, optionally labelled by class subfolder.
+
+Two layouts are recognised:
+
+- **class subfolders** (``root/cat/1.jpg``, ``root/dog/a/2.png``): when *every* image lies inside a
+  subfolder of ``root``, the top-level subfolder names are the classes and each item has a
+  ``"class"`` label (int64, the index of the name in the sorted class list ``classes``);
+- **flat** (``root/1.jpg``, ...) or mixed: no labels (``label_keys == ()``); images in
+  subfolders are still included.
+
+Images are decoded with Pillow when an item is read, converted to RGB (or grayscale), and their
+centred square is resized to ``image_size x image_size``: uint8 ``[3 or 1, S, S]``. The file list is
+built once at construction, sorted, so indices are stable from run to run. A file that cannot be
+decoded raises, when it is read, a one-line error naming it; :meth:`ImageFolderDataset.verify`
+checks every file up front.
+
+Splits: ``split="test"`` reads ``test_root``; without one it reads ``root`` again (the kNN probe then
+scores the training images, which measures fit, not generalisation). With ``test_root``, the class
+list is the sorted union of both folders' top-level subfolders, so a class has the same index in
+both splits.
+
+Example:
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> params = ImageFolderDataset.contract_params_for(Path(tempfile.mkdtemp()))
+    >>> ds = ImageFolderDataset(split="train", **params)
+    >>> ds.label_keys, ds.classes, ds[0]["image"].shape
+    (('class',), ('cat', 'dog'), torch.Size([3, 16, 16]))
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from contrastkit.datasets._images import (
+    IMAGE_EXTENSIONS,
+    check_index,
+    check_size,
+    class_folders,
+    existing_folder,
+    file_classes,
+    list_images,
+    load_image,
+    normalize_extensions,
+    verify_image,
+)
+from contrastkit.errors import InvalidParameter
+
+__all__ = ["ImageFolderDataset"]
+
+
+class ImageFolderDataset(torch.utils.data.Dataset):
+    """Images from a folder (class subfolders optional), decoded lazily to uint8 ``[C, S, S]``.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> params = ImageFolderDataset.contract_params_for(Path(tempfile.mkdtemp()))
+        >>> ds = ImageFolderDataset(split="test", channels="gray", **params)
+        >>> len(ds), ds[3]["image"].shape, int(ds[3]["class"])
+        (4, torch.Size([1, 16, 16]), 1)
+    """
+
+    label_keys: tuple[str, ...]
+
+    def __init__(
+        self,
+        *,
+        split: Literal["train", "test"] = "train",
+        root: str,
+        image_size: int = 64,
+        extensions: tuple[str, ...] = IMAGE_EXTENSIONS,
+        test_root: str | None = None,
+        channels: Literal["rgb", "gray"] = "rgb",
+    ) -> None:
+        if split not in ("train", "test"):
+            raise InvalidParameter("split", "must be 'train' or 'test'", split)
+        if channels not in ("rgb", "gray"):
+            raise InvalidParameter("channels", "must be 'rgb' or 'gray'", channels)
+        self.split = split
+        self.image_size = check_size(image_size)
+        self.extensions = normalize_extensions(extensions)
+        self.channels = channels
+        train_folder = existing_folder(root, "root")
+        test_folder = existing_folder(test_root, "test_root") if test_root is not None else None
+        use_test = split == "test" and test_folder is not None
+        self.root = test_folder if use_test and test_folder is not None else train_folder
+        parameter, given = ("test_root", test_root) if use_test else ("root", root)
+
+        files = list_images(self.root, self.extensions)
+        if not files:
+            shown = ", ".join(self.extensions[:3])
+            raise InvalidParameter(
+                parameter, f"no image files ({shown}, ...) under this folder; add images or set extensions", given
+            )
+        self.paths: tuple[str, ...] = tuple(os.fspath(p) for p in files)
+        folders = (train_folder,) if test_folder is None else (train_folder, test_folder)
+        classes = class_folders(*folders)
+        names = file_classes(self.root, files, classes)
+        if names is None:
+            self.classes: tuple[str, ...] = ()
+            self.label_keys = ()
+            self.targets: Tensor | None = None
+        else:
+            self.classes = classes
+            self.label_keys = ("class",)
+            lookup = {name: i for i, name in enumerate(classes)}
+            self.targets = torch.from_numpy(np.array([lookup[n] for n in names], dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        index = check_index("image-folder", index, len(self))
+        item = {
+            "image": load_image(self.paths[index], size=self.image_size, channels=self.channels),
+            "index": torch.tensor(index, dtype=torch.int64),
+        }
+        if self.targets is not None:
+            item["class"] = self.targets[index]
+        return item
+
+    def verify(self, *, decode: bool = False) -> None:
+        """Open every file and raise the one-line error naming the first unreadable one.
+
+        ``decode=False`` checks headers only (fast); ``decode=True`` decodes every image in full.
+
+        Example:
+            >>> import tempfile
+            >>> from pathlib import Path
+            >>> params = ImageFolderDataset.contract_params_for(Path(tempfile.mkdtemp()))
+            >>> ImageFolderDataset(**params).verify()
+        """
+        for path in self.paths:
+            verify_image(path, decode=decode)
+
+    @classmethod
+    def contract_params_for(cls, tmp_dir: Path) -> dict[str, Any]:
+        """Write a tiny two-class folder (2 images each, odd sizes) under ``tmp_dir``; return the params.
+
+        Example:
+            >>> import tempfile
+            >>> sorted(ImageFolderDataset.contract_params_for(Path(tempfile.mkdtemp())))
+            ['image_size', 'root']
+        """
+        from PIL import Image
+
+        root = Path(tmp_dir) / "image-folder"
+        rng = np.random.default_rng(0)
+        for c, name in enumerate(("cat", "dog")):
+            (root / name).mkdir(parents=True, exist_ok=True)
+            for i, (h, w) in enumerate(((20, 28), (33, 17))):
+                pixels = rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(root / name / f"{c}_{i}.png")
+        return {"root": os.fspath(root), "image_size": 16}
