@@ -3,7 +3,7 @@
 Example:
     >>> from contrastkit.registry import Registry
     >>> Registry(builtins=True, entry_points=False).names("view_makers")
-    ['augmented-copies', 'color-split']
+    ['augmented-copies', 'color-split', 'image-pair']
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from contrastkit.objectives.infonce import InfoNCE
 from contrastkit.regularizers.relic import RelicKL
 from contrastkit.views.augmented_copies import AugmentedCopies
 from contrastkit.views.color_split import ColorSplitViews
+from contrastkit.views.image_pair import ImagePairViews
 
 # The hook implementations below are found by pluggy, not imported by users.
 __all__: list[str] = []
@@ -56,6 +57,7 @@ def register_augmentations(register: Register) -> None:
 def register_view_makers(register: Register) -> None:
     register("color-split", ColorSplitViews)
     register("augmented-copies", AugmentedCopies)
+    register("image-pair", ImagePairViews)
 
 
 @hookimpl

@@ -404,6 +404,8 @@ def config_from_dict(raw: Mapping[str, Any], *, path: str | None = None) -> Conf
     """
     raw = dict(raw)
     for field in attrs.fields(Config):
+        if field.default is None and field.name in raw and raw[field.name] is None:
+            del raw[field.name]  # an optional slot left empty, as a checkpoint's stored recipe writes it
         table = raw.get(field.name)
         shorthand = field.name in SLOTS and isinstance(table, str)  # views = "color-split"
         per_view = field.name in ("augment", "encoder") and isinstance(table, list)  # [[augment]]

@@ -318,14 +318,20 @@ def evaluate(pipeline: nn.Module, train_dataset: torch.utils.data.Dataset, test_
         pipeline.train(was_training)
     results = []
     for label in labels:
+        tr_x, tr_y, te_x, te_y = train_x, train_y[label], test_x, test_y[label]
+        if _is_classes(tr_y):  # class -1 marks an unlabelled sample (STL-10's unlabeled images): left out
+            tr_x, tr_y = tr_x[tr_y >= 0], tr_y[tr_y >= 0]
+            te_x, te_y = te_x[te_y >= 0], te_y[te_y >= 0]
+            if not (len(tr_y) and len(te_y)):
+                raise InvalidParameter("labels", f"{label!r} has no labelled samples (all -1) in one split", label)
         if linear:
-            pred = linear_predict(train_x, train_y[label], test_x, epochs=epochs, lr=lr, weight_decay=weight_decay,
+            pred = linear_predict(tr_x, tr_y, te_x, epochs=epochs, lr=lr, weight_decay=weight_decay,
                                   batch_size=linear_batch_size, ridge=ridge, seed=seed)
-            metric, value = score(pred, test_y[label])
+            metric, value = score(pred, te_y)
             results.append(EvalResult(label=label, probe="linear", metric=metric, value=value))
         if knn:
-            pred = knn_predict(train_x, train_y[label], test_x, k=k, temperature=temperature)
-            metric, value = score(pred, test_y[label])
+            pred = knn_predict(tr_x, tr_y, te_x, k=k, temperature=temperature)
+            metric, value = score(pred, te_y)
             results.append(EvalResult(label=label, probe="knn", metric=metric, value=value))
     return results
 

@@ -136,6 +136,14 @@ class Pipeline(nn.Module):
         self.view_channels = self._check_view_channels()
         num_views = len(self.view_channels)
         self.augmentations, self.view_augmentation = self._build_augmentations(augment)
+        extra = tuple(getattr(self.view_maker, "required_keys", ()))
+        if extra and any(getattr(a, "runs_in_workers", False) for a in self.augmentations):
+            # Worker augmentations copy ``image`` per view; the view maker's other images would be bypassed.
+            raise ConfigError(
+                f"augment: a DataLoader-worker augmentation augments only 'image', but views."
+                f"{describe(self.view_maker)} also reads {', '.join(map(repr, extra))}; use a device recipe "
+                "(simclr, infomin, crop-flip) with it"
+            )
         #: ``torch.channels_last`` makes every view channels-last (the trainer sets it from the recipe).
         self.memory_format = torch.contiguous_format
 
@@ -350,9 +358,9 @@ class Pipeline(nn.Module):
             raise ShapeError(f"batch: no 'image' entry (keys: {sorted(batch)})")
         if image.dtype == torch.uint8:
             moved["image"] = image.float().div_(255.0)
-        views = moved.get("image_views")
-        if isinstance(views, Tensor) and views.dtype == torch.uint8:
-            moved["image_views"] = views.float().div_(255.0)
+        for key, value in moved.items():  # image_views, image_pair, ...: other images of the sample
+            if key != "image" and key.startswith("image") and isinstance(value, Tensor) and value.dtype == torch.uint8:
+                moved[key] = value.float().div_(255.0)
         if "index" not in moved:
             moved["index"] = torch.arange(image.shape[0], device=device)
         return moved

@@ -111,6 +111,8 @@ def check_view_maker(view_maker: Any, *, size: int = 32) -> None:
     channels = tuple(view_maker.view_channels)
     assert len(channels) >= 2, f"view_channels must list at least two views, got {channels}"
     batch = {"image": torch.rand(4, 3, size, size), "index": torch.arange(4)}
+    for key in getattr(view_maker, "required_keys", ()):  # extra images the view maker reads
+        batch[key] = torch.rand(4, 3, size, size)
     calls: list[int] = []
 
     def augment(images: Tensor, view: int) -> Tensor:

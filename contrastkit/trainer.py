@@ -255,6 +255,16 @@ class Trainer:
                 matches = close_matches(label, keys)
                 hint = f"did you mean {matches[0]!r}?" if matches else f"labels: {', '.join(keys) or 'none'}"
                 raise ConfigError(f"eval.labels: the dataset has no label {label!r}; {hint} (got {label!r})")
+        required = tuple(getattr(self.pipeline.view_maker, "required_keys", ()))
+        if required:
+            sample = dataset[0]
+            missing = [key for key in required if key not in sample]
+            if missing:
+                raise ConfigError(
+                    f"views: {describe(self.pipeline.view_maker)} reads {', '.join(map(repr, missing))}, which the "
+                    f"dataset's samples lack (they have {', '.join(map(repr, sorted(sample)))}); choose a dataset "
+                    f"that provides it (colorful-moving-digits: set data.pair = [\"digit\"])"
+                )
 
     @property
     def eval_labels(self) -> tuple[str, ...]:

@@ -450,3 +450,15 @@ def test_set_extends_a_shorthand_slot(tmp_path) -> None:  # noqa: ANN001
     path.write_text('views = "color-split"\n')
     config = _load(path, ["views.space=ydbdr"])
     assert config.views.name == "color-split" and dict(config.views.params) == {"space": "ydbdr"}
+
+
+def test_an_empty_optional_slot_from_a_stored_recipe_is_absent() -> None:
+    import attrs as _attrs
+
+    from contrastkit.config import config_from_dict as _from_dict
+
+    stored = {"regularizer": None, "train": {"epochs": 1}}
+    config = _from_dict(stored)
+    assert config.regularizer is None and config.train.epochs == 1
+    fields = {f.name for f in _attrs.fields(type(config))}
+    assert "regularizer" in fields

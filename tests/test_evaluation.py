@@ -237,3 +237,19 @@ def test_knn_probe_and_linear_probe_keep_their_pipeline_level_signatures() -> No
     linear = linear_probe(pipe, data, data, labels=["cls"], epochs=5)
     assert [(r.probe, r.metric) for r in linear] == [("linear", "top1")]
     assert evaluate(pipe, data, data, labels=["cls"], knn=False, linear=False) == []
+
+
+def test_unlabelled_samples_are_left_out_of_the_class_probes() -> None:
+    train_x, train_y = blobs(120)
+    test_x, test_y = blobs(60, seed=1)
+    # Half the train samples unlabelled (-1, as STL-10's unlabeled split) and given misleading features.
+    train_y = train_y.clone()
+    train_y[::2] = -1
+    train_x = train_x.clone()
+    train_x[::2] = -train_x[::2]
+    results = evaluate(FakePipeline(), as_dataset(train_x, cls=train_y), as_dataset(test_x, cls=test_y),
+                       labels=["cls"], k=10, epochs=30, batch_size=32)
+    assert [r.probe for r in results] == ["linear", "knn"] and all(r.value > 95.0 for r in results)
+    with pytest.raises(InvalidParameter, match="no labelled samples"):
+        evaluate(FakePipeline(), as_dataset(train_x, cls=torch.full_like(train_y, -1)),
+                 as_dataset(test_x, cls=test_y), labels=["cls"], batch_size=32)

@@ -1,6 +1,6 @@
 """LARS (You et al. 2017), as SimCLR trains with it: SGD with momentum and a per-layer trust ratio.
 
-For every parameter the update is scaled by ``trust * ||w|| / (||g|| + wd * ||w||)`` (1 where
+For every parameter the update ``u = g + wd * w`` is scaled by ``trust * ||w|| / ||u||`` (1 where
 either norm is zero). Parameter groups with ``lars_adapt=False`` (norm layers and biases, see
 :func:`~contrastkit.optim.param_groups`) get plain momentum SGD, as in SimCLR.
 """
