@@ -135,16 +135,16 @@ def test_dry_run_describes_the_pipeline_and_writes_nothing(runs: dict[str, Run])
     assert "Traceback" not in proc.stderr
     out = proc.stdout
     assert "colorful-moving-digits: 256 samples" in out
-    assert "color-split: 2 views, channels (1, 2)" in out
+    assert "image-pair: 2 views, channels (3, 3)" in out
     assert "pairs v1-v2" in out
-    assert "crop-flip" in out
-    assert "encoder v1   convnet: in_channels 1 -> features 64" in out
-    assert "encoder v2   convnet: in_channels 2 -> features 64" in out
-    assert "embedding 64" in out and "temperature 0.1" in out
+    assert "augment      none" in out
+    assert "encoder v1   convnet (shared): in_channels 3 -> features 64" in out
+    assert "encoder v2   convnet (shared): in_channels 3 -> features 64" in out
+    assert "embedding 64" in out and "temperature 0.2" in out
     assert "in-batch" in out
     assert "infonce (two-way)" in out
     assert "regularizer  none" in out
-    assert "v1 (32, 1, 32, 32), v2 (32, 2, 32, 32)" in out
+    assert "v1 (32, 3, 32, 32), v2 (32, 3, 32, 32)" in out
     assert "dry run ok: one batch of 32" in out
     # train.out_dir defaults to runs/quickstart under the working directory: nothing was written
     assert list(run.cwd.iterdir()) == []
@@ -174,10 +174,11 @@ def test_short_training_run_writes_tensorboard_and_a_loadable_checkpoint(runs: d
     tags = set(accumulator.Tags()["scalars"])
     assert {"loss", "loss/v1-v2", "mi_lower_bound/v1-v2", "lr", "images_per_second", "data_wait_fraction"} <= tags
     assert [e.step for e in accumulator.Scalars("loss")] == [2, 4, 6]
-    # the default cosine schedule, read after each optimizer step
+    # the recipe's warm-up (30 steps: all 6 steps are inside it), read after each optimizer step
     from contrastkit.optim import warmup_cosine
 
-    expected = [0.002 * warmup_cosine(s, total_steps=6) for s in (2, 4, 6)]
+    expected = [0.002 * warmup_cosine(s, total_steps=6, warmup_steps=30) for s in (2, 4, 6)]
+    assert expected == pytest.approx([0.002 * (s + 1) / 30 for s in (2, 4, 6)])
     assert [e.value for e in accumulator.Scalars("lr")] == pytest.approx(expected, abs=1e-7)
     assert "views/v1" in accumulator.Tags()["images"] and "views/v2" in accumulator.Tags()["images"]
 
