@@ -367,3 +367,39 @@ def test_progress_bar_shows_loss_rate_and_eta(tmp_path: Path, monkeypatch: pytes
     trainer_for(raw).fit()
     text = console.export_text()
     assert "2/2" in text and "loss" in text and "img/s" in text
+
+
+# -- evaluation during training and worker augmentation ----------------------------------------------
+def test_online_knn_every_epoch_and_final_linear_probe_reach_tensorboard(tmp_path: Path) -> None:
+    raw = tiny(tmp_path, epochs=2)
+    raw["eval"] = {"knn": True, "knn_k": 5, "linear": True, "linear_epochs": 5, "knn_every_n_epochs": 1,
+                   "labels": ["background", "position"], "max_samples": 64}
+    raw["log"] = {"progress": False, "every_n_steps": 2, "images_every_n_steps": 0, "projector_samples": 0}
+    result = trainer_for(raw).fit()
+    assert [(r.label, r.probe) for r in result.knn] == [
+        ("background", "linear"), ("background", "knn"), ("position", "linear"), ("position", "knn")
+    ]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(next((tmp_path / "tensorboard").glob("events.out.tfevents.*"))))
+    accumulator.Reload()
+    steps_per_epoch = 96 // 16
+    # online kNN after epoch 1; after the last epoch the final probes stand in for it
+    assert [e.step for e in accumulator.Scalars("knn/background_top1")] == [steps_per_epoch, 2 * steps_per_epoch]
+    assert [e.step for e in accumulator.Scalars("linear/position_pixel_error")] == [2 * steps_per_epoch]
+
+
+def test_albumentations_in_loader_workers_trains_and_is_seeded(tmp_path: Path) -> None:
+    def run(out: Path) -> dict[str, Tensor]:
+        raw = tiny(out, max_steps=3, num_workers=2)
+        raw["augment"] = {"name": "albumentations", "recipe": "simclr", "size": 16}
+        raw["views"] = {"name": "augmented-copies"}
+        raw["encoder"] = {"name": "convnet", "width": 4, "depth": 2, "shared": True}
+        trainer = trainer_for(raw)
+        assert trainer.pipeline.worker_augmentations[0] is not None
+        result = trainer.fit()
+        assert result.steps == 3
+        return weights(result.checkpoint)
+
+    # Worker-side randomness follows train.seed, whatever the worker scheduling: two runs agree.
+    assert_same_weights(run(tmp_path / "a"), run(tmp_path / "b"))
