@@ -25,6 +25,8 @@ from contrastkit.encoders.torchvision_arch import TorchvisionEncoder
 from contrastkit.hookspecs import Register, hookimpl
 from contrastkit.negatives.in_batch import InBatchNegatives
 from contrastkit.objectives.infonce import InfoNCE
+from contrastkit.objectives.nt_logistic import NTLogistic
+from contrastkit.objectives.triplet import MarginTriplet
 from contrastkit.regularizers.relic import RelicKL
 from contrastkit.views.augmented_copies import AugmentedCopies
 from contrastkit.views.color_split import ColorSplitViews
@@ -81,6 +83,8 @@ def register_negative_samplers(register: Register) -> None:
 @hookimpl
 def register_objectives(register: Register) -> None:
     register("infonce", InfoNCE)
+    register("nt-logistic", NTLogistic)
+    register("triplet", MarginTriplet)
 
 
 @hookimpl
