@@ -24,7 +24,9 @@ from contrastkit.encoders.resnet import ResNet18Encoder, ResNet50Encoder
 from contrastkit.encoders.torchvision_arch import TorchvisionEncoder
 from contrastkit.hookspecs import Register, hookimpl
 from contrastkit.negatives.in_batch import InBatchNegatives
+from contrastkit.negatives.memory_bank import MemoryBankNegatives
 from contrastkit.objectives.infonce import InfoNCE
+from contrastkit.objectives.nce import NCEObjective
 from contrastkit.objectives.nt_logistic import NTLogistic
 from contrastkit.objectives.triplet import MarginTriplet
 from contrastkit.regularizers.relic import RelicKL
@@ -78,11 +80,13 @@ def register_critics(register: Register) -> None:
 @hookimpl
 def register_negative_samplers(register: Register) -> None:
     register("in-batch", InBatchNegatives)
+    register("memory-bank", MemoryBankNegatives)
 
 
 @hookimpl
 def register_objectives(register: Register) -> None:
     register("infonce", InfoNCE)
+    register("nce", NCEObjective)
     register("nt-logistic", NTLogistic)
     register("triplet", MarginTriplet)
 

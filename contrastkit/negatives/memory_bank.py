@@ -1,0 +1,244 @@
+"""``memory-bank``: ``K`` negatives per anchor drawn from a bank of past embeddings (CMC, Wu et al. 2018).
+
+CMC ("Contrastive Multiview Coding", Tian, Krishnan & Isola, 2019, Sec. 3.3 and its ``NCEAverage``)
+keeps one memory bank per view: a row per training sample holding that sample's embedding from
+earlier steps. Each anchor ``z_i`` of view ``i`` is contrasted with its positive ``z_j`` (view
+``j``, same sample, computed this step) and with ``K`` rows of view ``j``'s bank drawn uniformly
+at random from the whole dataset, so ``K`` is independent of the batch size::
+
+    logits[b] = [ s(z_i[b], z_j[b]),  s(z_i[b], bank_j[n_b1]), ..., s(z_i[b], bank_j[n_bK]) ]
+    target[b] = 0,        n_bk ~ Uniform{0, ..., N-1}  (without index[b] when exclude_positive)
+
+with ``s = critic.score`` (``cos / tau`` for the ``cosine`` critic). After the step's forward,
+:meth:`MemoryBankNegatives.update` writes the new embeddings of the batch into every view's bank
+with CMC's momentum::
+
+    bank_v[index[b]] <- normalise( m * bank_v[index[b]] + (1 - m) * z_v[b] )
+
+The banks start as CMC's: uniform in ``[-stdv, stdv]`` with ``stdv = 1 / sqrt(D / 3)`` (each entry
+has variance ``1 / D``, so each row has unit norm in expectation); ``normalize_init = true`` makes
+every row exactly unit-norm from the start. A row is first overwritten (with momentum ``m``
+towards the random start) the first time its sample is drawn into a batch.
+
+Differences from CMC's code, on purpose: the positive column scores the positive computed this step
+(CMC scores the positive's bank row, ``memory[index]``), so gradients reach both views' encoders
+through the positive pair; the anchor's own sample is never drawn as a negative (unless
+``exclude_positive = false``, CMC's behaviour).
+
+The banks are one registered buffer ``bank`` ``[M, N, D]``, so they are part of the pipeline's
+``state_dict``: saved in checkpoints, restored on ``--resume`` and moved by ``.to(device)``.
+
+Distributed training: when ``torch.distributed`` is initialised, :meth:`~MemoryBankNegatives.update`
+all-gathers every rank's embeddings and indices (in rank order) and applies the same update on every
+rank, so all ranks keep identical banks. Every rank must call ``update`` each step with the same
+batch size (``DistributedSampler`` with ``drop_last`` guarantees it). Negatives are drawn by each
+rank from its own RNG. Within one (gathered) batch a sample that occurs twice is written once, with
+its last occurrence, identically on every rank and device.
+
+Example:
+    >>> import torch
+    >>> from contrastkit.critics.cosine import CosineCritic
+    >>> critic = CosineCritic(feature_dims=(8, 8), head="none", temperature=0.5)
+    >>> bank = MemoryBankNegatives(num_views=2, dataset_size=100, embedding_dim=8, num_negatives=16)
+    >>> z1, z2 = critic.embed(torch.randn(4, 8), 0), critic.embed(torch.randn(4, 8), 1)
+    >>> pair = bank.pair_logits(critic, z1, z2, index=torch.arange(4), anchor_view=0, target_view=1)
+    >>> pair.logits.shape, pair.target.tolist(), pair.num_negatives
+    (torch.Size([4, 17]), [0, 0, 0, 0], 16)
+    >>> bank.update([z1, z2], torch.arange(4))
+    >>> bool(torch.allclose(bank.bank[:, :4].norm(dim=-1), torch.ones(2, 4)))
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from contrastkit.errors import InvalidParameter, ShapeError
+from contrastkit.interfaces import Critic, PairLogits
+
+__all__ = ["MemoryBankNegatives", "bank_update", "last_occurrence"]
+
+
+def bank_update(rows: Tensor, embeddings: Tensor, momentum: float) -> Tensor:
+    """CMC's memory update of bank ``rows [..., D]`` with new ``embeddings [..., D]``: ``normalise(m*row + (1-m)*z)``.
+
+    Example:
+        >>> import torch
+        >>> bank_update(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]]), 0.5)
+        tensor([[0.7071, 0.7071]])
+    """
+    return F.normalize(rows * momentum + embeddings * (1.0 - momentum), dim=-1)
+
+
+def last_occurrence(index: Tensor) -> Tensor:
+    """For each position ``p`` of ``index [B]``, the position of the last ``q`` with ``index[q] == index[p]``.
+
+    Vectorised (one stable sort and a binary search), no host sync: writing ``values[last_occurrence(index)]``
+    at ``index`` gives every duplicate the same value, so the write is deterministic on every device.
+
+    Example:
+        >>> import torch
+        >>> last_occurrence(torch.tensor([5, 2, 5, 7, 2])).tolist()
+        [2, 4, 2, 3, 4]
+    """
+    sorted_index, order = torch.sort(index, stable=True)
+    last_sorted = torch.searchsorted(sorted_index, sorted_index, right=True) - 1
+    winner = torch.empty_like(order)
+    winner[order] = order[last_sorted]
+    return winner
+
+
+def _all_gather(embeddings: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
+    """Every rank's ``embeddings [M, B, D]`` and ``index [B]``, concatenated in rank order.
+
+    A no-op without an initialised process group (or with one rank).
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return embeddings, index
+    world = dist.get_world_size()
+    embeddings = embeddings.contiguous()
+    index = index.contiguous()
+    gathered = [torch.empty_like(embeddings) for _ in range(world)]
+    indices = [torch.empty_like(index) for _ in range(world)]
+    dist.all_gather(gathered, embeddings)
+    dist.all_gather(indices, index)
+    return torch.cat(gathered, dim=1), torch.cat(indices)
+
+
+class MemoryBankNegatives(nn.Module):
+    """One memory bank per view; ``K`` uniformly sampled bank rows are each anchor's negatives.
+
+    ``num_negatives`` (``K``) above the number of samples that can be drawn (``dataset_size - 1``
+    with ``exclude_positive``, else ``dataset_size``) is clipped to it; ``requested_negatives``
+    keeps the value asked for. Sampling is with replacement, as in CMC.
+
+    Example:
+        >>> sampler = MemoryBankNegatives(num_views=3, dataset_size=50, embedding_dim=4)
+        >>> tuple(sampler.bank.shape), sampler.num_negatives, sampler.requested_negatives
+        ((3, 50, 4), 49, 4096)
+    """
+
+    bank: Tensor
+
+    def __init__(
+        self,
+        *,
+        num_views: int,
+        dataset_size: int,
+        embedding_dim: int,
+        num_negatives: int = 4096,
+        momentum: float = 0.5,
+        exclude_positive: bool = True,
+        normalize_init: bool = False,
+    ) -> None:
+        super().__init__()
+        if num_views < 1:
+            raise InvalidParameter("num_views", "must be >= 1", num_views)
+        if embedding_dim < 1:
+            raise InvalidParameter("embedding_dim", "must be >= 1", embedding_dim)
+        smallest = 2 if exclude_positive else 1
+        if dataset_size < smallest:
+            raise InvalidParameter(
+                "dataset_size",
+                f"memory-bank needs at least {smallest} training samples (one bank row per sample); build the "
+                "pipeline with a data slot or pass dataset_size",
+                dataset_size,
+            )
+        if isinstance(num_negatives, bool) or num_negatives < 1:
+            raise InvalidParameter("num_negatives", "must be >= 1", num_negatives)
+        if not 0.0 <= momentum < 1.0:
+            raise InvalidParameter("momentum", "must be in [0, 1)", momentum)
+        self.num_views = int(num_views)
+        self.dataset_size = int(dataset_size)
+        self.embedding_dim = int(embedding_dim)
+        self.requested_negatives = int(num_negatives)
+        #: ``K``: distinct rows available to each anchor bound it (sampling is with replacement).
+        self.num_negatives = min(self.requested_negatives, self.dataset_size - (1 if exclude_positive else 0))
+        self.momentum = float(momentum)
+        self.exclude_positive = bool(exclude_positive)
+        self.normalize_init = bool(normalize_init)
+        stdv = 1.0 / math.sqrt(embedding_dim / 3.0)
+        bank = torch.rand(self.num_views, self.dataset_size, self.embedding_dim).mul_(2.0 * stdv).sub_(stdv)
+        if normalize_init:
+            bank = F.normalize(bank, dim=-1)
+        self.register_buffer("bank", bank)
+
+    def sample_indices(self, index: Tensor) -> Tensor:
+        """``[B, K]`` dataset indices drawn uniformly (one ``torch.randint`` on ``index``'s device).
+
+        With ``exclude_positive``, row ``b`` never contains ``index[b]``: draws from ``{0..N-2}`` are
+        shifted up by one at and above ``index[b]``, which is uniform over the other ``N - 1`` samples.
+
+        Example:
+            >>> import torch
+            >>> sampler = MemoryBankNegatives(num_views=2, dataset_size=3, embedding_dim=4, num_negatives=8)
+            >>> drawn = sampler.sample_indices(torch.tensor([0, 1, 2]))
+            >>> drawn.shape, bool((drawn != torch.tensor([[0], [1], [2]])).all())
+            (torch.Size([3, 2]), True)
+        """
+        shape = (index.shape[0], self.num_negatives)
+        if not self.exclude_positive:
+            return torch.randint(0, self.dataset_size, shape, device=index.device)
+        drawn = torch.randint(0, self.dataset_size - 1, shape, device=index.device)
+        return drawn + (drawn >= index.to(torch.int64)[:, None]).to(drawn.dtype)
+
+    def pair_logits(
+        self,
+        critic: Critic,
+        anchors: Tensor,
+        positives: Tensor,
+        *,
+        index: Tensor,
+        anchor_view: int,
+        target_view: int,
+    ) -> PairLogits:
+        """``[B, K+1]`` logits: column 0 scores the positive, the rest ``K`` rows of ``target_view``'s bank."""
+        if anchors.ndim != 2 or anchors.shape != positives.shape:
+            raise ShapeError(
+                f"memory-bank negatives: view {anchor_view + 1} embeddings {tuple(anchors.shape)} and view "
+                f"{target_view + 1} embeddings {tuple(positives.shape)} must both be [B, D]"
+            )
+        if anchors.shape[1] != self.embedding_dim:
+            raise ShapeError(
+                f"memory-bank negatives: embeddings have D = {anchors.shape[1]}, the bank was built for "
+                f"embedding_dim = {self.embedding_dim}"
+            )
+        if index.shape != anchors.shape[:1]:
+            raise ShapeError(f"memory-bank negatives: index {tuple(index.shape)} must be [B] = [{anchors.shape[0]}]")
+        drawn = self.sample_indices(index.to(anchors.device))
+        negatives = self.bank[target_view][drawn].to(anchors.dtype)  # [B, K, D]
+        positive = critic.score(anchors, positives.unsqueeze(1))  # [B, 1]
+        logits = torch.cat([positive, critic.score(anchors, negatives)], dim=1)
+        target = torch.zeros(anchors.shape[0], dtype=torch.int64, device=anchors.device)
+        return PairLogits(logits=logits, target=target, anchor_view=anchor_view, target_view=target_view)
+
+    @torch.no_grad()
+    def update(self, embeddings: Sequence[Tensor], index: Tensor) -> None:
+        """Write the step's ``M`` embeddings ``[B, D]`` into the banks at ``index [B]`` (all ranks' under DDP)."""
+        if len(embeddings) != self.num_views:
+            raise ShapeError(f"memory-bank update: got {len(embeddings)} embeddings for {self.num_views} views")
+        z = torch.stack([e.detach() for e in embeddings]).to(device=self.bank.device, dtype=self.bank.dtype)
+        if z.ndim != 3 or z.shape[2] != self.embedding_dim or index.shape != z.shape[1:2]:
+            raise ShapeError(
+                f"memory-bank update: embeddings {tuple(z.shape[1:])} and index {tuple(index.shape)} must be "
+                f"[B, {self.embedding_dim}] and [B]"
+            )
+        z, index = _all_gather(z, index.to(device=self.bank.device, dtype=torch.int64))
+        z = z[:, last_occurrence(index)]
+        rows = self.bank.index_select(1, index)  # [M, B, D]
+        self.bank.index_copy_(1, index, bank_update(rows, z, self.momentum))
+
+    def extra_repr(self) -> str:
+        clipped = "" if self.num_negatives == self.requested_negatives else f" (requested {self.requested_negatives})"
+        return (
+            f"num_views={self.num_views}, dataset_size={self.dataset_size}, embedding_dim={self.embedding_dim}, "
+            f"num_negatives={self.num_negatives}{clipped}, momentum={self.momentum}, "
+            f"exclude_positive={self.exclude_positive}, normalize_init={self.normalize_init}"
+        )
