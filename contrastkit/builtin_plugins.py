@@ -12,6 +12,7 @@ from contrastkit.augmentations.albumentations_recipes import AlbumentationsAugme
 from contrastkit.augmentations.basic import CropFlip, NoAugmentation
 from contrastkit.augmentations.infomin import InfoMinAugmentation
 from contrastkit.augmentations.simclr import SimCLRAugmentation
+from contrastkit.critics.bilinear import BilinearCritic
 from contrastkit.critics.cosine import CosineCritic
 from contrastkit.datasets.cifar10 import CIFAR10Dataset
 from contrastkit.datasets.colorful_moving_digits import ColorfulMovingDigits
@@ -75,6 +76,7 @@ def register_encoders(register: Register) -> None:
 @hookimpl
 def register_critics(register: Register) -> None:
     register("cosine", CosineCritic)
+    register("bilinear", BilinearCritic)
 
 
 @hookimpl

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -176,6 +177,7 @@ class Pipeline(nn.Module):
         self.graph = graph
         self.pairs = view_pairs(num_views, graph)
         self.two_way = bool(getattr(self.objective, "two_way", True))
+        self._pair_options = self._pair_keywords()  # NT-Xent's same-view negatives, checked before training
         # InfoMin: a view maker with contrast_sign < 0 ascends the loss the encoders descend.
         self.reverse_view_gradient = is_trainable(self.view_maker) and float(
             getattr(self.view_maker, "contrast_sign", 1.0)
@@ -439,9 +441,31 @@ class Pipeline(nn.Module):
             self.negatives.update(detached, index)
         return PipelineOutput(loss=total, metrics=metrics, views=views, embeddings=embeddings)
 
+    def _pair_keywords(self) -> dict[str, Any]:
+        """Extra ``pair_logits`` keywords: ``same_view=True`` when the objective asks for same-view negatives.
+
+        An objective with ``same_view_negatives = True`` (``infonce``'s NT-Xent form) needs a sampler
+        whose ``pair_logits`` takes a ``same_view`` keyword (``in-batch`` does); others are refused.
+        """
+        if not getattr(self.objective, "same_view_negatives", False):
+            return {}
+        try:
+            params = list(inspect.signature(self.negatives.pair_logits).parameters.values())
+        except (TypeError, ValueError):  # no introspectable signature: assume the keyword is absent
+            params = []
+        if not any(p.name == "same_view" or p.kind is p.VAR_KEYWORD for p in params):
+            raise ConfigError(
+                f"objective.same_view_negatives: {describe(self.objective)} with same-view negatives (NT-Xent) "
+                f"needs a negative sampler that can add the anchor view's other samples; negatives."
+                f"{describe(self.negatives)} cannot (its pair_logits takes no same_view keyword); use "
+                "negatives = \"in-batch\" or set same_view_negatives = false"
+            )
+        return {"same_view": True}
+
     def _pair(self, embeddings: list[Tensor], index: Tensor, i: int, j: int) -> PairLogits:
         return self.negatives.pair_logits(
-            self.critic, embeddings[i], embeddings[j], index=index, anchor_view=i, target_view=j
+            self.critic, embeddings[i], embeddings[j], index=index, anchor_view=i, target_view=j,
+            **self._pair_options,
         )
 
     @torch.no_grad()
@@ -481,7 +505,7 @@ class Pipeline(nn.Module):
         temperature = getattr(self.critic, "temperature", None)
         lines += [
             f"critic       {describe(self.critic)}: embedding {self.critic.embedding_dim}"
-            + (f", temperature {temperature}" if temperature is not None else ""),
+            + (f", temperature {temperature:g}" if temperature is not None else ""),
             f"negatives    {describe(self.negatives)}",
             f"objective    {describe(self.objective)}" + (" (two-way)" if self.two_way else " (one-way)"),
             f"regularizer  {describe(self.regularizer) if self.regularizer is not None else 'none'}",
