@@ -181,7 +181,9 @@ class NegativeSampler(Protocol):
 
     - ``pair_logits(critic, anchors [B, D], positives [B, D], index [B], anchor_view, target_view)``
       returns :class:`PairLogits` for the view pair (in-batch: the rest of the other view's batch;
-      memory bank: ``K`` stored entries plus the positive).
+      memory bank: ``K`` stored entries plus the positive). A sampler may also accept the keyword
+      ``same_view: bool``: then, when the objective asks for it (``infonce``'s NT-Xent option), the
+      anchor view's other samples are negatives too; samplers without it are refused for that option.
     - ``update(embeddings, index)``: called once per training step with the ``M`` detached
       embeddings ``[B, D]`` and their dataset indices ``[B]``; in-batch samplers ignore it.
 
