@@ -26,6 +26,7 @@ from contrastkit.encoders.torchvision_arch import TorchvisionEncoder
 from contrastkit.hookspecs import Register, hookimpl
 from contrastkit.negatives.in_batch import InBatchNegatives
 from contrastkit.negatives.memory_bank import MemoryBankNegatives
+from contrastkit.negatives.queue import QueueNegatives
 from contrastkit.objectives.infonce import InfoNCE
 from contrastkit.objectives.nce import NCEObjective
 from contrastkit.objectives.nt_logistic import NTLogistic
@@ -83,6 +84,7 @@ def register_critics(register: Register) -> None:
 def register_negative_samplers(register: Register) -> None:
     register("in-batch", InBatchNegatives)
     register("memory-bank", MemoryBankNegatives)
+    register("queue", QueueNegatives)
 
 
 @hookimpl

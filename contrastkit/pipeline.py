@@ -30,6 +30,7 @@ from contrastkit.config import Config, PluginTable, load_config
 from contrastkit.errors import ConfigError, ShapeError
 from contrastkit.factories import build_component
 from contrastkit.interfaces import Batch, PairLogits, describe, is_trainable
+from contrastkit.momentum import MomentumTarget
 from contrastkit.registry import Registry, get_registry
 
 __all__ = ["Pipeline", "PipelineOutput", "view_pairs"]
@@ -178,6 +179,14 @@ class Pipeline(nn.Module):
         self.pairs = view_pairs(num_views, graph)
         self.two_way = bool(getattr(self.objective, "two_way", True))
         self._pair_options = self._pair_keywords()  # NT-Xent's same-view negatives, checked before training
+        # MoCo/ReLIC: a component exposing ``key_momentum`` gets an EMA copy of the encoders and critic
+        # whose keys (no gradient) replace the target-side embeddings; a submodule, so it is checkpointed.
+        momentum = self._key_momentum()
+        self.momentum_target = (
+            MomentumTarget(self.encoders, self.critic, view_encoder=self.view_encoder, momentum=momentum)
+            if momentum is not None
+            else None
+        )
         # InfoMin: a view maker with contrast_sign < 0 ascends the loss the encoders descend.
         self.reverse_view_gradient = is_trainable(self.view_maker) and float(
             getattr(self.view_maker, "contrast_sign", 1.0)
@@ -408,17 +417,19 @@ class Pipeline(nn.Module):
         views = self.make_views(batch)
         inputs = [_ReverseGradient.apply(v) for v in views] if self.reverse_view_gradient else views
         embeddings = [self.critic.embed(f, view=i) for i, f in enumerate(self.encode(inputs))]
+        # Target side of every pair: the momentum encoder's keys when there is one, else the embeddings.
+        keys = self.momentum_target.embed(views) if self.momentum_target is not None else embeddings
 
         metrics: dict[str, Tensor] = {}
         total: Tensor | None = None
         for i, j in self.pairs:
             tag = f"v{i + 1}-v{j + 1}"
-            forward = self._pair(embeddings, index, i, j)
+            forward = self._pair(embeddings, keys, index, i, j)
             loss = self.objective(forward.logits, forward.target)
             mi = self.objective.mi_lower_bound(loss, forward.num_negatives)
             backward: PairLogits | None = None
             if self.two_way or self.regularizer is not None:
-                backward = self._pair(embeddings, index, j, i)
+                backward = self._pair(embeddings, keys, index, j, i)
             if self.two_way:
                 assert backward is not None
                 loss_back = self.objective(backward.logits, backward.target)
@@ -437,7 +448,7 @@ class Pipeline(nn.Module):
         assert total is not None
         metrics["loss"] = total.detach()
         if self.training:
-            detached = [e.detach() for e in embeddings]
+            detached = [e.detach() for e in keys]  # with a momentum target the sampler stores keys (MoCo's queue)
             self.negatives.update(detached, index)
         return PipelineOutput(loss=total, metrics=metrics, views=views, embeddings=embeddings)
 
@@ -462,9 +473,34 @@ class Pipeline(nn.Module):
             )
         return {"same_view": True}
 
-    def _pair(self, embeddings: list[Tensor], index: Tensor, i: int, j: int) -> PairLogits:
+    def _key_momentum(self) -> float | None:
+        """``key_momentum`` requested by the negatives or the regulariser (``None``: no momentum target)."""
+        requested = {
+            slot: float(m)
+            for slot, component in (("negatives", self.negatives), ("regularizer", self.regularizer))
+            if (m := getattr(component, "key_momentum", None)) is not None
+        }
+        if len(set(requested.values())) > 1:
+            raise ConfigError(
+                "regularizer: negatives and regularizer ask for different momentum encoders ("
+                + ", ".join(f"{slot} {m:g}" for slot, m in requested.items())
+                + "); give both the same momentum"
+            )
+        return next(iter(requested.values()), None)
+
+    @torch.no_grad()
+    def update_momentum(self) -> None:
+        """One EMA step of the momentum target towards the online encoders and critic (no-op without one).
+
+        The Trainer calls it after every optimizer step.
+        """
+        if self.momentum_target is not None:
+            self.momentum_target.update(self.encoders, self.critic)
+
+    def _pair(self, embeddings: list[Tensor], keys: list[Tensor], index: Tensor, i: int, j: int) -> PairLogits:
+        # Anchors are always online embeddings (with gradient); positives are the target side ``keys``.
         return self.negatives.pair_logits(
-            self.critic, embeddings[i], embeddings[j], index=index, anchor_view=i, target_view=j,
+            self.critic, embeddings[i], keys[j], index=index, anchor_view=i, target_view=j,
             **self._pair_options,
         )
 

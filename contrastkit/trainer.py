@@ -514,6 +514,7 @@ class Trainer:
                         o.zero_grad(set_to_none=True)
                     if scaler is not None:
                         scaler.update()
+                    pipeline.update_momentum()  # EMA key/target encoder (MoCo, ReLIC); no-op without one
                     for s in schedulers:
                         s.step()
                     assert step_loss is not None

@@ -10,6 +10,13 @@ Here ``p^{V_i}`` is row ``b`` of the ``V_i -> V_j`` logits and ``p^{V_j}`` is ro
 ``stop_gradient = true`` (``sg``, the default) treats the second distribution as a fixed target, as
 ReLIC's pseudo-code does; ``symmetric = true`` averages both KL directions instead.
 
+``target_momentum = m`` gives ``h`` ReLIC's EMA target network: the regulariser then exposes
+``key_momentum``, and the :class:`~contrastkit.pipeline.Pipeline` computes the target side of every
+pair (the positives, and with ``in-batch`` the candidates ``h(x_j)``) with a
+:class:`~contrastkit.momentum.MomentumTarget`, an EMA copy of the encoders and critic updated after
+every optimizer step, ``theta_h <- m * theta_h + (1 - m) * theta_f``. Absent (the default), ``h`` is
+the online network.
+
 Example:
     >>> import torch
     >>> from contrastkit.interfaces import PairLogits
@@ -50,10 +57,21 @@ class RelicKL(nn.Module):
         1.0
     """
 
-    def __init__(self, *, alpha: float = 1.0, stop_gradient: bool = True, symmetric: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        alpha: float = 1.0,
+        stop_gradient: bool = True,
+        symmetric: bool = False,
+        target_momentum: float | None = None,
+    ) -> None:
         super().__init__()
         if alpha < 0:
             raise InvalidParameter("alpha", "must be >= 0", alpha)
+        if target_momentum is not None and (isinstance(target_momentum, bool) or not 0.0 <= target_momentum <= 1.0):
+            raise InvalidParameter("target_momentum", "must be in [0, 1]", target_momentum)
+        #: The EMA target network's momentum the pipeline reads (``None``: no target network).
+        self.key_momentum = None if target_momentum is None else float(target_momentum)
         self.alpha = float(alpha)
         self.stop_gradient = stop_gradient
         self.symmetric = symmetric
