@@ -209,11 +209,18 @@ class BankResult:
     score_diff: float
     positive_diff: float
     bank_diff: float
+    #: contrastkit with ``shared_negatives = true`` (one draw of K rows per step for the whole batch).
+    shared: Timing | None = None
 
     @property
     def speedup(self) -> float:
         """Median CMC ms over median contrastkit ms."""
         return self.cmc.median / self.contrastkit.median
+
+    @property
+    def shared_speedup(self) -> float | None:
+        """Median CMC ms over median contrastkit ms with shared negatives."""
+        return None if self.shared is None else self.cmc.median / self.shared.median
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -223,6 +230,8 @@ class BankResult:
             "positive_scores_max_abs_diff": self.positive_diff,
             "banks_after_update_max_abs_diff": self.bank_diff,
             "speedup": self.speedup,
+            "contrastkit_shared_negatives": None if self.shared is None else self.shared.as_dict(),
+            "shared_negatives_speedup": self.shared_speedup,
         }
 
 
@@ -770,6 +779,8 @@ def run_memory_bank(settings: Settings, device: torch.device, *, echo: Any = Non
                                   momentum=settings.momentum).to(device)
     if sampler.num_negatives != k:
         raise ConfigError(f"--negatives: K = {k} needs a bank of more than {k} samples (--bank-size {n})")
+    shared_sampler = MemoryBankNegatives(num_views=2, dataset_size=n, embedding_dim=d, num_negatives=k,
+                                         momentum=settings.momentum, shared_negatives=True).to(device)
     critic = CosineCritic(feature_dims=(d, d), head="none", temperature=settings.temperature).to(device)
     objective = InfoNCE(two_way=True)
     gen = torch.Generator().manual_seed(SEED)
@@ -789,14 +800,18 @@ def run_memory_bank(settings: Settings, device: torch.device, *, echo: Any = Non
     def framework() -> None:
         contrastkit_loss(critic, sampler, objective, f1, f2, batch_index[0]).backward()
 
+    def framework_shared() -> None:
+        contrastkit_loss(critic, shared_sampler, objective, f1, f2, batch_index[0]).backward()
+
     mem = []
-    for fn in (cmc, framework):
+    for fn in (cmc, framework, framework_shared):
         prepare()
         mem.append(measure_memory(fn, device))
-    ms = run_rounds([(prepare, cmc), (prepare, framework)], device, repeats=settings.repeats, warmup=settings.warmup)
+    ms = run_rounds([(prepare, cmc), (prepare, framework), (prepare, framework_shared)], device,
+                    repeats=settings.repeats, warmup=settings.warmup)
     return BankResult(
         cmc=Timing(ms[0], *mem[0]), contrastkit=Timing(ms[1], *mem[1]),
-        score_diff=scores, positive_diff=positives, bank_diff=banks,
+        score_diff=scores, positive_diff=positives, bank_diff=banks, shared=Timing(ms[2], *mem[2]),
     )
 
 
@@ -841,7 +856,7 @@ def format_report(result: BenchmarkResult) -> str:
         >>> for part in format_report(r).splitlines()[-1].split("; "): print(part)
         summary: InfoNCE contrastkit / reference: time 1.000, peak memory 1.000 (worst N
         targets <= 1)
-        memory-bank step CMC / contrastkit: 2.00x (target >= 2)
+        memory-bank step CMC / contrastkit: 2.00x, with shared_negatives n/ax (target >= 2)
     """
     s = result.settings
     columns = f"{'median ms':>10} {'min':>10} {'max':>10} {'peak MiB':>9} {'largest MiB':>11}"
@@ -863,7 +878,10 @@ def format_report(result: BenchmarkResult) -> str:
         )
     b = result.bank
     lines.append(f"{'side':<34} {columns}")
-    for name, t in (("CMC (alias draw, bmm, index_copy_)", b.cmc), ("contrastkit (memory-bank)", b.contrastkit)):
+    sides = [("CMC (alias draw, bmm, index_copy_)", b.cmc), ("contrastkit (memory-bank)", b.contrastkit)]
+    if b.shared is not None:
+        sides.append(("contrastkit (shared_negatives)", b.shared))
+    for name, t in sides:
         lines.append(
             f"{name:<34} {t.median:10.2f} {min(t.ms):10.2f} {max(t.ms):10.2f} {_mib(t.peak):>9} {_mib(t.largest):>11}"
         )
@@ -873,12 +891,17 @@ def format_report(result: BenchmarkResult) -> str:
         f"max |positive - s(z1, z2)| {b.positive_diff:.1e}, banks after update max |diff| {b.bank_diff:.1e}"
     )
     lines.append(f"memory-bank speedup (CMC / contrastkit): {b.speedup:.2f}x  (target >= {BANK_TARGET:g})")
+    if b.shared_speedup is not None:
+        lines.append(
+            f"memory-bank speedup with shared_negatives = true (CMC / contrastkit): {b.shared_speedup:.2f}x  "
+            f"(target >= {BANK_TARGET:g}; one draw of K rows per step instead of K per anchor)"
+        )
     time_worst = max(r.time_ratio for r in result.infonce)
     memory_worst = _worst([r.memory_ratio for r in result.infonce])
     lines.append(
         f"summary: InfoNCE contrastkit / reference: time {time_worst:.3f}, peak memory {_fmt(memory_worst, '.3f')} "
-        f"(worst N; targets <= {INFONCE_TARGET:g}); memory-bank step CMC / contrastkit: {b.speedup:.2f}x "
-        f"(target >= {BANK_TARGET:g})"
+        f"(worst N; targets <= {INFONCE_TARGET:g}); memory-bank step CMC / contrastkit: {b.speedup:.2f}x, "
+        f"with shared_negatives {_fmt(b.shared_speedup, '.2f')}x (target >= {BANK_TARGET:g})"
     )
     return "\n".join(lines)
 

@@ -23,7 +23,8 @@ INFONCE_LINE = re.compile(
 BANK_LINE = re.compile(r"^memory-bank speedup \(CMC / contrastkit\): (\d+\.\d{2})x  \(target >= 2\)$")
 SUMMARY_LINE = re.compile(
     r"^summary: InfoNCE contrastkit / reference: time (\d+\.\d{3}), peak memory (\d+\.\d{3}|n/a) "
-    r"\(worst N; targets <= 1\); memory-bank step CMC / contrastkit: (\d+\.\d{2})x \(target >= 2\)$"
+    r"\(worst N; targets <= 1\); memory-bank step CMC / contrastkit: (\d+\.\d{2})x, "
+    r"with shared_negatives (\d+\.\d{2}|n/a)x \(target >= 2\)$"
 )
 
 
@@ -78,6 +79,8 @@ def test_report_ratio_lines_and_cross_checks(
     assert summary is not None, lines[-1]
     assert float(summary.group(1)) == pytest.approx(max(e["time_ratio"] for e in report["infonce"]), abs=1e-3)
     assert float(summary.group(3)) == pytest.approx(bank["speedup"], abs=5e-3)
+    assert bank["contrastkit_shared_negatives"]["median_ms"] > 0
+    assert float(summary.group(4)) == pytest.approx(bank["shared_negatives_speedup"], abs=5e-3)
 
 
 def test_cmc_nce_loss_runs(losses: ModuleType) -> None:

@@ -25,6 +25,13 @@ Differences from CMC's code, on purpose: the positive column scores the positive
 through the positive pair; the anchor's own sample is never drawn as a negative (unless
 ``exclude_positive = false``, CMC's behaviour).
 
+``shared_negatives = true`` draws one set of ``K`` rows per step and view pair, shared by every
+anchor of the batch (as MoCo's queue is shared): the negatives are scored with one ``[B, D] x [D, K]``
+product instead of gathering ``B * K`` rows (``B * K * D`` floats, 2 GB per view at CMC's
+``B = 256, K = 16384, D = 128``), which is what bounds a memory-bank step. Each anchor still sees
+``K`` uniform draws, but the draws are correlated across anchors; with ``exclude_positive`` an
+anchor's own row, if drawn, is masked to ``-inf`` (its row then has one fewer live negative).
+
 The banks are one registered buffer ``bank`` ``[M, N, D]``, so they are part of the pipeline's
 ``state_dict``: saved in checkpoints, restored on ``--resume`` and moved by ``.to(device)``.
 
@@ -137,6 +144,7 @@ class MemoryBankNegatives(nn.Module):
         momentum: float = 0.5,
         exclude_positive: bool = True,
         normalize_init: bool = False,
+        shared_negatives: bool = False,
     ) -> None:
         super().__init__()
         if num_views < 1:
@@ -164,6 +172,7 @@ class MemoryBankNegatives(nn.Module):
         self.momentum = float(momentum)
         self.exclude_positive = bool(exclude_positive)
         self.normalize_init = bool(normalize_init)
+        self.shared_negatives = bool(shared_negatives)
         stdv = 1.0 / math.sqrt(embedding_dim / 3.0)
         bank = torch.rand(self.num_views, self.dataset_size, self.embedding_dim).mul_(2.0 * stdv).sub_(stdv)
         if normalize_init:
@@ -212,10 +221,19 @@ class MemoryBankNegatives(nn.Module):
             )
         if index.shape != anchors.shape[:1]:
             raise ShapeError(f"memory-bank negatives: index {tuple(index.shape)} must be [B] = [{anchors.shape[0]}]")
-        drawn = self.sample_indices(index.to(anchors.device))
-        negatives = self.bank[target_view][drawn].to(anchors.dtype)  # [B, K, D]
         positive = critic.score(anchors, positives.unsqueeze(1))  # [B, 1]
-        logits = torch.cat([positive, critic.score(anchors, negatives)], dim=1)
+        if self.shared_negatives:
+            # One draw for the whole batch: scoring is a [B, D] x [D, K] product, no [B, K, D] gather.
+            drawn = torch.randint(0, self.dataset_size, (self.num_negatives,), device=anchors.device)
+            scores = critic.score(anchors, self.bank[target_view][drawn].to(anchors.dtype))  # [B, K]
+            if self.exclude_positive:
+                own = drawn[None, :] == index.to(device=anchors.device, dtype=torch.int64)[:, None]
+                scores = scores.masked_fill(own, float("-inf"))
+        else:
+            drawn = self.sample_indices(index.to(anchors.device))
+            negatives = self.bank[target_view][drawn].to(anchors.dtype)  # [B, K, D]
+            scores = critic.score(anchors, negatives)
+        logits = torch.cat([positive, scores], dim=1)
         target = torch.zeros(anchors.shape[0], dtype=torch.int64, device=anchors.device)
         return PairLogits(logits=logits, target=target, anchor_view=anchor_view, target_view=target_view)
 
@@ -240,5 +258,6 @@ class MemoryBankNegatives(nn.Module):
         return (
             f"num_views={self.num_views}, dataset_size={self.dataset_size}, embedding_dim={self.embedding_dim}, "
             f"num_negatives={self.num_negatives}{clipped}, momentum={self.momentum}, "
-            f"exclude_positive={self.exclude_positive}, normalize_init={self.normalize_init}"
+            f"exclude_positive={self.exclude_positive}, normalize_init={self.normalize_init}, "
+            f"shared_negatives={self.shared_negatives}"
         )

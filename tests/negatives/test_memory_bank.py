@@ -478,3 +478,48 @@ def test_on_cuda_everything_stays_on_the_device_and_duplicate_writes_are_determi
         gpu.update([e.cuda() for e in z], index.cuda())
         cpu.update(z, index)
     assert torch.allclose(gpu.bank.cpu(), cpu.bank, atol=1e-6)
+
+
+# -- shared negatives ---------------------------------------------------------------------------------
+def test_shared_negatives_score_one_draw_for_the_whole_batch_and_mask_the_anchor_itself() -> None:
+    torch.manual_seed(5)
+    n, d, b, k, tau = 40, 4, 5, 30, 0.2
+    s = sampler(n=n, d=d, m=2, num_negatives=k, shared_negatives=True)
+    critic = CosineCritic(feature_dims=(d, d), head="none", temperature=tau)
+    anchors, positives = unit(b, d), unit(b, d)
+    index = torch.tensor([0, 3, 5, 7, 11, 13, 17, 19, 23, 29])[:b]
+    torch.manual_seed(2)
+    drawn = torch.randint(0, n, (k,))  # the one draw pair_logits makes
+    torch.manual_seed(2)
+    pair = s.pair_logits(critic, anchors, positives, index=index, anchor_view=0, target_view=1)
+    assert pair.logits.shape == (b, k + 1) and pair.num_negatives == k
+    bank = s.bank.double()
+    masked = 0
+    for i in range(b):
+        assert float(pair.logits[i, 0]) == pytest.approx(float(anchors[i].double() @ positives[i].double()) / tau, abs=1e-5)
+        for j in range(k):
+            if int(drawn[j]) == int(index[i]):
+                assert pair.logits[i, j + 1] == float("-inf")
+                masked += 1
+            else:
+                expected = float(anchors[i].double() @ bank[1, int(drawn[j])]) / tau
+                assert float(pair.logits[i, j + 1]) == pytest.approx(expected, abs=1e-5)
+    assert masked > 0  # 30 draws from 40 rows: some anchors met their own row, masked
+    loss = torch.nn.functional.cross_entropy(pair.logits, pair.target)
+    assert torch.isfinite(loss)
+    check_negative_sampler(MemoryBankNegatives(**CONTEXT["negative_samplers"], shared_negatives=True))
+
+
+def test_shared_negatives_gather_k_rows_not_b_times_k(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = sampler(n=100, d=8, m=2, num_negatives=16, shared_negatives=True)
+    critic = CosineCritic(feature_dims=(8, 8), head="none", temperature=0.1)
+    seen: list[tuple[int, ...]] = []
+    original = critic.score
+
+    def recording(anchors: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        seen.append(tuple(candidates.shape))
+        return original(anchors, candidates)
+
+    monkeypatch.setattr(critic, "score", recording)
+    s.pair_logits(critic, unit(32, 8), unit(32, 8), index=torch.arange(32), anchor_view=0, target_view=1)
+    assert (16, 8) in seen and not any(len(shape) == 3 and shape[1] == 16 for shape in seen)
