@@ -50,7 +50,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["GatherWithGrad", "gather_with_grad", "is_distributed", "rank", "world_size"]
+__all__ = ["GatherWithGrad", "gather_stored_rows", "gather_with_grad", "is_distributed", "rank", "world_size"]
 
 
 def is_distributed() -> bool:
@@ -128,3 +128,28 @@ def gather_with_grad(x: Tensor) -> Tensor:
         torch.Size([2, 3])
     """
     return GatherWithGrad.apply(x)
+
+
+def gather_stored_rows(rows: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
+    """Every rank's ``rows [M, B, D]`` and ``index [B]``, concatenated in rank order (no gradient).
+
+    What stateful samplers (memory bank, queue) write each step, so every rank stores the same
+    thing. A no-op without ``torch.distributed`` or with one process.
+
+    Example:
+        >>> import torch
+        >>> rows, index = gather_stored_rows(torch.zeros(2, 3, 4), torch.arange(3))
+        >>> tuple(rows.shape), index.tolist()
+        ((2, 3, 4), [0, 1, 2])
+    """
+    if world_size() == 1:
+        return rows, index
+    import torch.distributed as dist
+
+    world = world_size()
+    rows, index = rows.contiguous(), index.contiguous()
+    gathered = [torch.empty_like(rows) for _ in range(world)]
+    indices = [torch.empty_like(index) for _ in range(world)]
+    dist.all_gather(gathered, rows)
+    dist.all_gather(indices, index)
+    return torch.cat(gathered, dim=1), torch.cat(indices)

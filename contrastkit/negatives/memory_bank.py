@@ -65,8 +65,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from contrastkit import distributed
 from contrastkit.errors import InvalidParameter, ShapeError
 from contrastkit.interfaces import Critic, PairLogits
+from contrastkit.negatives._checks import check_pair_inputs
 
 __all__ = ["MemoryBankNegatives", "bank_update", "last_occurrence"]
 
@@ -100,23 +102,6 @@ def last_occurrence(index: Tensor) -> Tensor:
     return winner
 
 
-def _all_gather(embeddings: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
-    """Every rank's ``embeddings [M, B, D]`` and ``index [B]``, concatenated in rank order.
-
-    A no-op without an initialised process group (or with one rank).
-    """
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return embeddings, index
-    world = dist.get_world_size()
-    embeddings = embeddings.contiguous()
-    index = index.contiguous()
-    gathered = [torch.empty_like(embeddings) for _ in range(world)]
-    indices = [torch.empty_like(index) for _ in range(world)]
-    dist.all_gather(gathered, embeddings)
-    dist.all_gather(indices, index)
-    return torch.cat(gathered, dim=1), torch.cat(indices)
 
 
 class MemoryBankNegatives(nn.Module):
@@ -209,18 +194,8 @@ class MemoryBankNegatives(nn.Module):
         target_view: int,
     ) -> PairLogits:
         """``[B, K+1]`` logits: column 0 scores the positive, the rest ``K`` rows of ``target_view``'s bank."""
-        if anchors.ndim != 2 or anchors.shape != positives.shape:
-            raise ShapeError(
-                f"memory-bank negatives: view {anchor_view + 1} embeddings {tuple(anchors.shape)} and view "
-                f"{target_view + 1} embeddings {tuple(positives.shape)} must both be [B, D]"
-            )
-        if anchors.shape[1] != self.embedding_dim:
-            raise ShapeError(
-                f"memory-bank negatives: embeddings have D = {anchors.shape[1]}, the bank was built for "
-                f"embedding_dim = {self.embedding_dim}"
-            )
-        if index.shape != anchors.shape[:1]:
-            raise ShapeError(f"memory-bank negatives: index {tuple(index.shape)} must be [B] = [{anchors.shape[0]}]")
+        check_pair_inputs("memory-bank", "bank", self.embedding_dim, anchors, positives, index,
+                          anchor_view, target_view)
         positive = critic.score(anchors, positives.unsqueeze(1))  # [B, 1]
         if self.shared_negatives:
             # One draw for the whole batch: scoring is a [B, D] x [D, K] product, no [B, K, D] gather.
@@ -248,7 +223,7 @@ class MemoryBankNegatives(nn.Module):
                 f"memory-bank update: embeddings {tuple(z.shape[1:])} and index {tuple(index.shape)} must be "
                 f"[B, {self.embedding_dim}] and [B]"
             )
-        z, index = _all_gather(z, index.to(device=self.bank.device, dtype=torch.int64))
+        z, index = distributed.gather_stored_rows(z, index.to(device=self.bank.device, dtype=torch.int64))
         z = z[:, last_occurrence(index)]
         rows = self.bank.index_select(1, index)  # [M, B, D]
         self.bank.index_copy_(1, index, bank_update(rows, z, self.momentum))

@@ -66,6 +66,7 @@ from torch import Tensor, nn
 from contrastkit import distributed
 from contrastkit.errors import InvalidParameter, ShapeError
 from contrastkit.interfaces import Critic, PairLogits
+from contrastkit.negatives._checks import check_pair_inputs
 
 __all__ = ["QueueNegatives", "enqueue_positions"]
 
@@ -81,19 +82,6 @@ def enqueue_positions(ptr: Tensor, count: int, size: int) -> Tensor:
     return (ptr + torch.arange(count, device=ptr.device)) % size
 
 
-def _all_gather(keys: Tensor, index: Tensor) -> tuple[Tensor, Tensor]:
-    """Every rank's ``keys [M, B, D]`` and ``index [B]`` concatenated in rank order (no-op on one process)."""
-    if distributed.world_size() == 1:
-        return keys, index
-    import torch.distributed as dist
-
-    world = distributed.world_size()
-    keys, index = keys.contiguous(), index.contiguous()
-    gathered = [torch.empty_like(keys) for _ in range(world)]
-    indices = [torch.empty_like(index) for _ in range(world)]
-    dist.all_gather(gathered, keys)
-    dist.all_gather(indices, index)
-    return torch.cat(gathered, dim=1), torch.cat(indices)
 
 
 class QueueNegatives(nn.Module):
@@ -155,18 +143,7 @@ class QueueNegatives(nn.Module):
         target_view: int,
     ) -> PairLogits:
         """``[B, K+1]`` logits: column 0 scores the positive (key), the rest ``target_view``'s queue."""
-        if anchors.ndim != 2 or anchors.shape != positives.shape:
-            raise ShapeError(
-                f"queue negatives: view {anchor_view + 1} embeddings {tuple(anchors.shape)} and view "
-                f"{target_view + 1} keys {tuple(positives.shape)} must both be [B, D]"
-            )
-        if anchors.shape[1] != self.embedding_dim:
-            raise ShapeError(
-                f"queue negatives: embeddings have D = {anchors.shape[1]}, the queue was built for "
-                f"embedding_dim = {self.embedding_dim}"
-            )
-        if index.shape != anchors.shape[:1]:
-            raise ShapeError(f"queue negatives: index {tuple(index.shape)} must be [B] = [{anchors.shape[0]}]")
+        check_pair_inputs("queue", "queue", self.embedding_dim, anchors, positives, index, anchor_view, target_view)
         keys = self.queue[target_view].to(anchors.dtype)  # [K, D], shared by every anchor: one matmul
         positive = critic.score(anchors, positives.unsqueeze(1))  # [B, 1]
         negatives = critic.score(anchors, keys)  # [B, K]
@@ -188,7 +165,7 @@ class QueueNegatives(nn.Module):
                 f"queue update: embeddings {tuple(keys.shape[1:])} and index {tuple(index.shape)} must be "
                 f"[B, {self.embedding_dim}] and [B]"
             )
-        keys, index = _all_gather(keys, index.to(device=self.queue.device, dtype=torch.int64))
+        keys, index = distributed.gather_stored_rows(keys, index.to(device=self.queue.device, dtype=torch.int64))
         count = keys.shape[1]
         start = self.ptr
         if count > self.size:  # only the last ``size`` keys survive; they land where one-by-one enqueuing puts them
