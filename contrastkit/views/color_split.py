@@ -1,12 +1,17 @@
 """``color-split``: CMC's colour-space views — convert RGB to a colour space, split its channels.
 
-Lab gives CMC's L | ab views; YDbDr gives Y | DbDr (CMC's best pair on ImageNet). Conversion runs
-batch-wise on the images' device: Lab with Kornia, YDbDr by its 3x3 matrix (Kornia has no YDbDr).
+Lab gives CMC's L | ab views; YDbDr gives Y | DbDr (CMC's best pair on ImageNet); ``ycbcr``,
+``yiq``, ``hsv``, ``xyz``, ``luv`` and ``rgb`` (R | GB) complete the spaces CMC compares. The
+conversions (:mod:`contrastkit.views.color_spaces`) run batch-wise on the images' device and are
+differentiable, so a learned view generator may sit in front.
 
-Normalisation (``normalize = true``) maps each channel to roughly [-1, 1]:
-    - Lab: CMC's statistics, mean ``(50, 6.025, -6.6895)``, std ``(50, 92.208, 101.1675)``
-      (the midpoint and half-range of L in [0, 100], a in [-86.183, 98.233], b in [-107.857, 94.478]);
-    - YDbDr: Y in [0, 1] -> ``(Y - 0.5) / 0.5``; Db, Dr in [-1.333, 1.333] -> divided by 1.333.
+``groups`` lists the channels (0, 1, 2 of the space) of each of the ``M >= 2`` views:
+``[[0], [1, 2]]`` (default) is L | ab, ``[[0], [1], [2]]`` is L | a | b. A channel may appear in
+several groups (``[[0, 1, 2], [0]]``: the whole image against its luminance) but only once per
+group; CMC's splits never overlap, and overlapping views share information by construction.
+
+Normalisation (``normalize = true``) maps each channel to roughly [-1, 1] with per-space constants
+(:data:`contrastkit.views.color_spaces.NORMALIZATION`; Lab uses CMC's statistics).
 
 Example:
     >>> import torch
@@ -20,61 +25,43 @@ from __future__ import annotations
 
 from typing import Literal
 
-import kornia.color
 import torch
 from torch import Tensor, nn
 
 from contrastkit.errors import InvalidParameter, ShapeError
 from contrastkit.interfaces import AugmentFn, Batch
+from contrastkit.views.color_spaces import CHANNEL_NAMES, ColorSpace, check_space, rgb_to_ydbdr, to_color_space
 
-__all__ = ["ColorSplitViews", "rgb_to_ydbdr", "to_color_space"]
+__all__ = ["ColorSplitViews", "rgb_to_ydbdr", "to_color_space"]  # the conversions are re-exported
 
-# Rows give Y, Db, Dr as combinations of R, G, B (SECAM YDbDr).
-_YDBDR = torch.tensor(
-    [
-        [0.299, 0.587, 0.114],
-        [-0.450, -0.883, 1.333],
-        [-1.333, 1.116, 0.217],
-    ]
-)
-_NORMALISATION = {
-    "lab": ((50.0, 6.025, -6.6895), (50.0, 92.208, 101.1675)),
-    "ydbdr": ((0.5, 0.0, 0.0), (0.5, 1.333, 1.333)),
-}
 _DEFAULT_GROUPS = [[0], [1, 2]]
+_AUGMENT_MODES = ("shared", "per-view")
 
 
-def rgb_to_ydbdr(images: Tensor) -> Tensor:
-    """RGB ``[B, 3, H, W]`` in [0, 1] -> YDbDr ``[B, 3, H, W]`` (Y in [0, 1], Db/Dr in [-1.333, 1.333]).
+def _check_groups(groups: list[list[int]]) -> list[list[int]]:
+    if not isinstance(groups, (list, tuple)) or len(groups) < 2:
+        raise InvalidParameter("groups", "needs at least two groups (one per view), e.g. [[0], [1, 2]]", groups)
+    checked = []
+    for group in groups:
+        if not isinstance(group, (list, tuple)) or not group:
+            raise InvalidParameter("groups", "each group must be a non-empty list of channel indices 0, 1, 2", groups)
+        if any(isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < 3 for c in group):
+            raise InvalidParameter("groups", "each group must list channel indices 0, 1 or 2", groups)
+        if len(set(group)) != len(group):
+            raise InvalidParameter("groups", "a channel appears twice in one group; list each channel once per group", groups)
+        checked.append(list(group))
+    return checked
 
-    Example:
-        >>> import torch
-        >>> [round(v, 4) for v in rgb_to_ydbdr(torch.ones(1, 3, 1, 1)).flatten().tolist()]  # white: no chroma
-        [1.0, 0.0, 0.0]
-    """
-    matrix = _YDBDR.to(device=images.device, dtype=images.dtype)
-    out = torch.einsum("ij,bjhw->bihw", matrix, images)
-    return out
 
-
-def to_color_space(images: Tensor, space: Literal["lab", "ydbdr"], normalize: bool = True) -> Tensor:
-    """Convert RGB ``[B, 3, H, W]`` in [0, 1] to ``space``, optionally normalised (see module doc).
-
-    Example:
-        >>> import torch
-        >>> lab = to_color_space(torch.ones(1, 3, 2, 2), "lab", normalize=False)
-        >>> round(float(lab[0, 0, 0, 0]), 3)
-        100.0
-    """
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ShapeError(f"color-split: expected RGB images [B, 3, H, W], got {tuple(images.shape)}")
-    converted = kornia.color.rgb_to_lab(images) if space == "lab" else rgb_to_ydbdr(images)
-    if normalize:
-        mean, std = _NORMALISATION[space]
-        mean_t = converted.new_tensor(mean).view(1, 3, 1, 1)
-        std_t = converted.new_tensor(std).view(1, 3, 1, 1)
-        converted = (converted - mean_t) / std_t
-    return converted
+def _channel_slices(group: list[int]) -> list[tuple[int, int]]:
+    """``group`` as runs of consecutive channels ``[(start, stop), ...]`` (one run: a slice, no copy)."""
+    runs: list[tuple[int, int]] = []
+    for c in group:
+        if runs and runs[-1][1] == c:
+            runs[-1] = (runs[-1][0], c + 1)
+        else:
+            runs.append((c, c + 1))
+    return runs
 
 
 class ColorSplitViews(nn.Module):
@@ -82,6 +69,7 @@ class ColorSplitViews(nn.Module):
 
     ``augment = "shared"`` augments the RGB batch once and splits it (CMC: both views see the same
     crop); ``"per-view"`` augments once per view before converting (InfoMin-style independent views).
+    Images must have 3 (RGB) channels; a batch with another count is a :class:`ShapeError`.
 
     Example:
         >>> import torch
@@ -90,6 +78,8 @@ class ColorSplitViews(nn.Module):
         (1, 1, 1)
         >>> len(maker({"image": torch.rand(2, 3, 4, 4)}, lambda x, view: x))
         3
+        >>> ColorSplitViews(space="hsv").view_names
+        ('H', 'SV')
     """
 
     contrast_sign = 1.0
@@ -97,43 +87,64 @@ class ColorSplitViews(nn.Module):
     def __init__(
         self,
         *,
-        space: Literal["lab", "ydbdr"] = "lab",
+        space: ColorSpace = "lab",
         groups: list[list[int]] | None = None,
         normalize: bool = True,
         augment: Literal["shared", "per-view"] = "shared",
     ) -> None:
         super().__init__()
-        groups = [list(g) for g in (groups if groups is not None else _DEFAULT_GROUPS)]
-        if len(groups) < 2:
-            raise InvalidParameter("groups", "needs at least two groups (one per view)", groups)
-        for group in groups:
-            if not group or any(not 0 <= c < 3 for c in group):
-                raise InvalidParameter("groups", "each group must list channel indices 0, 1 or 2", groups)
+        check_space(space)
+        if augment not in _AUGMENT_MODES:
+            raise InvalidParameter("augment", "must be 'shared' or 'per-view'", augment)
         self.space = space
-        self.groups = groups
+        self.groups = _check_groups(groups if groups is not None else _DEFAULT_GROUPS)
         self.normalize = normalize
         self.augment = augment
+        self._slices = [_channel_slices(g) for g in self.groups]
 
     @property
     def view_channels(self) -> tuple[int, ...]:
         """Channels of each view: the size of each group."""
         return tuple(len(g) for g in self.groups)
 
-    def _split(self, converted: Tensor, group: list[int]) -> Tensor:
-        if group == list(range(group[0], group[0] + len(group))):
-            return converted[:, group[0] : group[0] + len(group)]  # a slice, no copy
-        return converted[:, group]
+    @property
+    def view_names(self) -> tuple[str, ...]:
+        """Each view's channel names, e.g. ``("L", "ab")`` (for logs and plots)."""
+        names = CHANNEL_NAMES[self.space]
+        return tuple("".join(names[c] for c in g) for g in self.groups)
+
+    def _split(self, converted: Tensor, view: int) -> Tensor:
+        # Slices and cat, not converted[:, group]: list indexing would copy an index tensor to the device.
+        parts = [converted[:, start:stop] for start, stop in self._slices[view]]
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+    def _check_images(self, images: Tensor) -> None:
+        if images.ndim != 4:
+            raise ShapeError(f"views.color-split: expected images [B, 3, H, W], got shape {tuple(images.shape)}")
+        channels = images.shape[1]
+        if channels > 3:
+            raise ShapeError(
+                f"views.color-split: images have {channels} channels (e.g. paired-folder's RGB + depth) but "
+                'color-split converts RGB only; use views = "rgbd" for RGB + depth views, or an RGB dataset'
+            )
+        if channels != 3:
+            raise ShapeError(
+                f"views.color-split: images have {channels} channel(s) but color-split needs RGB [B, 3, H, W]; "
+                'use an RGB dataset, or views = "augmented-copies" with channels = '
+                f"{channels} for views without a colour split"
+            )
 
     def forward(self, batch: Batch, augment: AugmentFn) -> list[Tensor]:
         """``batch["image"]`` ``[B, 3, H, W]`` -> one ``[B, len(group), H', W']`` view per group."""
         images = batch["image"]
+        self._check_images(images)
         if self.augment == "shared":
             converted = to_color_space(augment(images, 0), self.space, self.normalize)
-            return [self._split(converted, g) for g in self.groups]
+            return [self._split(converted, i) for i in range(len(self.groups))]
         return [
-            self._split(to_color_space(augment(images, i), self.space, self.normalize), g)
-            for i, g in enumerate(self.groups)
+            self._split(to_color_space(augment(images, i), self.space, self.normalize), i)
+            for i in range(len(self.groups))
         ]
 
     def extra_repr(self) -> str:
-        return f"space={self.space}, groups={self.groups}, augment={self.augment}"
+        return f"space={self.space}, groups={self.groups}, normalize={self.normalize}, augment={self.augment}"
