@@ -405,7 +405,8 @@ def contrastkit_loss(
     The same calls in the same order: ``critic.embed`` per view; per direction
     ``negatives.pair_logits``, the objective, its mutual-information bound; the two directions
     summed (``two_way``), the logged metrics detached; then ``negatives.update`` with the detached
-    embeddings (as in training mode).
+    embeddings (as in training mode). As in the pipeline, the reverse direction reuses the forward
+    logits transposed when the critic is symmetric and the sampler offers ``reverse_pair_logits``.
 
     Example:
         >>> critic = CosineCritic(feature_dims=(4, 4), head="none", temperature=0.5)
@@ -418,7 +419,12 @@ def contrastkit_loss(
     forward = negatives.pair_logits(critic, embeddings[0], embeddings[1], index=index, anchor_view=0, target_view=1)
     loss = objective(forward.logits, forward.target)
     mi = objective.mi_lower_bound(loss, forward.num_negatives)
-    backward = negatives.pair_logits(critic, embeddings[1], embeddings[0], index=index, anchor_view=1, target_view=0)
+    backward = None
+    if getattr(critic, "symmetric", False) and callable(getattr(negatives, "reverse_pair_logits", None)):
+        backward = negatives.reverse_pair_logits(forward)  # the pipeline's rule: transposed when valid
+    if backward is None:
+        backward = negatives.pair_logits(critic, embeddings[1], embeddings[0], index=index, anchor_view=1,
+                                         target_view=0)
     loss_back = objective(backward.logits, backward.target)
     mi_back = objective.mi_lower_bound(loss_back, backward.num_negatives)
     loss = loss + loss_back
@@ -777,8 +783,6 @@ def run_memory_bank(settings: Settings, device: torch.device, *, echo: Any = Non
     criterion: nn.Module = NCESoftmaxLoss() if settings.cmc_loss == "softmax" else NCECriterion(n)
     sampler = MemoryBankNegatives(num_views=2, dataset_size=n, embedding_dim=d, num_negatives=k,
                                   momentum=settings.momentum).to(device)
-    if sampler.num_negatives != k:
-        raise ConfigError(f"--negatives: K = {k} needs a bank of more than {k} samples (--bank-size {n})")
     shared_sampler = MemoryBankNegatives(num_views=2, dataset_size=n, embedding_dim=d, num_negatives=k,
                                          momentum=settings.momentum, shared_negatives=True).to(device)
     critic = CosineCritic(feature_dims=(d, d), head="none", temperature=settings.temperature).to(device)

@@ -191,6 +191,14 @@ class Pipeline(nn.Module):
         self.reverse_view_gradient = is_trainable(self.view_maker) and float(
             getattr(self.view_maker, "contrast_sign", 1.0)
         ) < 0
+        # The reverse direction of a pair is the forward's logits transposed when the critic is
+        # symmetric and the sampler can say so (in-batch): one [B, B] product instead of two.
+        self._transpose_reverse = (
+            self.momentum_target is None
+            and not self._pair_options
+            and bool(getattr(self.critic, "symmetric", False))
+            and callable(getattr(self.negatives, "reverse_pair_logits", None))
+        )
         self.config: Config | None = None
         self._batch_image_views: Tensor | None = None
 
@@ -429,7 +437,10 @@ class Pipeline(nn.Module):
             mi = self.objective.mi_lower_bound(loss, forward.num_negatives)
             backward: PairLogits | None = None
             if self.two_way or self.regularizer is not None:
-                backward = self._pair(embeddings, keys, index, j, i)
+                if self._transpose_reverse:
+                    backward = self.negatives.reverse_pair_logits(forward)
+                if backward is None:
+                    backward = self._pair(embeddings, keys, index, j, i)
             if self.two_way:
                 assert backward is not None
                 loss_back = self.objective(backward.logits, backward.target)

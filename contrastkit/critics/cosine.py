@@ -143,6 +143,9 @@ class CosineCritic(nn.Module):
         (True, 0.1)
     """
 
+    #: ``score(a, b) == score(b, a).T``: the pipeline may reuse one direction's scores for the other.
+    symmetric = True
+
     def __init__(
         self,
         *,

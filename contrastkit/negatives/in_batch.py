@@ -123,5 +123,29 @@ class InBatchNegatives:
         logits = torch.cat(blocks, dim=1)
         return PairLogits(logits=logits, target=target, anchor_view=anchor_view, target_view=target_view)
 
+    def reverse_pair_logits(self, forward: PairLogits) -> PairLogits | None:
+        """The reverse direction's logits as the forward's transposed, or ``None`` where that is wrong.
+
+        For a symmetric critic (``score(a, b) == score(b, a).T``, e.g. ``cosine``) the scores of view
+        ``j``'s anchors against view ``i``'s batch are the transpose of the forward ``[B, B]`` matrix,
+        so two-way InfoNCE needs one matrix product, not two (and one fewer in the backward). The
+        pipeline calls this only for a symmetric critic without same-view negatives or momentum
+        keys. Under ``torch.distributed`` each rank holds only its own anchors' rows of the global
+        matrix, so this returns ``None`` and the pipeline scores the reverse direction itself.
+
+        Example:
+            >>> import torch
+            >>> forward = PairLogits(logits=torch.arange(4.0).view(2, 2), target=torch.arange(2),
+            ...                      anchor_view=0, target_view=1)
+            >>> reverse = InBatchNegatives(num_views=2, dataset_size=2, embedding_dim=2).reverse_pair_logits(forward)
+            >>> reverse.logits.tolist(), (reverse.anchor_view, reverse.target_view)
+            ([[0.0, 2.0], [1.0, 3.0]], (1, 0))
+        """
+        logits = forward.logits
+        if distributed.world_size() > 1 or logits.ndim != 2 or logits.shape[0] != logits.shape[1]:
+            return None
+        return PairLogits(logits=logits.T, target=forward.target, anchor_view=forward.target_view,
+                          target_view=forward.anchor_view)
+
     def update(self, embeddings: Sequence[Tensor], index: Tensor | None) -> None:
         """Nothing to store: the negatives are recomputed from every batch."""

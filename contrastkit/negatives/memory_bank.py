@@ -32,6 +32,18 @@ product instead of gathering ``B * K`` rows (``B * K * D`` floats, 2 GB per view
 ``K`` uniform draws, but the draws are correlated across anchors; with ``exclude_positive`` an
 anchor's own row, if drawn, is masked to ``-inf`` (its row then has one fewer live negative).
 
+How per-anchor negatives are scored (``scoring``, exact either way, the same draws give the same
+logits): ``"gather"`` copies the ``B * K`` drawn rows, ``[B, K, D]``, and scores them (CMC's
+``index_select`` + ``bmm``); this moves ``B * K * D`` floats (2 GiB per view at CMC's sizes) and is
+bound by memory bandwidth. ``"dense"`` scores every anchor against the whole bank, one
+``[B, D] x [D, N]`` matrix product, and picks each anchor's ``K`` columns from the ``[B, N]``
+scores; its backward is a scatter into ``[B, N]`` and one ``[B, N] x [N, D]`` product. It costs
+``B * N * D`` multiply-adds (compute-bound, what CPUs and GPUs do fastest) and ``B * N`` floats,
+so it wins while the bank is not much larger than ``K``: ``"auto"`` (the default) picks ``"dense"``
+when ``N <= 32 * K`` (measured crossover on a CPU: about ``N = 40 K``; see
+``benchmarks/losses.py``), else ``"gather"``. Dense scores are computed ``dense_chunk_rows``
+anchors at a time when ``B * N`` exceeds 2^25 floats, so the transient ``[B, N]`` stays bounded.
+
 The banks are one registered buffer ``bank`` ``[M, N, D]``, so they are part of the pipeline's
 ``state_dict``: saved in checkpoints, restored on ``--resume`` and moved by ``.to(device)``.
 
@@ -60,6 +72,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -70,7 +83,14 @@ from contrastkit.errors import InvalidParameter, ShapeError
 from contrastkit.interfaces import Critic, PairLogits
 from contrastkit.negatives._checks import check_pair_inputs
 
-__all__ = ["MemoryBankNegatives", "bank_update", "last_occurrence"]
+__all__ = ["MemoryBankNegatives", "bank_update", "last_occurrence", "score_drawn_rows"]
+
+#: ``K`` when ``num_negatives`` is left out (CMC's ImageNet runs used 16384; 4096 suits smaller sets).
+DEFAULT_NEGATIVES = 4096
+#: ``scoring = "auto"`` scores densely while ``dataset_size <= DENSE_MAX_BANK_RATIO * num_negatives``.
+DENSE_MAX_BANK_RATIO = 32
+#: Dense scoring computes at most this many ``[anchor, bank row]`` scores at once (128 MiB in float32).
+DENSE_MAX_SCORES = 2**25
 
 
 def bank_update(rows: Tensor, embeddings: Tensor, momentum: float) -> Tensor:
@@ -104,17 +124,56 @@ def last_occurrence(index: Tensor) -> Tensor:
 
 
 
+def score_drawn_rows(
+    critic: Critic, anchors: Tensor, rows: Tensor, drawn: Tensor, *, dense: bool, max_scores: int = DENSE_MAX_SCORES
+) -> Tensor:
+    """``[B, K]`` scores of each anchor ``anchors[b]`` against its own drawn rows ``rows[drawn[b]]``.
+
+    ``dense=False`` gathers the ``[B, K, D]`` rows and scores them; ``dense=True`` scores every
+    anchor against all ``N`` rows (``[B, D] x [D, N]``, at most ``max_scores`` scores at a time) and
+    picks the drawn columns. Both give the same values (up to float rounding) and gradients.
+
+    Example:
+        >>> import torch
+        >>> from contrastkit.critics.cosine import CosineCritic
+        >>> critic = CosineCritic(feature_dims=(4, 4), head="none", temperature=1.0)
+        >>> rows, anchors = torch.eye(4), torch.eye(4)[:2]
+        >>> drawn = torch.tensor([[0, 1], [0, 1]])
+        >>> score_drawn_rows(critic, anchors, rows, drawn, dense=True).tolist()
+        [[1.0, 0.0], [0.0, 1.0]]
+        >>> bool(torch.equal(score_drawn_rows(critic, anchors, rows, drawn, dense=False),
+        ...                  score_drawn_rows(critic, anchors, rows, drawn, dense=True)))
+        True
+    """
+    if not dense:
+        return critic.score(anchors, rows[drawn])
+    chunk = max(1, max_scores // max(1, rows.shape[0]))
+    if chunk >= anchors.shape[0]:
+        return critic.score(anchors, rows).gather(1, drawn)
+    # Bounded transient memory: only one chunk's [chunk, N] scores exist at a time (the gather's
+    # backward keeps indices, not scores).
+    return torch.cat(
+        [
+            critic.score(anchors[start : start + chunk], rows).gather(1, drawn[start : start + chunk])
+            for start in range(0, anchors.shape[0], chunk)
+        ]
+    )
+
+
 class MemoryBankNegatives(nn.Module):
     """One memory bank per view; ``K`` uniformly sampled bank rows are each anchor's negatives.
 
-    ``num_negatives`` (``K``) above the number of samples that can be drawn (``dataset_size - 1``
-    with ``exclude_positive``, else ``dataset_size``) is clipped to it; ``requested_negatives``
-    keeps the value asked for. Sampling is with replacement, as in CMC.
+    Sampling is with replacement, as in CMC, so any ``num_negatives`` (``K``) is drawn exactly as
+    given, even one above the number of distinct samples. Left unset it is ``DEFAULT_NEGATIVES``
+    (4096), or every other sample (``dataset_size - 1``; ``dataset_size`` without
+    ``exclude_positive``) when the dataset is smaller.
 
     Example:
         >>> sampler = MemoryBankNegatives(num_views=3, dataset_size=50, embedding_dim=4)
-        >>> tuple(sampler.bank.shape), sampler.num_negatives, sampler.requested_negatives
-        ((3, 50, 4), 49, 4096)
+        >>> tuple(sampler.bank.shape), sampler.num_negatives
+        ((3, 50, 4), 49)
+        >>> MemoryBankNegatives(num_views=2, dataset_size=50, embedding_dim=4, num_negatives=64).num_negatives
+        64
     """
 
     bank: Tensor
@@ -125,11 +184,12 @@ class MemoryBankNegatives(nn.Module):
         num_views: int,
         dataset_size: int,
         embedding_dim: int,
-        num_negatives: int = 4096,
+        num_negatives: int | None = None,
         momentum: float = 0.5,
         exclude_positive: bool = True,
         normalize_init: bool = False,
         shared_negatives: bool = False,
+        scoring: Literal["auto", "gather", "dense"] = "auto",
     ) -> None:
         super().__init__()
         if num_views < 1:
@@ -144,20 +204,30 @@ class MemoryBankNegatives(nn.Module):
                 "pipeline with a data slot or pass dataset_size",
                 dataset_size,
             )
-        if isinstance(num_negatives, bool) or num_negatives < 1:
-            raise InvalidParameter("num_negatives", "must be >= 1", num_negatives)
+        if num_negatives is not None and (isinstance(num_negatives, bool) or num_negatives < 1):
+            raise InvalidParameter("num_negatives", "must be >= 1 (or left out for the default)", num_negatives)
         if not 0.0 <= momentum < 1.0:
             raise InvalidParameter("momentum", "must be in [0, 1)", momentum)
+        if scoring not in ("auto", "gather", "dense"):
+            raise InvalidParameter("scoring", 'must be "auto", "gather" or "dense"', scoring)
         self.num_views = int(num_views)
         self.dataset_size = int(dataset_size)
         self.embedding_dim = int(embedding_dim)
-        self.requested_negatives = int(num_negatives)
-        #: ``K``: distinct rows available to each anchor bound it (sampling is with replacement).
-        self.num_negatives = min(self.requested_negatives, self.dataset_size - (1 if exclude_positive else 0))
+        #: ``K``: as given, else the default bounded by the samples an anchor can draw.
+        self.num_negatives = (
+            int(num_negatives)
+            if num_negatives is not None
+            else min(DEFAULT_NEGATIVES, self.dataset_size - (1 if exclude_positive else 0))
+        )
         self.momentum = float(momentum)
         self.exclude_positive = bool(exclude_positive)
         self.normalize_init = bool(normalize_init)
         self.shared_negatives = bool(shared_negatives)
+        self.scoring = scoring
+        #: Whether per-anchor negatives are scored densely (``scoring``, with ``"auto"`` resolved).
+        self.dense_scoring = scoring == "dense" or (
+            scoring == "auto" and self.dataset_size <= DENSE_MAX_BANK_RATIO * self.num_negatives
+        )
         stdv = 1.0 / math.sqrt(embedding_dim / 3.0)
         bank = torch.rand(self.num_views, self.dataset_size, self.embedding_dim).mul_(2.0 * stdv).sub_(stdv)
         if normalize_init:
@@ -175,7 +245,7 @@ class MemoryBankNegatives(nn.Module):
             >>> sampler = MemoryBankNegatives(num_views=2, dataset_size=3, embedding_dim=4, num_negatives=8)
             >>> drawn = sampler.sample_indices(torch.tensor([0, 1, 2]))
             >>> drawn.shape, bool((drawn != torch.tensor([[0], [1], [2]])).all())
-            (torch.Size([3, 2]), True)
+            (torch.Size([3, 8]), True)
         """
         shape = (index.shape[0], self.num_negatives)
         if not self.exclude_positive:
@@ -206,8 +276,10 @@ class MemoryBankNegatives(nn.Module):
                 scores = scores.masked_fill(own, float("-inf"))
         else:
             drawn = self.sample_indices(index.to(anchors.device))
-            negatives = self.bank[target_view][drawn].to(anchors.dtype)  # [B, K, D]
-            scores = critic.score(anchors, negatives)
+            # Dense scoring keeps the rows for its backward, which runs after ``update`` has written
+            # into the bank in place: score a copy (N * D floats, far fewer than the B * K * D a gather moves).
+            rows = self.bank[target_view].to(dtype=anchors.dtype, copy=self.dense_scoring)
+            scores = score_drawn_rows(critic, anchors, rows, drawn, dense=self.dense_scoring)
         logits = torch.cat([positive, scores], dim=1)
         target = torch.zeros(anchors.shape[0], dtype=torch.int64, device=anchors.device)
         return PairLogits(logits=logits, target=target, anchor_view=anchor_view, target_view=target_view)
@@ -229,10 +301,10 @@ class MemoryBankNegatives(nn.Module):
         self.bank.index_copy_(1, index, bank_update(rows, z, self.momentum))
 
     def extra_repr(self) -> str:
-        clipped = "" if self.num_negatives == self.requested_negatives else f" (requested {self.requested_negatives})"
         return (
             f"num_views={self.num_views}, dataset_size={self.dataset_size}, embedding_dim={self.embedding_dim}, "
-            f"num_negatives={self.num_negatives}{clipped}, momentum={self.momentum}, "
+            f"num_negatives={self.num_negatives}, momentum={self.momentum}, "
             f"exclude_positive={self.exclude_positive}, normalize_init={self.normalize_init}, "
-            f"shared_negatives={self.shared_negatives}"
+            f"shared_negatives={self.shared_negatives}, scoring={self.scoring}"
+            + (f" ({'dense' if self.dense_scoring else 'gather'})" if self.scoring == "auto" else "")
         )

@@ -208,3 +208,38 @@ def test_same_view_negatives_is_type_checked() -> None:
     with pytest.raises(ConfigError, match="same_view_negatives"):
         Pipeline(encoder={"name": "convnet", "width": 4, "depth": 2},
                  objective={"name": "infonce", "same_view_negatives": "yes"})
+
+
+# -- the reverse direction as the forward transposed ------------------------------------------------
+def _loss_and_grads(pipe: Pipeline, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    pipe.zero_grad()
+    out = pipe(batch)
+    out.loss.backward()
+    return out.loss.detach(), [p.grad.clone() for p in pipe.parameters() if p.grad is not None]
+
+
+def test_two_way_reuses_the_transposed_scores_with_the_same_loss_and_gradients(monkeypatch: Any) -> None:
+    batch = {"image": torch.rand(7, 3, 16, 16), "index": torch.arange(7)}
+    pipe = _pipeline()
+    assert pipe._transpose_reverse
+    calls: list[tuple[int, ...]] = []
+    score = pipe.critic.score
+    monkeypatch.setattr(pipe.critic, "score", lambda a, c: calls.append(tuple(c.shape)) or score(a, c))
+    fast = _loss_and_grads(pipe, batch)
+    assert len(calls) == 1  # one [B, B] product for both directions
+    pipe._transpose_reverse = False
+    slow = _loss_and_grads(pipe, batch)
+    assert len(calls) == 3
+    torch.testing.assert_close(fast[0], slow[0])
+    for a, b in zip(fast[1], slow[1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_the_transpose_is_not_used_where_it_would_be_wrong() -> None:
+    kwargs: dict[str, Any] = {"encoder": {"name": "convnet", "width": 4, "depth": 2}}
+    assert not Pipeline(critic={"name": "bilinear"}, **kwargs)._transpose_reverse  # f1' W f2 is not symmetric
+    assert not _pipeline(same_view_negatives=True)._transpose_reverse
+    assert not Pipeline(negatives="memory-bank", data={"name": "colorful-moving-digits", "size": 20,
+                                                      "image_size": 16, "digit_size": 8}, **kwargs)._transpose_reverse
+    forward = PairLogits(logits=torch.zeros(3, 5), target=torch.arange(3), anchor_view=0, target_view=1)
+    assert InBatchNegatives(num_views=2, dataset_size=3, embedding_dim=4).reverse_pair_logits(forward) is None

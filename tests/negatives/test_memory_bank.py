@@ -93,12 +93,19 @@ def test_pipeline_without_data_reports_the_missing_dataset_size(registry: Regist
         Pipeline(negatives="memory-bank", encoder={"name": "convnet", "width": 4}, registry=registry)
 
 
-def test_num_negatives_is_clipped_to_what_can_be_drawn() -> None:
+def test_default_num_negatives_is_bounded_by_the_dataset_but_a_given_one_is_kept() -> None:
     assert sampler(n=10).num_negatives == 9
     assert sampler(n=10, exclude_positive=False).num_negatives == 10
-    small = sampler(n=10, num_negatives=3)
-    assert small.num_negatives == small.requested_negatives == 3
-    assert "requested 4096" in repr(sampler(n=10))
+    assert sampler(n=100_000).num_negatives == 4096
+    # Drawn with replacement (CMC): an explicit K above the dataset size is honoured, never clipped.
+    big = sampler(n=10, num_negatives=32)
+    assert big.num_negatives == 32
+    z = unit(4, 4)
+    critic = CosineCritic(feature_dims=(4, 4), head="none")
+    logits = big.pair_logits(critic, z, z, index=torch.arange(4), anchor_view=0, target_view=1).logits
+    assert logits.shape == (4, 33)
+    with pytest.raises(InvalidParameter, match="num_negatives: must be >= 1"):
+        sampler(n=10, num_negatives=0)
 
 
 def test_initialisation_follows_cmc() -> None:
@@ -121,7 +128,7 @@ def test_sampled_indices_are_in_range_and_never_the_positive(n: int) -> None:
     s = sampler(n=n, num_negatives=64)
     index = torch.randint(0, n, (256,))
     drawn = s.sample_indices(index)
-    assert drawn.shape == (256, min(64, n - 1)) and drawn.dtype == torch.int64
+    assert drawn.shape == (256, 64) and drawn.dtype == torch.int64
     assert bool((drawn >= 0).all()) and bool((drawn < n).all())
     assert not bool((drawn == index[:, None]).any())
 
@@ -379,7 +386,7 @@ def test_the_docs_recipes_build_and_train_a_step(page: str, registry: Registry) 
     raw["encoder"] = {"name": "convnet", "width": 4, "depth": 2}
     pipe = Pipeline.from_config(config_from_dict(raw), registry=registry)
     assert isinstance(pipe.negatives, MemoryBankNegatives) and isinstance(pipe.objective, NCEObjective)
-    assert pipe.negatives.num_negatives == 39 and pipe.negatives.dataset_size == 40
+    assert pipe.negatives.num_negatives == 4096 and pipe.negatives.dataset_size == 40
     before = pipe.negatives.bank.clone()
     batch = {k: torch.stack([pipe.dataset[i][k] for i in range(8)]) for k in ("image", "index")}
     out = pipe(batch)
@@ -523,3 +530,62 @@ def test_shared_negatives_gather_k_rows_not_b_times_k(monkeypatch: pytest.Monkey
     monkeypatch.setattr(critic, "score", recording)
     s.pair_logits(critic, unit(32, 8), unit(32, 8), index=torch.arange(32), anchor_view=0, target_view=1)
     assert (16, 8) in seen and not any(len(shape) == 3 and shape[1] == 16 for shape in seen)
+
+
+# -- dense vs gather scoring -------------------------------------------------------------------------
+@pytest.mark.parametrize("max_scores", [2**25, 37])  # one product, or several anchor chunks
+def test_dense_scoring_gives_the_gathered_scores_and_gradients(max_scores: int) -> None:
+    from contrastkit.negatives.memory_bank import score_drawn_rows
+
+    gen = torch.Generator().manual_seed(3)
+    n, d, b, k = 50, 6, 7, 30
+    rows = unit(n, d, dtype=torch.float64, gen=gen)
+    drawn = torch.randint(0, n, (b, k), generator=gen)
+    critic = CosineCritic(feature_dims=(d, d), head="none", temperature=0.3).double()
+    grads = []
+    for dense in (False, True):
+        anchors = unit(b, d, dtype=torch.float64, gen=torch.Generator().manual_seed(4)).requires_grad_(True)
+        scores = score_drawn_rows(critic, anchors, rows, drawn, dense=dense, max_scores=max_scores)
+        # Naive float64 reference: a loop over anchors and draws.
+        expected = torch.tensor([[float(anchors[i] @ rows[j]) / 0.3 for j in drawn[i]] for i in range(b)],
+                                dtype=torch.float64)
+        torch.testing.assert_close(scores.detach(), expected, rtol=0, atol=1e-12)
+        (scores * torch.linspace(-1, 1, k, dtype=torch.float64)).sum().backward()
+        grads.append(anchors.grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=1e-12)
+
+
+def test_scoring_modes_agree_through_pair_logits_with_the_same_draws() -> None:
+    critic = CosineCritic(feature_dims=(8, 8), head="none", temperature=0.1)
+    z1, z2 = unit(5, 8), unit(5, 8)
+    index = torch.tensor([0, 3, 7, 8, 19])
+    out = []
+    for scoring in ("gather", "dense"):
+        torch.manual_seed(11)
+        s = sampler(n=20, d=8, num_negatives=12, scoring=scoring)
+        torch.manual_seed(12)
+        out.append(s.pair_logits(critic, z1, z2, index=index, anchor_view=0, target_view=1).logits)
+    torch.testing.assert_close(out[0], out[1])
+
+
+def test_auto_scoring_is_dense_only_while_the_bank_is_at_most_32_k() -> None:
+    assert sampler(n=32 * 100, num_negatives=100).dense_scoring
+    assert not sampler(n=32 * 100 + 1, num_negatives=100).dense_scoring
+    assert sampler(n=10**4, num_negatives=10, scoring="dense").dense_scoring
+    assert not sampler(n=20, num_negatives=10, scoring="gather").dense_scoring
+    assert "scoring=auto (dense)" in repr(sampler(n=20, num_negatives=10))
+    with pytest.raises(InvalidParameter, match="scoring: must be"):
+        sampler(scoring="sparse")
+
+
+def test_dense_scoring_backward_survives_the_in_place_bank_update() -> None:
+    # The pipeline updates the bank after the forward and before the backward.
+    critic = CosineCritic(feature_dims=(8, 8), head="none")
+    s = sampler(n=30, d=8, num_negatives=10, scoring="dense")
+    z1, z2 = unit(4, 8).requires_grad_(True), unit(4, 8)
+    logits = s.pair_logits(critic, z1, z2, index=torch.arange(4), anchor_view=0, target_view=1).logits
+    before = logits.detach().clone()
+    s.update([z1.detach(), z2], torch.arange(4))
+    torch.nn.functional.cross_entropy(logits, torch.zeros(4, dtype=torch.long)).backward()
+    assert z1.grad is not None and torch.isfinite(z1.grad).all()
+    torch.testing.assert_close(logits.detach(), before)
