@@ -1,0 +1,276 @@
+"""``learned-flow``: InfoMin's learned views — a pixel-wise invertible flow ``g``, then a channel split.
+
+InfoMin (Tian et al. 2020, "What makes for good views", seed 000) learns the views instead of
+choosing a colour space by hand. An image ``X`` (in RGB or YDbDr) goes through a generator ``g``,
+and the views are channel groups of ``X_hat = g(X)``: by default ``X_hat_1 | X_hat_2:3``. The
+generator plays a min-max game with the encoders ``f_1, f_2``::
+
+    unsupervised:     min_g  max_{f1,f2}  I_NCE(g(X)_1; g(X)_2:3)
+    semi-supervised:  min_{g,c1,c2} max_{f1,f2}  I_NCE(g(X)_1; g(X)_2:3)
+                                                 + CE(c1(g(X)_1), y) + CE(c2(g(X)_2:3), y)
+
+``I_NCE = log K - L_NCE``, so the encoders *minimise* the InfoNCE loss and ``g`` *maximises* it.
+``g`` is :class:`~contrastkit.views.flow_layers.PixelFlow`: invertible and pixel-wise (it recolours,
+it cannot move or drop pixels). The classifiers ``c1, c2`` of the semi-supervised variant are
+:class:`ViewClassifiers` (loss: :func:`view_classification_loss`); the trainer adds that term on
+labelled batches, on the views as :class:`LearnedFlowViews` returns them (not gradient-reversed:
+``g`` *minimises* the cross-entropy).
+
+Alternating updates vs gradient reversal. A GAN-style trainer alternates: a step of ``f`` on
+``L_NCE`` with ``g`` fixed, then a step of ``g`` on ``-L_NCE`` with ``f`` fixed, which costs a second
+forward/backward pass per step (or a retained graph). contrastkit uses gradient reversal instead:
+with ``mode = "adversarial"`` this view maker declares ``contrast_sign = -1.0``, the pipeline
+inserts an identity whose backward negates the gradient between the views and the encoders, and
+one backward pass gives the encoders ``dL/df`` and ``g`` ``-dL/dg``; the trainer gives ``g`` its own
+Adam optimizer (``train.view_maker_lr``), and both optimizers simply descend. This is simultaneous
+gradient descent-ascent: half the compute of alternating, the same fixed point, and the generator's
+learning rate takes the place of the alternating schedule's step ratio in balancing the two players.
+
+The InfoMin caveat. An unconstrained adversarial ``g`` wins trivially: it maps every image to a
+constant (or to noise), the views share nothing and ``I_NCE`` drops to 0 — and they are useless
+downstream. Restricting ``g`` to an invertible flow keeps all of ``X`` recoverable from ``X_hat``, so
+``g`` can only *redistribute* information between the channels; that is what makes the unsupervised
+game meaningful (``lu = True`` keeps ``det W != 0`` however the adversary pushes; a
+``volume_preserving`` flow cannot shrink the colour space as a whole). It can still push the
+task-relevant information out of the *shared* part — InfoMin's Table 2 (STL-10) has unsupervised
+learned YDbDr views below the raw ones (84.3 vs 86.6) — which is why the semi-supervised terms keep
+``I(v_i; y)``: they do best (86.0 RGB, 87.0 YDbDr).
+
+Two stages (wired by the trainer, see ``docs/views/learned-flow.md``): stage 1 learns ``g`` with
+``mode = "adversarial"``; stage 2 loads it with ``mode = "frozen"`` (no trainable parameters,
+``contrast_sign = +1``), trains fresh encoders on its views, then evaluates linearly.
+
+Example:
+    >>> import torch
+    >>> maker = LearnedFlowViews(num_layers=2, hidden=8)
+    >>> maker.view_channels, maker.contrast_sign
+    ((1, 2), -1.0)
+    >>> v1, v2 = maker({"image": torch.rand(4, 3, 8, 8)}, lambda x, view: x)
+    >>> v1.shape, v2.shape
+    (torch.Size([4, 1, 8, 8]), torch.Size([4, 2, 8, 8]))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from contrastkit.errors import InvalidParameter, ShapeError
+from contrastkit.interfaces import AugmentFn, Batch
+from contrastkit.views.color_spaces import ColorSpace, check_space, to_color_space
+from contrastkit.views.flow_layers import PixelFlow
+
+__all__ = ["LearnedFlowViews", "ViewClassifiers", "view_classification_loss"]
+
+_DEFAULT_SPLIT = [[0], [1, 2]]
+
+
+class LearnedFlowViews(nn.Module):
+    """InfoMin's learned views: augment once, convert to ``space``, apply the flow ``g``, split channels.
+
+    ``split`` lists the channels of ``X_hat = g(X)`` that make each view (default ``[[0], [1, 2]]``).
+    ``mode = "adversarial"`` (stage 1): ``g`` is trainable and ``contrast_sign = -1.0``, so it
+    maximises the InfoNCE loss the encoders minimise. ``mode = "frozen"`` (stage 2): no trainable
+    parameters and ``contrast_sign = +1.0``. Every view shares one augmentation (``augment(images, 0)``,
+    CMC's shared crop). ``space`` is any colour space of :mod:`contrastkit.views.color_spaces`, each
+    channel mapped to about ``[-1, 1]`` with ``normalize`` (InfoMin uses ``rgb`` and ``ydbdr``).
+
+    Example:
+        >>> import torch
+        >>> maker = LearnedFlowViews(space="rgb", split=[[0], [1], [2]], mode="frozen", num_layers=1, hidden=4)
+        >>> maker.view_channels, maker.contrast_sign, any(p.requires_grad for p in maker.parameters())
+        ((1, 1, 1), 1.0, False)
+    """
+
+    def __init__(
+        self,
+        *,
+        space: ColorSpace = "ydbdr",
+        normalize: bool = True,
+        split: list[list[int]] | None = None,
+        num_layers: int = 4,
+        hidden: int = 32,
+        volume_preserving: bool = True,
+        lu: bool = True,
+        init: Literal["identity", "rotation"] = "identity",
+        mode: Literal["adversarial", "frozen"] = "adversarial",
+    ) -> None:
+        super().__init__()
+        check_space(space)
+        if mode not in ("adversarial", "frozen"):
+            raise InvalidParameter("mode", 'must be "adversarial" (stage 1) or "frozen" (stage 2)', mode)
+        groups = split if split is not None else _DEFAULT_SPLIT
+        if not isinstance(groups, (list, tuple)) or len(groups) < 2:
+            raise InvalidParameter("split", "needs at least two channel groups (one per view), e.g. [[0], [1, 2]]", groups)
+        for group in groups:
+            if not isinstance(group, (list, tuple)) or not group or any(isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < 3 for c in group):
+                raise InvalidParameter("split", "each group must list channel indices 0, 1 or 2 of g(X)", groups)
+            if len(set(group)) != len(group):
+                raise InvalidParameter("split", "a group lists a channel twice", groups)
+        # PixelFlow names num_layers / hidden / init itself in its InvalidParameter messages.
+        self.flow = PixelFlow(
+            channels=3, num_layers=num_layers, hidden=hidden, volume_preserving=volume_preserving, lu=lu, init=init
+        )
+        self.space = space
+        self.normalize = normalize
+        self.split = [list(g) for g in groups]
+        self.mode = mode
+        if mode == "frozen":
+            self.flow.requires_grad_(False)
+
+    @property
+    def contrast_sign(self) -> float:
+        """``-1.0`` in adversarial mode (``g`` ascends the InfoNCE loss), ``+1.0`` when frozen."""
+        return -1.0 if self.mode == "adversarial" else 1.0
+
+    @property
+    def view_channels(self) -> tuple[int, ...]:
+        """Channels of each view: the size of each ``split`` group."""
+        return tuple(len(g) for g in self.split)
+
+    def _input_space(self, images: Tensor) -> Tensor:
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ShapeError(f"views.learned-flow: expected RGB images [B, 3, H, W], got {tuple(images.shape)}")
+        return to_color_space(images, self.space, self.normalize)
+
+    def transform(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """RGB ``[B, 3, H, W]`` in [0, 1] -> ``(X_hat = g(space(images)), log|det dg| [B])``, no augmentation.
+
+        Example:
+            >>> import torch
+            >>> maker = LearnedFlowViews(space="rgb", num_layers=1, hidden=4)
+            >>> x_hat, logdet = maker.transform(torch.ones(2, 3, 4, 4))
+            >>> x_hat.shape, x_hat.mean().item()  # identity at init: white is 1 in [-1, 1] RGB
+            (torch.Size([2, 3, 4, 4]), 1.0)
+        """
+        return self.flow(self._input_space(images))
+
+    def _split(self, x_hat: Tensor, group: list[int]) -> Tensor:
+        if group == list(range(group[0], group[0] + len(group))):
+            return x_hat[:, group[0] : group[0] + len(group)]  # a slice, no copy
+        return x_hat[:, group]
+
+    def forward(self, batch: Batch, augment: AugmentFn) -> list[Tensor]:
+        """``batch["image"]`` ``[B, 3, H, W]`` -> one ``[B, len(group), H', W']`` view per ``split`` group."""
+        x_hat, _ = self.transform(augment(batch["image"], 0))
+        return [self._split(x_hat, g) for g in self.split]
+
+    @torch.no_grad()
+    def learned_views_for_display(self, images: Tensor) -> list[Tensor]:
+        """Each view of RGB ``images`` as displayable ``[B, 3, H, W]`` in [0, 1] (e.g. for TensorBoard).
+
+        Each channel is min-max scaled over the batch; a 1-channel view is shown grey, a 2-channel
+        view as red/green with a zero blue channel. No augmentation, no gradient.
+
+        Example:
+            >>> import torch
+            >>> shown = LearnedFlowViews(num_layers=1, hidden=4).learned_views_for_display(torch.rand(2, 3, 8, 8))
+            >>> [tuple(v.shape) for v in shown], all(0 <= float(v.min()) and float(v.max()) <= 1 for v in shown)
+            ([(2, 3, 8, 8), (2, 3, 8, 8)], True)
+        """
+        x_hat, _ = self.transform(images)
+        shown = []
+        for group in self.split:
+            view = self._split(x_hat, group)
+            low = view.amin(dim=(0, 2, 3), keepdim=True)
+            high = view.amax(dim=(0, 2, 3), keepdim=True)
+            view = (view - low) / (high - low).clamp_min(1e-8)
+            if view.shape[1] == 1:
+                view = view.expand(-1, 3, -1, -1)
+            elif view.shape[1] == 2:
+                view = torch.cat([view, torch.zeros_like(view[:, :1])], dim=1)
+            shown.append(view.contiguous())
+        return shown
+
+    def extra_repr(self) -> str:
+        return f"space={self.space}, split={self.split}, mode={self.mode}"
+
+
+def view_classification_loss(
+    views: Sequence[Tensor],
+    labels: Tensor,
+    classifiers: Sequence[Callable[[Tensor], Tensor]],
+    *,
+    ignore_index: int = -1,
+) -> Tensor:
+    """InfoMin's semi-supervised term ``sum_i CE(c_i(v_i), y)``, each mean over the labelled samples.
+
+    ``views[i]`` ``[B, C_i, H, W]`` goes through ``classifiers[i]`` (-> logits ``[B, num_classes]``);
+    ``labels`` ``[B]`` int64. Samples labelled ``ignore_index`` (STL-10's unlabelled split uses -1)
+    are skipped, so a mixed batch works; an all-unlabelled batch gives 0.
+
+    Example:
+        >>> import torch
+        >>> views = [torch.zeros(3, 1, 4, 4), torch.zeros(3, 2, 4, 4)]
+        >>> uniform = lambda v: torch.zeros(v.shape[0], 5)  # a classifier that knows nothing
+        >>> loss = view_classification_loss(views, torch.tensor([0, 4, -1]), [uniform, uniform])
+        >>> round(float(loss), 4)  # 2 * log 5
+        3.2189
+    """
+    if len(views) != len(classifiers):
+        raise ShapeError(
+            f"view_classification_loss: {len(views)} views but {len(classifiers)} classifiers; give one per view"
+        )
+    if labels.ndim != 1 or any(v.shape[0] != labels.shape[0] for v in views):
+        raise ShapeError(
+            f"view_classification_loss: labels must be [B] with B the views' batch size, got {tuple(labels.shape)} "
+            f"for views {[tuple(v.shape) for v in views]}"
+        )
+    labelled = (labels != ignore_index).sum().clamp_min(1)
+    total = views[0].new_zeros(())
+    for view, classifier in zip(views, classifiers):
+        logits = classifier(view)
+        total = total + F.cross_entropy(logits, labels, ignore_index=ignore_index, reduction="sum") / labelled
+    return total
+
+
+def _view_classifier(in_channels: int, num_classes: int, width: int) -> nn.Module:
+    # A tiny conv net: the seed slides do not give InfoMin's classifier, and a linear probe on raw
+    # pixels could not read labels that the flow moves between pixels' colours non-linearly.
+    return nn.Sequential(
+        nn.Conv2d(in_channels, width, kernel_size=3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(width, 2 * width, kernel_size=3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(2 * width, num_classes),
+    )
+
+
+class ViewClassifiers(nn.Module):
+    """InfoMin's classifiers ``c_i``, one per view: ``conv3x3 -> ReLU -> conv3x3/2 -> ReLU -> pool -> linear``.
+
+    ``forward(views, labels)`` returns :func:`view_classification_loss` (``CE(c1(v1), y) + CE(c2(v2), y)``);
+    ``logits(views)`` gives each classifier's ``[B, num_classes]``.
+
+    Example:
+        >>> import torch
+        >>> classifiers = ViewClassifiers(view_channels=(1, 2), num_classes=10, width=8)
+        >>> views = [torch.rand(4, 1, 8, 8), torch.rand(4, 2, 8, 8)]
+        >>> loss = classifiers(views, torch.tensor([0, 1, 2, -1]))
+        >>> loss.ndim, [tuple(z.shape) for z in classifiers.logits(views)]
+        (0, [(4, 10), (4, 10)])
+    """
+
+    def __init__(self, *, view_channels: Sequence[int], num_classes: int, width: int = 32) -> None:
+        super().__init__()
+        if len(view_channels) < 1 or any(c < 1 for c in view_channels):
+            raise InvalidParameter("view_channels", "must list each view's channel count (>= 1)", view_channels)
+        if num_classes < 2:
+            raise InvalidParameter("num_classes", "must be >= 2", num_classes)
+        if width < 1:
+            raise InvalidParameter("width", "must be >= 1", width)
+        self.heads = nn.ModuleList(_view_classifier(c, num_classes, width) for c in view_channels)
+
+    def logits(self, views: Sequence[Tensor]) -> list[Tensor]:
+        """Each view through its classifier -> ``[B, num_classes]``."""
+        return [head(view) for head, view in zip(self.heads, views)]
+
+    def forward(self, views: Sequence[Tensor], labels: Tensor) -> Tensor:
+        """``sum_i CE(c_i(views[i]), labels)`` over the labelled samples (``-1`` = unlabelled)."""
+        return view_classification_loss(views, labels, list(self.heads))
