@@ -19,11 +19,48 @@ the same background class — a new texture of it — and/or the same position) 
 afresh; the digit's colour is always redrawn. The ``image-pair`` view maker contrasts the two, so
 what the views share is chosen by the recipe. Labels stay those of ``image``.
 
+``sequence = true`` makes every sample two frames of a short video, for the ``video`` view maker:
+the digit moves with a constant random velocity (each component uniform in ``[-velocity,
+velocity]`` pixels per frame) over a static background, so the digit is the only thing that moves.
+
+- ``"image"`` is frame ``t``; ``"next_image"`` frame ``t + offset``, where the digit has moved by
+  ``round(offset * velocity)`` whole pixels (so the shift is exact, no resampling) and bounced off
+  the canvas edges like a ball (moving-MNIST), the glyph itself never mirrored;
+- ``"displacement"`` (float32 ``[2]``, ``(dx, dy)`` pixels) is the net shift from frame ``t`` to
+  frame ``t + offset``, bounces included; it is a label (in ``label_keys``): the probes treat it like
+  ``position``, as a continuous label scored in pixels;
+- ``"flow"`` (float32 ``[2, S, S]``) is the dense optical flow from frame ``t`` to ``t + offset``:
+  the displacement on the digit's pixels of frame ``t`` (glyph alpha > 0.5) and 0 on the static
+  background. OpenCV's convention: channel 0 is dx (+right), channel 1 is dy (+down), and
+  ``next_image[y + dy, x + dx] == image[y, x]`` on the digit's fully opaque pixels. Background
+  pixels the digit covers at ``t + offset`` are occluded, not moved: their flow is 0.
+
+``depth = true`` adds a depth channel, the layout of ``paired-folder``: ``"image"`` is uint8
+``[4, S, S]`` (RGB, then depth) and ``channel_groups = {"rgb": (0, 3), "depth": (3, 4)}``. The
+background is a tilted plane (depth ``mid + tx * u + ty * v`` for ``u, v`` in ``[-0.5, 0.5]`` across
+the image, ``mid`` in 100..156 and ``tx, ty`` in -50..50, so 50..206) and the digit's strokes are
+raised ``RELIEF`` units towards the camera (smaller depth = nearer), so depth carries the digit's
+shape and position but neither its colour nor the texture. ``normals = true`` appends the surface
+normals of that relief as channels 4:7 (``"normals": (4, 7)``), see :func:`surface_normals`. With
+``pair`` the second image gets its own depth (its own digit, a new plane). The RGB channels are
+those of the same ``seed`` without ``depth`` (and ``image`` is that of the same seed without
+``sequence``): the new draws come after the old ones.
+
+``sequence`` cannot be combined with ``pair`` (both add a second image) or with ``depth`` (the
+video views read 3-channel frames).
+
 Example:
     >>> ds = ColorfulMovingDigits(split="test", size=16, image_size=32, seed=1)
     >>> sample = ds[0]
     >>> sample["image"].shape, sample["image"].dtype, ds.label_keys
     (torch.Size([3, 32, 32]), torch.uint8, ('digit', 'background', 'position'))
+    >>> video = ColorfulMovingDigits(split="test", size=16, seed=1, sequence=True, velocity=3.0)
+    >>> frame = video[0]
+    >>> frame["next_image"].shape, frame["flow"].shape, video.label_keys[-1]
+    (torch.Size([3, 32, 32]), torch.Size([2, 32, 32]), 'displacement')
+    >>> rgbd = ColorfulMovingDigits(split="test", size=16, seed=1, depth=True, normals=True)
+    >>> rgbd[0]["image"].shape, rgbd.channel_groups
+    (torch.Size([7, 32, 32]), {'rgb': (0, 3), 'depth': (3, 4), 'normals': (4, 7)})
 """
 
 from __future__ import annotations
@@ -38,12 +75,18 @@ from torch import Tensor
 
 from contrastkit.errors import InvalidParameter
 
-__all__ = ["NUM_BACKGROUNDS", "ColorfulMovingDigits", "render_backgrounds"]
+__all__ = ["NUM_BACKGROUNDS", "RELIEF", "ColorfulMovingDigits", "bounce", "render_backgrounds", "render_depth",
+           "surface_normals"]
 
 NUM_BACKGROUNDS = 10
 #: The factors a ``pair`` may share.
 FACTORS = ("digit", "background", "position")
 _TRAIN_DIGITS = 1400  # of sklearn's 1797 digits: the first 1400 for train, the rest for test
+#: How far (depth units) the digit's strokes stand out of the background plane, towards the camera.
+RELIEF = 24.0
+# The background plane of depth mode: depth at the image centre, and the most it changes across the image.
+_DEPTH_MID = (100.0, 156.0)
+_DEPTH_TILT = 50.0
 
 # Two colours per background class (RGB in [0, 1]).
 _PALETTES = np.array(
@@ -131,6 +174,59 @@ def render_backgrounds(classes: np.ndarray, image_size: int, rng: np.random.Gene
     return out
 
 
+def bounce(coordinate: np.ndarray, limit: int) -> np.ndarray:
+    """Fold integer coordinates into ``[0, limit]`` by reflection at both ends (a ball bouncing off walls).
+
+    A moving digit's top-left corner may range over ``[0, image_size - digit_size]``; where its
+    straight path would leave that range it comes back, the way moving-MNIST's digits bounce.
+
+    Example:
+        >>> bounce(np.array([-3, 0, 5, 12, 21]), 10).tolist()
+        [3, 0, 5, 8, 1]
+    """
+    if limit == 0:
+        return np.zeros_like(coordinate)
+    folded = np.mod(coordinate, 2 * limit)  # the path repeats every 2 * limit
+    return np.where(folded > limit, 2 * limit - folded, folded)
+
+
+def render_depth(alpha: np.ndarray, mid: np.ndarray, tilt: np.ndarray, *, relief: float = RELIEF) -> np.ndarray:
+    """Depth of a tilted plane with the digit raised out of it -> float64 ``[N, S, S]`` (larger = farther).
+
+    ``alpha`` ``[N, S, S]`` is the digit's coverage in [0, 1]; the background plane is
+    ``mid + tilt[:, 0] * u + tilt[:, 1] * v`` with ``u`` (along the width) and ``v`` (along the height)
+    running from -0.5 to 0.5 across the image; the digit's strokes come ``relief * alpha`` nearer.
+
+    Example:
+        >>> alpha = np.zeros((1, 3, 3)); alpha[0, 1, 1] = 1.0
+        >>> render_depth(alpha, np.array([100.0]), np.array([[20.0, 0.0]]), relief=10.0)[0].tolist()
+        [[90.0, 100.0, 110.0], [90.0, 90.0, 110.0], [90.0, 100.0, 110.0]]
+    """
+    side = alpha.shape[-1]
+    steps = np.linspace(-0.5, 0.5, side)
+    plane = (mid[:, None, None] + tilt[:, 0, None, None] * steps[None, None, :]
+             + tilt[:, 1, None, None] * steps[None, :, None])
+    return plane - relief * alpha.astype(np.float64)
+
+
+def surface_normals(depth: np.ndarray) -> np.ndarray:
+    """Unit normals of the surface ``depth`` ``[N, S, S]`` -> float64 ``[N, 3, S, S]``, facing the camera.
+
+    Camera coordinates: x along the width (+right), y along the height (+down), z along the depth
+    (+farther), one depth unit counted as one pixel. The normal of ``z = depth(x, y)`` that faces the
+    camera is ``(dz/dx, dz/dy, -1)`` normalised, so ``n_z < 0`` everywhere. Gradients are central
+    differences (one-sided at the border): exact on the plane, which is linear.
+
+    Example:
+        >>> plane = np.tile(np.arange(4.0), (1, 4, 1))  # one unit farther per pixel to the right
+        >>> surface_normals(plane)[0, :, 2, 2].round(4).tolist()
+        [0.7071, 0.0, -0.7071]
+    """
+    d_dy, d_dx = np.gradient(depth, axis=(1, 2))
+    normals = np.stack([d_dx, d_dy, -np.ones_like(depth)], axis=1)
+    return normals / np.linalg.norm(normals, axis=1, keepdims=True)
+
+
 def _load_digits(split: str) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import load_digits  # bundled with scikit-learn: no download
 
@@ -145,13 +241,20 @@ def _load_digits(split: str) -> tuple[np.ndarray, np.ndarray]:
 class ColorfulMovingDigits(torch.utils.data.Dataset):
     """Coloured handwritten digits on textured backgrounds, with digit/background/position labels.
 
+    Optional modes (see the module docstring): ``pair`` adds ``image_pair``, ``sequence`` a second
+    frame with the digit moved (``next_image``, ``displacement``, ``flow``), ``depth`` a depth
+    channel (and ``normals`` three normal channels).
+
     Example:
         >>> ds = ColorfulMovingDigits(split="train", size=100)
         >>> len(ds), int(ds[5]["index"]), ds[5]["position"].shape
         (100, 5, torch.Size([2]))
+        >>> video = ColorfulMovingDigits(size=8, sequence=True, offset=2)
+        >>> sorted(video[0]), video[0]["displacement"].dtype
+        (['background', 'digit', 'displacement', 'flow', 'image', 'index', 'next_image', 'position'], torch.float32)
     """
 
-    label_keys = ("digit", "background", "position")
+    label_keys: tuple[str, ...] = ("digit", "background", "position")
     #: Small enough for the contract tests to build quickly.
     contract_params = {"size": 16}
 
@@ -165,6 +268,11 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
         seed: int = 0,
         pair: list[str] | None = None,
         palette: Literal["class", "random"] = "class",
+        sequence: bool = False,
+        offset: int | None = None,
+        velocity: float | None = None,
+        depth: bool = False,
+        normals: bool = False,
     ) -> None:
         if split not in ("train", "test"):
             raise InvalidParameter("split", "must be 'train' or 'test'", split)
@@ -182,11 +290,17 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
                     raise InvalidParameter(
                         "pair", f"unknown factor {factor!r}; choose from {', '.join(map(repr, FACTORS))}", pair
                     )
+        self._check_modes(pair=pair, sequence=sequence, offset=offset, velocity=velocity, depth=depth, normals=normals)
         self.split = split
         self.pair = tuple(pair) if pair is not None else None
         self.image_size = image_size
         self.digit_size = digit_size
         self.seed = seed
+        self.sequence = sequence
+        self.offset = (1 if offset is None else offset) if sequence else None
+        self.velocity = (2.0 if velocity is None else float(velocity)) if sequence else None
+        self.depth = depth
+        self.normals = normals
         rng = np.random.default_rng([seed, 0 if split == "train" else 1])
         pool, pool_labels = _load_digits(split)
 
@@ -194,18 +308,63 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
         backgrounds = rng.integers(0, NUM_BACKGROUNDS, size=size)
         corner = rng.integers(0, image_size - digit_size + 1, size=(size, 2))  # (x, y) of the top-left
         hue = rng.uniform(0, 1, size=size)
-        self.images = _render(pool, which, backgrounds, corner, hue, image_size, digit_size, rng, palette)
+        glyphs = _glyphs(pool, which, digit_size)
+        canvas = render_backgrounds(backgrounds, image_size, rng, palette=palette)
+        alpha = _alpha(glyphs, corner, image_size)
+        self.images = _composite(canvas, alpha, hue)
         self.digit = torch.from_numpy(pool_labels[which])
         self.background = torch.from_numpy(backgrounds.astype(np.int64))
         self.position = torch.from_numpy((corner + digit_size / 2).astype(np.float32))
+        # Every new draw below comes after the older ones, so a mode leaves the RGB of ``images`` unchanged.
         self.image_pairs: Tensor | None = None
+        pair_alpha = None
         if self.pair is not None:
-            # Drawn after the first images, so adding a pair leaves ``images`` unchanged.
             which2 = which if "digit" in self.pair else rng.integers(0, len(pool), size=size)
             backgrounds2 = backgrounds if "background" in self.pair else rng.integers(0, NUM_BACKGROUNDS, size=size)
             corner2 = corner if "position" in self.pair else rng.integers(0, image_size - digit_size + 1, size=(size, 2))
             hue2 = rng.uniform(0, 1, size=size)
-            self.image_pairs = _render(pool, which2, backgrounds2, corner2, hue2, image_size, digit_size, rng, palette)
+            canvas2 = render_backgrounds(backgrounds2, image_size, rng, palette=palette)
+            pair_alpha = _alpha(_glyphs(pool, which2, digit_size), corner2, image_size)
+            self.image_pairs = _composite(canvas2, pair_alpha, hue2)
+        self.next_images: Tensor | None = None
+        self.displacement: Tensor | None = None
+        self._moving: Tensor | None = None  # [N, S, S] bool: the digit's pixels of frame t, where the flow is
+        if sequence:
+            assert self.offset is not None and self.velocity is not None
+            speed = rng.uniform(-self.velocity, self.velocity, size=(size, 2))
+            target = bounce(corner + np.rint(self.offset * speed).astype(np.int64), image_size - digit_size)
+            # Same glyph, colour and background (the canvas is reused): only the digit moves.
+            self.next_images = _composite(canvas, _alpha(glyphs, target, image_size), hue)
+            self.displacement = torch.from_numpy((target - corner).astype(np.float32))
+            self._moving = torch.from_numpy(alpha > 0.5)
+            self.label_keys = (*type(self).label_keys, "displacement")
+        self.channel_groups: dict[str, tuple[int, int]] = {"rgb": (0, 3)}
+        if depth:
+            self.channel_groups["depth"] = (3, 4)
+            if normals:
+                self.channel_groups["normals"] = (4, 7)
+            self.images = torch.cat([self.images, _geometry(alpha, rng, normals=normals)], dim=1)
+            if self.image_pairs is not None and pair_alpha is not None:
+                self.image_pairs = torch.cat([self.image_pairs, _geometry(pair_alpha, rng, normals=normals)], dim=1)
+
+    @staticmethod
+    def _check_modes(*, pair: list[str] | None, sequence: bool, offset: int | None, velocity: float | None,
+                     depth: bool, normals: bool) -> None:
+        """Refuse the parameters of a mode that is off, bad values, and modes that do not combine."""
+        if not sequence:
+            for name, value in (("offset", offset), ("velocity", velocity)):
+                if value is not None:
+                    raise InvalidParameter(name, "only applies to sequences; set sequence = true or remove it", value)
+        if offset is not None and offset < 1:
+            raise InvalidParameter("offset", "must be >= 1 (frames between the two frames of a sample)", offset)
+        if velocity is not None and not 0 <= velocity < math.inf:
+            raise InvalidParameter("velocity", "must be >= 0 (the largest speed, in pixels per frame)", velocity)
+        if sequence and pair is not None:
+            raise InvalidParameter("sequence", "cannot be combined with pair (each adds a second image); remove one", sequence)
+        if sequence and depth:
+            raise InvalidParameter("depth", "cannot be combined with sequence (video frames are RGB only); remove one", depth)
+        if normals and not depth:
+            raise InvalidParameter("normals", "needs depth = true (normals are channels 4:7 after RGB and depth)", normals)
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -223,25 +382,49 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
         }
         if self.image_pairs is not None:
             sample["image_pair"] = self.image_pairs[index]
+        if self.next_images is not None and self.displacement is not None and self._moving is not None:
+            shift = self.displacement[index]
+            sample["next_image"] = self.next_images[index]
+            sample["displacement"] = shift
+            sample["flow"] = shift[:, None, None] * self._moving[index]  # float32 [2, S, S], 0 off the digit
         return sample
 
 
-def _render(pool: np.ndarray, which: np.ndarray, backgrounds: np.ndarray, corner: np.ndarray, hue: np.ndarray,
-            image_size: int, digit_size: int, rng: np.random.Generator, palette: str) -> Tensor:
-    """Paste glyphs ``pool[which]`` in bright ``hue`` at ``corner`` on new textures -> uint8 ``[N, 3, H, W]``."""
-    size = len(which)
-    canvas = render_backgrounds(backgrounds, image_size, rng, palette=palette)
-    # Upscale every digit at once, then paste them with one advanced-indexing write.
+def _glyphs(pool: np.ndarray, which: np.ndarray, digit_size: int) -> np.ndarray:
+    """The digits ``pool[which]`` upscaled to ``digit_size`` (bilinear, all at once) -> float32 ``[N, d, d]`` in [0, 1]."""
     glyphs = torch.from_numpy(pool[which])[:, None]
     glyphs = F.interpolate(glyphs, size=(digit_size, digit_size), mode="bilinear", align_corners=False)
+    return glyphs[:, 0].clamp(0, 1).numpy()
+
+
+def _alpha(glyphs: np.ndarray, corner: np.ndarray, image_size: int) -> np.ndarray:
+    """Each glyph pasted with its top-left at ``corner`` ``(x, y)`` on an empty canvas -> float32 ``[N, S, S]``."""
+    size, digit_size = glyphs.shape[0], glyphs.shape[-1]
     alpha = np.zeros((size, image_size, image_size), dtype=np.float32)
     offs = np.arange(digit_size)
     rows = (corner[:, 1][:, None] + offs)[:, :, None]
     cols = (corner[:, 0][:, None] + offs)[:, None, :]
-    alpha[np.arange(size)[:, None, None], rows, cols] = glyphs[:, 0].clamp(0, 1).numpy()
+    alpha[np.arange(size)[:, None, None], rows, cols] = glyphs  # one advanced-indexing write for every digit
+    return alpha
+
+
+def _composite(canvas: np.ndarray, alpha: np.ndarray, hue: np.ndarray) -> Tensor:
+    """The digits (coverage ``alpha``) in bright ``hue`` over ``canvas`` -> uint8 ``[N, 3, H, W]``."""
     colour = _bright_colours(hue)[:, :, None, None]
     image = canvas * (1 - alpha[:, None]) + colour * alpha[:, None]
     return torch.from_numpy(np.round(image * 255).astype(np.uint8))
+
+
+def _geometry(alpha: np.ndarray, rng: np.random.Generator, *, normals: bool) -> Tensor:
+    """Depth (and normals) channels for digits of coverage ``alpha`` on random planes -> uint8 ``[N, 1 or 4, S, S]``."""
+    size = alpha.shape[0]
+    mid = rng.uniform(*_DEPTH_MID, size=size)
+    tilt = rng.uniform(-_DEPTH_TILT, _DEPTH_TILT, size=(size, 2))
+    depth = render_depth(alpha, mid, tilt)
+    channels = [np.clip(np.rint(depth), 0, 255)[:, None]]
+    if normals:
+        channels.append(np.clip(np.rint((surface_normals(depth) + 1) / 2 * 255), 0, 255))
+    return torch.from_numpy(np.concatenate(channels, axis=1).astype(np.uint8))
 
 
 def _bright_colours(hue: np.ndarray) -> np.ndarray:

@@ -98,3 +98,260 @@ def test_random_palette_keeps_labels_and_changes_colours() -> None:
     b = ColorfulMovingDigits(size=64, seed=1, palette="random")
     assert torch.equal(a.background, b.background) and torch.equal(a.digit, b.digit)
     assert not torch.equal(a.images, b.images)
+
+
+# -- sequence (video) mode ----------------------------------------------------------------------------
+def _black_backgrounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Render every background black, so a pixel is lit exactly where the digit covers it."""
+    import numpy as np
+
+    from contrastkit.datasets import colorful_moving_digits as module
+
+    def black(classes: np.ndarray, image_size: int, rng: np.random.Generator, *, palette: str) -> np.ndarray:
+        return np.zeros((len(classes), 3, image_size, image_size), dtype=np.float32)
+
+    monkeypatch.setattr(module, "render_backgrounds", black)
+
+
+def _shifted(image: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+    """Naive reference: every pixel (x, y) moved to (x + dx, y + dy); what leaves the canvas is dropped."""
+    out = torch.zeros_like(image)
+    size = image.shape[-1]
+    for y in range(size):
+        for x in range(size):
+            if 0 <= y + dy < size and 0 <= x + dx < size:
+                out[:, y + dy, x + dx] = image[:, y, x]
+    return out
+
+
+def test_sequence_items_shapes_and_contract() -> None:
+    from contrastkit.testing import check_dataset
+
+    ds = ColorfulMovingDigits(size=16, image_size=24, digit_size=12, sequence=True, offset=2, velocity=3.0)
+    check_dataset(ds, samples=len(ds))
+    item = ds[3]
+    assert item["next_image"].shape == item["image"].shape == (3, 24, 24) and item["next_image"].dtype == torch.uint8
+    assert item["flow"].shape == (2, 24, 24) and item["flow"].dtype == torch.float32
+    assert item["displacement"].shape == (2,) and item["displacement"].dtype == torch.float32
+    assert ds.label_keys == ("digit", "background", "position", "displacement")
+    assert ColorfulMovingDigits.label_keys == ("digit", "background", "position"), "the class attribute must not change"
+    assert "next_image" not in ColorfulMovingDigits(size=4)[0]
+    batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=4)))
+    assert batch["flow"].shape == (4, 2, 24, 24) and batch["displacement"].shape == (4, 2)
+
+
+def test_sequence_first_frame_is_the_plain_image_and_background_is_static() -> None:
+    plain = ColorfulMovingDigits(size=48, seed=7)
+    ds = ColorfulMovingDigits(size=48, seed=7, sequence=True, velocity=4.0)
+    assert torch.equal(ds.images, plain.images)
+    assert not torch.equal(ds.next_images, ds.images)
+    # Outside the digit's box in both frames, nothing changes.
+    half = ds.digit_size // 2
+    size = ds.image_size
+    for i in range(len(ds)):
+        item = ds[i]
+        cx, cy = item["position"].tolist()
+        dx, dy = item["displacement"].tolist()
+        still = torch.ones(size, size, dtype=torch.bool)
+        for x0, y0 in ((cx, cy), (cx + dx, cy + dy)):
+            still[int(y0) - half:int(y0) + half, int(x0) - half:int(x0) + half] = False
+        assert torch.equal(item["next_image"][:, still], item["image"][:, still]), f"sample {i}: the background moved"
+
+
+def test_next_image_is_the_digit_moved_by_the_displacement(monkeypatch: pytest.MonkeyPatch) -> None:
+    _black_backgrounds(monkeypatch)
+    ds = ColorfulMovingDigits(size=24, image_size=24, digit_size=12, seed=1, sequence=True, offset=3, velocity=2.0)
+    moved = 0
+    for i in range(len(ds)):
+        item = ds[i]
+        dx, dy = (int(v) for v in item["displacement"].tolist())
+        assert item["displacement"].tolist() == [dx, dy], "displacements are whole pixels"
+        assert torch.equal(item["next_image"], _shifted(item["image"], dx, dy)), f"sample {i}"
+        moved += (dx, dy) != (0, 0)
+    assert moved >= len(ds) // 2
+
+
+def test_flow_is_the_displacement_on_the_digit_and_zero_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    _black_backgrounds(monkeypatch)
+    ds = ColorfulMovingDigits(size=24, image_size=24, digit_size=12, seed=2, sequence=True, velocity=3.0)
+    for i in range(len(ds)):
+        item = ds[i]
+        flow, image, nxt = item["flow"], item["image"], item["next_image"]
+        # On black, the brightest channel is round(255 * alpha) (every bright colour has a channel at 1.0).
+        coverage = image.amax(dim=0).to(torch.int64)
+        shift = item["displacement"]
+        solid, clear = coverage >= 129, coverage <= 126  # alpha > 0.5 and < 0.5, away from rounding ties
+        assert torch.equal(flow[:, solid], shift[:, None].expand(2, int(solid.sum())))
+        assert not flow[:, clear].any(), f"sample {i}: flow off the digit"
+        # OpenCV's convention: next_image[y + dy, x + dx] == image[y, x] where the flow is.
+        ys, xs = torch.nonzero(flow.abs().sum(0) > 0, as_tuple=True)
+        if len(ys):
+            tx, ty = xs + flow[0, ys, xs].long(), ys + flow[1, ys, xs].long()
+            assert torch.equal(nxt[:, ty, tx], image[:, ys, xs])
+
+
+def test_sequence_speed_bounce_and_zero_velocity() -> None:
+    import numpy as np
+
+    ds = ColorfulMovingDigits(size=400, image_size=32, digit_size=16, seed=3, sequence=True, offset=2, velocity=5.0)
+    shift = ds.displacement
+    assert shift.abs().max() <= 10 and (shift > 0).any() and (shift < 0).any()
+    target = ds.position + shift  # centres of frame t + offset: still fully on the canvas
+    assert float(target.min()) >= 8 and float(target.max()) <= 24
+    still = ColorfulMovingDigits(size=16, seed=3, sequence=True, velocity=0.0)
+    assert torch.equal(still.next_images, still.images) and not still.displacement.any()
+    assert not still[0]["flow"].any()
+    assert np.isfinite(ds.displacement.numpy()).all()
+
+
+def test_bounce_matches_a_step_by_step_walk() -> None:
+    from contrastkit.datasets.colorful_moving_digits import bounce
+
+    def walk(start: int, shift: int, limit: int) -> int:
+        position, step = start, 1 if shift > 0 else -1
+        for _ in range(abs(shift)):
+            if not 0 <= position + step <= limit:
+                step = -step  # turn around at the wall
+            position += step
+        return position
+
+    import numpy as np
+
+    for limit in (1, 4, 7):
+        starts = np.repeat(np.arange(limit + 1), 41)
+        shifts = np.tile(np.arange(-20, 21), limit + 1)
+        expected = [walk(int(s), int(d), limit) for s, d in zip(starts, shifts)]
+        assert bounce(starts + shifts, limit).tolist() == expected
+    assert bounce(np.array([3, -2]), 0).tolist() == [0, 0]
+
+
+def test_sequence_is_deterministic_from_seed() -> None:
+    a = ColorfulMovingDigits(size=32, seed=5, sequence=True, velocity=3.0)
+    b = ColorfulMovingDigits(size=32, seed=5, sequence=True, velocity=3.0)
+    c = ColorfulMovingDigits(size=32, seed=6, sequence=True, velocity=3.0)
+    assert torch.equal(a.next_images, b.next_images) and torch.equal(a.displacement, b.displacement)
+    assert torch.equal(a[4]["flow"], b[4]["flow"])
+    assert not torch.equal(a.displacement, c.displacement)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"offset": 2}, "offset: only applies to sequences; set sequence = true or remove it"),
+        ({"velocity": 1.0}, "velocity: only applies to sequences"),
+        ({"sequence": True, "offset": 0}, "offset: must be >= 1"),
+        ({"sequence": True, "velocity": -1.0}, "velocity: must be >= 0"),
+        ({"sequence": True, "pair": ["digit"]}, "sequence: cannot be combined with pair"),
+        ({"sequence": True, "depth": True}, "depth: cannot be combined with sequence"),
+        ({"normals": True}, "normals: needs depth = true"),
+    ],
+)
+def test_mode_combinations_refused(kwargs: dict, message: str) -> None:
+    with pytest.raises(InvalidParameter, match="^" + message.replace("(", r"\(")):
+        ColorfulMovingDigits(size=4, **kwargs)
+
+
+# -- depth mode ---------------------------------------------------------------------------------------
+def _plane_fit(depth: torch.Tensor, keep: torch.Tensor) -> tuple["np.ndarray", float]:  # noqa: F821
+    """The plane a + b x + c y closest to ``depth`` over the pixels ``keep`` in the max norm: ((a, b, c), max |residual|).
+
+    A minimax fit (a float64 linear program), because rounding a true plane to uint8 leaves every
+    residual within 0.5 of it, so the best plane's worst residual is <= 0.5 exactly when the data
+    is a rounded plane (least squares can miss by more where rounding errors are correlated).
+    """
+    import numpy as np
+    from scipy.optimize import linprog
+
+    ys, xs = np.nonzero(keep.numpy())
+    values = depth.numpy()[ys, xs].astype(np.float64)
+    design = np.stack([np.ones(len(xs)), xs, ys], axis=1).astype(np.float64)
+    slack = -np.ones((len(xs), 1))
+    # variables (a, b, c, t): minimise t subject to |design @ (a, b, c) - values| <= t
+    bounds = [(None, None)] * 3 + [(0, None)]
+    result = linprog([0, 0, 0, 1], A_ub=np.block([[design, slack], [-design, slack]]),
+                     b_ub=np.concatenate([values, -values]), bounds=bounds, method="highs")
+    assert result.success, result.message
+    return result.x[:3], float(result.x[3])
+
+
+def _outside_box(item: dict, half: int, size: int, margin: int = 0) -> torch.Tensor:
+    cx, cy = (int(v) for v in item["position"].tolist())
+    keep = torch.ones(size, size, dtype=torch.bool)
+    keep[max(cy - half - margin, 0):cy + half + margin, max(cx - half - margin, 0):cx + half + margin] = False
+    return keep
+
+
+def test_depth_shapes_groups_and_contract() -> None:
+    from contrastkit.testing import check_dataset
+
+    plain = ColorfulMovingDigits(size=16, seed=4)
+    ds = ColorfulMovingDigits(size=16, seed=4, depth=True)
+    check_dataset(ds, samples=len(ds))
+    assert ds[0]["image"].shape == (4, 32, 32) and ds[0]["image"].dtype == torch.uint8
+    assert ds.channel_groups == {"rgb": (0, 3), "depth": (3, 4)} and plain.channel_groups == {"rgb": (0, 3)}
+    assert torch.equal(ds.images[:, :3], plain.images), "depth must leave the RGB channels unchanged"
+    assert ds.label_keys == plain.label_keys
+    with_normals = ColorfulMovingDigits(size=16, seed=4, depth=True, normals=True)
+    check_dataset(with_normals)
+    assert with_normals[0]["image"].shape == (7, 32, 32)
+    assert with_normals.channel_groups == {"rgb": (0, 3), "depth": (3, 4), "normals": (4, 7)}
+    assert torch.equal(with_normals.images[:, :4], ds.images)
+
+
+def test_depth_is_a_tilted_plane_with_the_digit_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    from contrastkit.datasets.colorful_moving_digits import RELIEF
+
+    _black_backgrounds(monkeypatch)
+    ds = ColorfulMovingDigits(size=60, image_size=32, digit_size=16, seed=0, depth=True)
+    slopes = []
+    for i in range(len(ds)):
+        item = ds[i]
+        depth = item["image"][3]
+        coef, residual = _plane_fit(depth, _outside_box(item, 8, 32))
+        assert residual <= 0.5 + 1e-6, f"sample {i}: the background is not a plane (residual {residual:.3f})"
+        assert 40 <= int(depth.min()) and int(depth.max()) <= 215
+        slopes.append(coef[1:])
+        # Strokes stand RELIEF * alpha nearer than the plane; on black, alpha = brightest channel / 255
+        # (every bright colour has a channel at 1.0), known to within 0.5 / 255.
+        coverage = item["image"][:3].amax(0)
+        ys, xs = torch.nonzero(coverage > 0, as_tuple=True)
+        assert int(coverage.max()) >= 128, f"sample {i}: the digit is missing"
+        plane = coef[0] + coef[1] * xs.double().numpy() + coef[2] * ys.double().numpy()
+        raised = plane - depth[ys, xs].double().numpy()
+        expected = RELIEF * coverage[ys, xs].double().numpy() / 255
+        # tolerance: 0.5 of depth rounding, up to 0.5 for the fitted plane, RELIEF * 0.5 / 255 from alpha
+        assert abs(raised - expected).max() <= 1.25, f"sample {i}: relief off by {abs(raised - expected).max():.2f}"
+    import numpy as np
+
+    slopes = np.array(slopes)
+    assert slopes.std(axis=0).min() > 0.3, "planes should have random tilts"
+
+
+def test_normals_off_the_digit_are_the_planes(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    _black_backgrounds(monkeypatch)
+    ds = ColorfulMovingDigits(size=12, image_size=32, digit_size=16, seed=9, depth=True, normals=True)
+    for i in range(len(ds)):
+        item = ds[i]
+        keep = _outside_box(item, 8, 32, margin=1)  # central differences reach one pixel into the box
+        coef, _ = _plane_fit(item["image"][3], _outside_box(item, 8, 32))
+        expected = np.array([coef[1], coef[2], -1.0]) / np.linalg.norm([coef[1], coef[2], -1.0])
+        normals = item["image"][4:7].double().numpy() / 255 * 2 - 1
+        got = normals[:, keep.numpy()]
+        # uint8 encoding (1/255) plus the fit's error on the slopes (the depth channel was rounded)
+        assert np.abs(got - expected[:, None]).max() < 0.02, f"sample {i}"
+        on_digit = normals[:, item["image"][:3].amax(0).numpy() > 0]
+        assert np.abs(np.linalg.norm(on_digit, axis=0) - 1).max() < 0.02
+        assert (on_digit[2] < 0).all(), "normals face the camera (negative z)"
+
+
+def test_pair_with_depth_gives_the_second_image_its_own_depth(monkeypatch: pytest.MonkeyPatch) -> None:
+    _black_backgrounds(monkeypatch)
+    ds = ColorfulMovingDigits(size=8, seed=1, depth=True, pair=["position"])
+    item = ds[0]
+    assert item["image_pair"].shape == (4, 32, 32)
+    keep = _outside_box(item, 8, 32)
+    _, residual = _plane_fit(item["image_pair"][3], keep)
+    assert residual <= 0.5 + 1e-6
+    assert not torch.equal(ds.image_pairs[:, 3], ds.images[:, 3])
