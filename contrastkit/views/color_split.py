@@ -40,7 +40,7 @@ _AUGMENT_MODES = ("shared", "per-view")
 
 def _check_groups(groups: list[list[int]]) -> list[list[int]]:
     if not isinstance(groups, (list, tuple)) or len(groups) < 2:
-        raise InvalidParameter("groups", "needs at least two groups (one per view), e.g. [[0], [1, 2]]", groups)
+        raise InvalidParameter("groups", "needs at least two groups (one per view)", groups)
     checked = []
     for group in groups:
         if not isinstance(group, (list, tuple)) or not group:
