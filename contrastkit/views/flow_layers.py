@@ -137,6 +137,12 @@ class InvertibleConv1x1(nn.Module):
             >>> bool(torch.equal(w, torch.eye(3))), float(logabsdet.detach())
             (True, 0.0)
         """
+        # A C x C matrix: build it in full precision even under autocast (inv/slogdet need it).
+        device_type = self.eye.device.type if self.lu else self.weight.device.type
+        with torch.autocast(device_type=device_type, enabled=False):
+            return self._matrix_and_logabsdet()
+
+    def _matrix_and_logabsdet(self) -> tuple[Tensor, Tensor]:
         if self.lu:
             log_s = self._log_s()
             lower = self.lower * self.lower_mask + self.eye

@@ -170,3 +170,20 @@ def test_invalid_parameters_are_named(build, parameter: str) -> None:  # noqa: A
 def test_wrong_channel_count_is_a_shape_error() -> None:
     with pytest.raises(ShapeError, match=r"PixelFlow: expected input \[B, 3, H, W\]"):
         PixelFlow(num_layers=1, hidden=2)(torch.zeros(1, 4, 2, 2))
+
+
+@pytest.mark.parametrize("lu", [False, True])
+def test_runs_under_bf16_autocast_with_a_full_precision_matrix(lu: bool) -> None:
+    torch.manual_seed(15)
+    flow = PixelFlow(num_layers=2, hidden=4, lu=lu, init="rotation")
+    _perturbed(flow, 16).float()
+    x = torch.randn(2, 3, 4, 4)
+    reference, reference_logdet = flow(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y, logdet = flow(x)
+        weight, _ = flow.layers[0].matrix_and_logabsdet()
+        recovered = flow.inverse(y)
+    assert weight.dtype == torch.float32
+    torch.testing.assert_close(y.float(), reference, atol=0.1, rtol=0.05)
+    torch.testing.assert_close(logdet.float(), reference_logdet, atol=0.2, rtol=0.05)
+    torch.testing.assert_close(recovered.float(), x, atol=0.1, rtol=0.05)
