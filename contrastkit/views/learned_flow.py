@@ -77,7 +77,10 @@ class LearnedFlowViews(nn.Module):
     maximises the InfoNCE loss the encoders minimise. ``mode = "frozen"`` (stage 2): no trainable
     parameters and ``contrast_sign = +1.0``. Every view shares one augmentation (``augment(images, 0)``,
     CMC's shared crop). ``space`` is any colour space of :mod:`contrastkit.views.color_spaces`, each
-    channel mapped to about ``[-1, 1]`` with ``normalize`` (InfoMin uses ``rgb`` and ``ydbdr``).
+    channel mapped to about ``[-1, 1]`` with ``normalize``. InfoMin runs ``rgb`` and ``ydbdr``; the
+    default ``ydbdr`` gave its best views (Table 2), and with ``init = "identity"`` stage 1 then
+    starts from CMC's ``Y | DbDr``. ``volume_preserving`` defaults to ``True``: a VP ``g`` cannot
+    win by shrinking the colour space.
 
     Example:
         >>> import torch
