@@ -3,7 +3,7 @@
 Example:
     >>> from contrastkit.registry import Registry
     >>> Registry(builtins=True, entry_points=False).names("view_makers")
-    ['augmented-copies', 'color-split', 'image-pair']
+    ['augmented-copies', 'color-split', 'image-pair', 'learned-flow']
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from contrastkit.regularizers.relic import RelicKL
 from contrastkit.views.augmented_copies import AugmentedCopies
 from contrastkit.views.color_split import ColorSplitViews
 from contrastkit.views.image_pair import ImagePairViews
+from contrastkit.views.learned_flow import LearnedFlowViews
 
 # The hook implementations below are found by pluggy, not imported by users.
 __all__: list[str] = []
@@ -64,6 +65,7 @@ def register_view_makers(register: Register) -> None:
     register("color-split", ColorSplitViews)
     register("augmented-copies", AugmentedCopies)
     register("image-pair", ImagePairViews)
+    register("learned-flow", LearnedFlowViews)
 
 
 @hookimpl
