@@ -3,7 +3,7 @@
 Example:
     >>> from contrastkit.registry import Registry
     >>> Registry(builtins=True, entry_points=False).names("view_makers")
-    ['augmented-copies', 'color-split', 'image-pair', 'learned-flow']
+    ['augmented-copies', 'color-split', 'factor-pair', 'image-pair', 'learned-flow']
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from contrastkit.objectives.triplet import MarginTriplet
 from contrastkit.regularizers.relic import RelicKL
 from contrastkit.views.augmented_copies import AugmentedCopies
 from contrastkit.views.color_split import ColorSplitViews
+from contrastkit.views.factor_pair import FactorPairViews
 from contrastkit.views.image_pair import ImagePairViews
 from contrastkit.views.learned_flow import LearnedFlowViews
 
@@ -65,6 +66,7 @@ def register_view_makers(register: Register) -> None:
     register("color-split", ColorSplitViews)
     register("augmented-copies", AugmentedCopies)
     register("image-pair", ImagePairViews)
+    register("factor-pair", FactorPairViews)
     register("learned-flow", LearnedFlowViews)
 
 

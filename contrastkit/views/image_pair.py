@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from contrastkit.errors import InvalidParameter, ShapeError
 from contrastkit.interfaces import AugmentFn, Batch
 
-__all__ = ["ImagePairViews"]
+__all__ = ["ImagePairViews", "pair_views"]
 
 
 class ImagePairViews(nn.Module):
@@ -53,21 +53,33 @@ class ImagePairViews(nn.Module):
 
     def forward(self, batch: Batch, augment: AugmentFn) -> list[Tensor]:
         """``image`` and ``image_pair`` ``[B, C, H, W]`` -> two views ``[B, C, H', W']``."""
-        image = batch["image"]
-        second = batch.get("image_pair") if self.training else image
-        if second is None:
+        return pair_views(batch, augment, channels=self.channels, training=self.training, name="image-pair")
+
+
+def pair_views(batch: Batch, augment: AugmentFn, *, channels: int, training: bool, name: str) -> list[Tensor]:
+    """``[augment(image, 0), augment(image_pair, 1)]``, shapes checked; ``image`` twice when not ``training``.
+
+    Errors name the view maker ``name``.
+
+    Example:
+        >>> import torch
+        >>> batch = {"image": torch.zeros(1, 3, 4, 4), "image_pair": torch.ones(1, 3, 4, 4)}
+        >>> [float(v.mean()) for v in pair_views(batch, lambda x, view: x, channels=3, training=False, name="x")]
+        [0.0, 0.0]
+    """
+    image = batch["image"]
+    second = batch.get("image_pair") if training else image
+    if second is None:
+        raise ShapeError(
+            f"views.{name}: the batch has no 'image_pair'; use a dataset that builds pairs "
+            "(colorful-moving-digits with data.pair = [\"digit\"], say)"
+        )
+    for key, images in (("image", image), ("image_pair", second)):
+        if images.ndim != 4 or images.shape[1] != channels:
             raise ShapeError(
-                "views.image-pair: the batch has no 'image_pair'; use a dataset that builds pairs "
-                "(colorful-moving-digits with data.pair = [\"digit\"], say)"
+                f"views.{name}: expected {key} [B, {channels}, H, W], got {tuple(images.shape)}; "
+                f"set views.channels = {images.shape[1] if images.ndim == 4 else '?'}"
             )
-        for name, images in (("image", image), ("image_pair", second)):
-            if images.ndim != 4 or images.shape[1] != self.channels:
-                raise ShapeError(
-                    f"views.image-pair: expected {name} [B, {self.channels}, H, W], got {tuple(images.shape)}; "
-                    f"set views.channels = {images.shape[1] if images.ndim == 4 else '?'}"
-                )
-        if second.shape[0] != image.shape[0]:
-            raise ShapeError(
-                f"views.image-pair: image_pair has {second.shape[0]} samples, image {image.shape[0]}"
-            )
-        return [augment(image, 0), augment(second, 1)]
+    if second.shape[0] != image.shape[0]:
+        raise ShapeError(f"views.{name}: image_pair has {second.shape[0]} samples, image {image.shape[0]}")
+    return [augment(image, 0), augment(second, 1)]
