@@ -41,11 +41,15 @@ __all__ = [
     "EvalConfig",
     "LogConfig",
     "PluginTable",
+    "Stage",
+    "StageConfig",
     "TrainConfig",
     "apply_overrides",
     "config_from_dict",
     "converter",
     "load_config",
+    "load_stages",
+    "stages_from_dict",
     "structure_value",
 ]
 
@@ -181,6 +185,33 @@ class LogConfig:
     projector_samples: int = attrs.field(default=256, validator=_non_negative)
 
 
+_STAGE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+@attrs.frozen
+class StageConfig:
+    """One ``[[stages]]`` entry: the base recipe with dotted overrides, trained as its own run.
+
+    ``set`` maps dotted keys to values (``{"views.mode" = "frozen"}``, validated like ``--set``);
+    ``carry`` names pipeline modules (``view_maker``, ``encoders``, ``critic``, ...) whose weights
+    are loaded from the previous stage's final checkpoint; everything else starts fresh.
+
+    Example:
+        >>> StageConfig("contrast", {"views.mode": "frozen"}, ["view_maker"]).carry
+        ['view_maker']
+        >>> StageConfig("bad name")
+        Traceback (most recent call last):
+        ...
+        contrastkit.errors.InvalidParameter: name: must be letters, digits, '-' or '_' (it names the stage's run folder) (got 'bad name')
+    """
+
+    name: str = attrs.field(
+        validator=_check(lambda v: bool(_STAGE_NAME.match(v)), "must be letters, digits, '-' or '_' (it names the stage's run folder)")
+    )
+    set: Mapping[str, Any] = attrs.field(factory=dict, converter=dict)
+    carry: list[str] = attrs.field(factory=list)
+
+
 @attrs.frozen
 class Config:
     """A whole recipe. Every table has a default, so ``Config()`` is the README's demo.
@@ -203,6 +234,8 @@ class Config:
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     log: LogConfig = LogConfig()
+    #: ``[[stages]]``: train the recipe several times in a row, each with overrides (see :func:`stages_from_dict`).
+    stages: list[StageConfig] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain-data form (what checkpoints store and ``--dry-run`` prints)."""
@@ -403,6 +436,7 @@ def config_from_dict(raw: Mapping[str, Any], *, path: str | None = None) -> Conf
         contrastkit.errors.ConfigError: train: expected a table [train] (got 3)
     """
     raw = dict(raw)
+    stages_raw = raw.pop("stages", None)
     for field in attrs.fields(Config):
         if field.default is None and field.name in raw and raw[field.name] is None:
             del raw[field.name]  # an optional slot left empty, as a checkpoint's stored recipe writes it
@@ -425,7 +459,75 @@ def config_from_dict(raw: Mapping[str, Any], *, path: str | None = None) -> Conf
     if config.train.out_dir is None:
         stem = Path(path).stem if path else "default"
         config = attrs.evolve(config, train=attrs.evolve(config.train, out_dir=str(Path("runs") / stem)))
+    if stages_raw is not None:
+        config = attrs.evolve(config, stages=_structure_stages(stages_raw, raw, path))
     return config
+
+
+def _flat_keys(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"views": {"mode": 1}}`` and ``{"views.mode": 1}`` -> ``{"views.mode": 1}`` (TOML allows both)."""
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, Mapping) and value:
+            flat.update(_flat_keys(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _structure_stages(value: Any, base_raw: Mapping[str, Any], path: str | None) -> list[StageConfig]:
+    """``[[stages]]`` -> checked :class:`StageConfig` list; every ``set`` key validated on the base recipe."""
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ConfigError(f"stages: expected an array of tables [[stages]], at least one (got {value!r})", path=path)
+    stages: list[StageConfig] = []
+    for i, item in enumerate(value):
+        if isinstance(item, Mapping) and isinstance(item.get("set"), Mapping):
+            item = {**item, "set": _flat_keys(item["set"])}
+        try:
+            stage = converter.structure(item, StageConfig)
+        except Exception as exc:  # noqa: BLE001 - one line naming stages[i].key
+            raise ConfigError(_first_problem(exc, f"stages[{i}]"), path=path) from None
+        if any(s.name == stage.name for s in stages):
+            raise ConfigError(f"stages[{i}].name: two stages are named {stage.name!r}; names must differ", path=path)
+        if i == 0 and stage.carry:
+            raise ConfigError(
+                f"stages[0].carry: the first stage has no previous stage to carry weights from (got {stage.carry!r})",
+                path=path,
+            )
+        for key, setting in stage.set.items():
+            where = f'stages[{i}].set."{key}"'
+            if key == "stages" or key.startswith("stages.") or key == "train.out_dir":
+                raise ConfigError(f"{where}: a stage cannot set this; each stage runs in <train.out_dir>/<name>", path=path)
+            try:
+                config_from_dict(_assign(base_raw, key, setting), path=None)
+            except (ConfigError, _NotATable) as exc:
+                message = exc.message if isinstance(exc, ConfigError) else str(exc)
+                head, _, problem = message.partition(": ")
+                same = isinstance(exc, ConfigError) and (exc.key.startswith(key) or key.startswith(exc.key + "."))
+                raise ConfigError(f"{where}: {problem if same else message}", path=path) from None
+        stages.append(stage)
+    return stages
+
+
+class _NotATable(Exception):
+    pass
+
+
+def _assign(raw: Mapping[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """A copy of ``raw`` with dotted ``key`` set to ``value`` (tables along the way copied, not shared)."""
+    result: dict[str, Any] = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in raw.items()}
+    *parents, leaf = key.split(".")
+    node = result
+    for depth, part in enumerate(parents):
+        child = node.setdefault(part, {})
+        if depth == 0 and part in SLOTS and isinstance(child, str):
+            child = {"name": child}  # shorthand views = "color-split" still takes views.space=...
+        if not isinstance(child, Mapping):
+            raise _NotATable(f"{'.'.join(parents[: depth + 1])} is a value, not a table")
+        node[part] = child = dict(child)
+        node = child
+    node[leaf] = value
+    return result
 
 
 def _parse_override_value(text: str) -> Any:
@@ -448,18 +550,10 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[str]) -> dict[st
         key = key.strip()
         if not sep or not key or any(not part for part in key.split(".")):
             raise ConfigError(f"--set {override!r}: expected KEY=VALUE, e.g. --set train.max_steps=20")
-        *parents, leaf = key.split(".")
-        node = result
-        for depth, part in enumerate(parents):
-            child = node.setdefault(part, {})
-            if depth == 0 and part in SLOTS and isinstance(child, str):
-                child = {"name": child}  # shorthand views = "color-split" still takes --set views.space=...
-            if not isinstance(child, dict):
-                where = ".".join(parents[: depth + 1])
-                raise ConfigError(f"--set {override!r}: {where} is a value, not a table")
-            node[part] = child = dict(child)
-            node = child
-        node[leaf] = _parse_override_value(text.strip())
+        try:
+            result = _assign(result, key, _parse_override_value(text.strip()))
+        except _NotATable as exc:
+            raise ConfigError(f"--set {override!r}: {exc}") from None
     return result
 
 
@@ -498,3 +592,84 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
     except ConfigError as exc:
         raise exc.with_path(str(path)) from None
     return config_from_dict(raw, path=str(path))
+
+
+@attrs.frozen
+class Stage:
+    """One resolved stage of a staged recipe: its entry, index and the full :class:`Config` it trains.
+
+    Example:
+        >>> stages = stages_from_dict({"stages": [{"name": "a"}, {"name": "b", "carry": ["view_maker"]}]})
+        >>> [(s.index, s.name, s.config.train.out_dir, s.is_last) for s in stages]
+        [(0, 'a', 'runs/default/a', False), (1, 'b', 'runs/default/b', True)]
+    """
+
+    index: int
+    count: int
+    entry: StageConfig
+    config: Config
+
+    @property
+    def name(self) -> str:
+        """The stage's name (its run folder under the recipe's ``train.out_dir``)."""
+        return self.entry.name
+
+    @property
+    def is_last(self) -> bool:
+        """Whether this is the final stage (the one ``eval``/``export`` use)."""
+        return self.index == self.count - 1
+
+
+def stages_from_dict(raw: Mapping[str, Any], overrides: Sequence[str] = (), *, path: str | None = None) -> list[Stage]:
+    """Resolve a staged recipe: each stage = base recipe <- stage ``set`` <- command-line ``overrides``.
+
+    The command line wins, so ``--set train.max_steps=3`` shortens every stage. Each stage runs in
+    ``<train.out_dir>/<stage name>``. Earlier stages start with ``eval.knn`` and ``eval.linear`` off
+    (the probes run after the last stage) unless their ``set`` or ``--set`` turns them on. A recipe
+    without ``stages`` gives ``[]``.
+
+    Example:
+        >>> raw = {"train": {"epochs": 2}, "stages": [{"name": "views", "set": {"train.epochs": 3}},
+        ...                                          {"name": "contrast"}]}
+        >>> [s.config.train.epochs for s in stages_from_dict(raw, ["train.max_steps=5"])]
+        [3, 2]
+        >>> [(s.config.train.max_steps, s.config.eval.knn) for s in stages_from_dict(raw, ["train.max_steps=5"])]
+        [(5, False), (5, True)]
+    """
+    try:
+        with_overrides = apply_overrides(raw, overrides)
+    except ConfigError as exc:
+        raise exc.with_path(path) from None
+    base = config_from_dict(with_overrides, path=path)  # validates the stages and each of their keys
+    if not base.stages:
+        return []
+    base_raw = {k: v for k, v in raw.items() if k != "stages"}
+    root = Path(base.train.out_dir or "runs/default")
+    resolved: list[Stage] = []
+    for i, entry in enumerate(base.stages):
+        staged = base_raw
+        if i < len(base.stages) - 1:
+            staged = _assign(_assign(staged, "eval.knn", False), "eval.linear", False)
+        for key, value in entry.set.items():
+            staged = _assign(staged, key, value)
+        staged = apply_overrides(staged, overrides)
+        staged["train"] = {**staged.get("train", {}), "out_dir": str(root / entry.name)}
+        try:
+            config = config_from_dict(staged, path=None)
+        except ConfigError as exc:  # only a combination of keys can fail here: each was checked alone
+            raise ConfigError(f"stages[{i}] ({entry.name}): {exc.message}", path=path) from None
+        resolved.append(Stage(index=i, count=len(base.stages), entry=entry, config=config))
+    return resolved
+
+
+def load_stages(path: str | Path, overrides: Sequence[str] = ()) -> list[Stage]:
+    """Read a TOML recipe and resolve its ``[[stages]]`` (``[]`` without stages); see :func:`stages_from_dict`.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> f = pathlib.Path(tempfile.mkdtemp()) / "two.toml"
+        >>> _ = f.write_text('[[stages]]\\nname = "a"\\n[[stages]]\\nname = "b"\\nset = { "train.lr" = 0.5 }\\n')
+        >>> [(s.name, s.config.train.lr, s.config.train.out_dir) for s in load_stages(f)]
+        [('a', 0.001, 'runs/two/a'), ('b', 0.5, 'runs/two/b')]
+    """
+    return stages_from_dict(read_toml(path), overrides, path=str(path))

@@ -27,8 +27,8 @@ import torch
 from torch import Tensor, nn
 
 from contrastkit.config import Config, PluginTable, load_config
-from contrastkit.errors import ConfigError, ShapeError
-from contrastkit.factories import build_component
+from contrastkit.errors import ConfigError, ContrastkitError, ShapeError
+from contrastkit.factories import build_component, factory_parameters, split_spec
 from contrastkit.interfaces import Batch, PairLogits, describe, is_trainable
 from contrastkit.momentum import MomentumTarget
 from contrastkit.registry import Registry, get_registry
@@ -133,12 +133,15 @@ class Pipeline(nn.Module):
         super().__init__()
         self.registry = registry or get_registry()
         self.data_spec = data
-        self.dataset = self.build_dataset("train") if data is not None else None
+        # The view maker first: it may ask the dataset for parameters (factor-pair's ``pair``).
         self.view_maker = build_component(self.registry, "view_makers", views, table="views")
+        self.dataset = self.build_dataset("train") if data is not None else None
         self.view_channels = self._check_view_channels()
         num_views = len(self.view_channels)
         self.augmentations, self.view_augmentation = self._build_augmentations(augment)
-        extra = tuple(getattr(self.view_maker, "required_keys", ()))
+        # Only extra *images* bypass worker augmentations; labels (a supervised view maker's) are fine.
+        labels = set(getattr(self.dataset, "label_keys", ()))
+        extra = tuple(k for k in getattr(self.view_maker, "required_keys", ()) if k not in labels)
         if extra and any(getattr(a, "runs_in_workers", False) for a in self.augmentations):
             # Worker augmentations copy ``image`` per view; the view maker's other images would be bypassed.
             raise ConfigError(
@@ -199,6 +202,7 @@ class Pipeline(nn.Module):
             and bool(getattr(self.critic, "symmetric", False))
             and callable(getattr(self.negatives, "reverse_pair_logits", None))
         )
+        self._has_auxiliary = callable(getattr(self.view_maker, "auxiliary_loss", None))
         self.config: Config | None = None
         self._batch_image_views: Tensor | None = None
 
@@ -209,7 +213,36 @@ class Pipeline(nn.Module):
             raise ConfigError("data: this pipeline was built without a dataset")
         if isinstance(self.data_spec, torch.utils.data.Dataset):
             return self.data_spec
-        return build_component(self.registry, "datasets", self.data_spec, table="data", injected={"split": split})
+        return build_component(self.registry, "datasets", self._data_spec_for_views(), table="data",
+                               injected={"split": split})
+
+    def _data_spec_for_views(self) -> Any:
+        """The ``data`` spec with the view maker's ``dataset_parameters`` (e.g. ``factor-pair``'s ``pair``) added.
+
+        A recipe may set the same key itself, but only to the same value.
+        """
+        wanted = dict(getattr(self.view_maker, "dataset_parameters", None) or {})
+        split = split_spec(self.data_spec, "data") if wanted else None
+        if split is None:
+            return self.data_spec
+        name, params = split
+        views = describe(self.view_maker)
+        try:
+            accepted = factory_parameters(self.registry.get("datasets", name).factory)
+        except ContrastkitError:  # an unknown dataset: build_component reports it with close matches
+            return self.data_spec
+        for key, value in wanted.items():
+            if key not in accepted:
+                raise ConfigError(
+                    f"data.name: views.{views} needs a dataset with a {key!r} parameter (e.g. "
+                    f"colorful-moving-digits); {name!r} has none"
+                )
+            if key in params and params[key] != value:
+                raise ConfigError(
+                    f"data.{key}: views.{views} needs {key} = {value!r} (got {params[key]!r}); remove data.{key} "
+                    "or make the two agree"
+                )
+        return {"name": name, **params, **wanted}
 
     def _check_view_channels(self) -> tuple[int, ...]:
         channels = getattr(self.view_maker, "view_channels", None)
@@ -423,6 +456,9 @@ class Pipeline(nn.Module):
         batch = self.prepare_batch(batch)
         index = batch["index"]
         views = self.make_views(batch)
+        # Optional view-maker term on the views *before* gradient reversal (InfoMin's semi-supervised
+        # CE): the view maker minimises it while it maximises the contrastive loss.
+        auxiliary = self.view_maker.auxiliary_loss(batch, views) if self._has_auxiliary and self.training else None
         inputs = [_ReverseGradient.apply(v) for v in views] if self.reverse_view_gradient else views
         embeddings = [self.critic.embed(f, view=i) for i, f in enumerate(self.encode(inputs))]
         # Target side of every pair: the momentum encoder's keys when there is one, else the embeddings.
@@ -457,6 +493,10 @@ class Pipeline(nn.Module):
                 loss = loss + penalty
             total = loss if total is None else total + loss
         assert total is not None
+        if auxiliary is not None:
+            name = getattr(self.view_maker, "auxiliary_loss_name", "auxiliary")
+            metrics[f"view_maker/{name}"] = auxiliary.detach()
+            total = total + auxiliary
         metrics["loss"] = total.detach()
         if self.training:
             detached = [e.detach() for e in keys]  # with a momentum target the sampler stores keys (MoCo's queue)

@@ -41,7 +41,7 @@ from contrastkit.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from contrastkit.config import Config, EvalConfig, LogConfig, TrainConfig
+from contrastkit.config import Config, EvalConfig, LogConfig, Stage, TrainConfig
 from contrastkit.errors import ConfigError, TrainingError, close_matches
 from contrastkit.evaluation import KnnResult, evaluate
 from contrastkit.interfaces import describe, is_trainable
@@ -50,8 +50,10 @@ from contrastkit.pipeline import Pipeline
 
 __all__ = [
     "EpochBatchSampler",
+    "StagedTrainer",
     "TrainResult",
     "Trainer",
+    "load_carried_modules",
     "load_checkpoint",
     "save_checkpoint",
     "select_device",
@@ -260,10 +262,15 @@ class Trainer:
             sample = dataset[0]
             missing = [key for key in required if key not in sample]
             if missing:
+                supervised = getattr(self.pipeline.view_maker, "supervised_label", None)
+                hint = (
+                    "set views.supervised_label to one of the dataset's labels"
+                    if supervised in missing
+                    else 'choose a dataset that provides it (colorful-moving-digits: set data.pair = ["digit"])'
+                )
                 raise ConfigError(
                     f"views: {describe(self.pipeline.view_maker)} reads {', '.join(map(repr, missing))}, which the "
-                    f"dataset's samples lack (they have {', '.join(map(repr, sorted(sample)))}); choose a dataset "
-                    f"that provides it (colorful-moving-digits: set data.pair = [\"digit\"])"
+                    f"dataset's samples lack (they have {', '.join(map(repr, sorted(sample)))}); {hint}"
                 )
 
     @property
@@ -526,6 +533,7 @@ class Trainer:
 
                     if images_every and writer is not None and (step == start_step + 1 or step % images_every == 0):
                         _log_views(writer, output.views, step)
+                        _log_learned_views(writer, pipeline, batch, step)
                     if step % every == 0 or step == total_steps:
                         now = time.perf_counter()
                         names = list(sums)
@@ -648,6 +656,116 @@ class Trainer:
         )
 
 
+def load_carried_modules(pipeline: Pipeline, checkpoint: Path, modules: list[str], *, where: str = "carry") -> None:
+    """Load the weights of the pipeline's top-level ``modules`` (e.g. ``view_maker``) from ``checkpoint``.
+
+    Everything else keeps its (fresh) initialisation. ``requires_grad`` is untouched, so a frozen
+    view maker stays frozen. A module missing from the checkpoint or of another shape is a
+    :class:`ConfigError` naming ``where``.
+
+    Example:
+        >>> import tempfile, torch
+        >>> from pathlib import Path
+        >>> src, dst = Pipeline(encoder={"name": "convnet", "width": 4}), Pipeline(encoder={"name": "convnet", "width": 4})
+        >>> path = Path(tempfile.mkdtemp()) / "final.pt"
+        >>> save_checkpoint(path, {"model": src.state_dict()})
+        >>> load_carried_modules(dst, path, ["critic"])
+        >>> all(torch.equal(a, b) for a, b in zip(src.critic.state_dict().values(), dst.critic.state_dict().values()))
+        True
+    """
+    children = dict(pipeline.named_children())
+    state = load_checkpoint(checkpoint, map_location="cpu")["model"]
+    for name in modules:
+        if name not in children:
+            raise ConfigError(
+                f"{where}: the pipeline has no module {name!r}; modules: {', '.join(sorted(children))} (got {name!r})"
+            )
+        prefix = name + "."
+        sub = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        try:
+            children[name].load_state_dict(sub, strict=True)
+        except RuntimeError as exc:
+            detail = " ".join(line.strip() for line in str(exc).splitlines()[1:3]) or str(exc)
+            raise ConfigError(
+                f"{where}: {name!r} in {checkpoint} does not fit this stage's {name}; the stages must build the "
+                f"same {name} ({detail})"
+            ) from None
+
+
+class StagedTrainer:
+    """Trains the stages of a ``[[stages]]`` recipe in order, each a :class:`Trainer` run of its own.
+
+    Every stage's pipeline and trainer are built (and checked) before the first step, each seeded
+    by its ``train.seed``: the modules a stage does not ``carry`` start from that fresh
+    initialisation, the carried ones from the previous stage's ``final.pt``. ``fit(resume=True)``
+    skips stages whose ``final.pt`` exists and resumes the interrupted one.
+
+    Example:
+        >>> import tempfile
+        >>> from contrastkit.config import stages_from_dict
+        >>> raw = {"data": {"size": 32}, "encoder": {"width": 4, "depth": 2}, "eval": {"knn": False},
+        ...        "log": {"progress": False, "tensorboard": False},
+        ...        "train": {"max_steps": 1, "batch_size": 8, "device": "cpu", "out_dir": tempfile.mkdtemp()},
+        ...        "stages": [{"name": "one"}, {"name": "two", "carry": ["critic"]}]}
+        >>> results = StagedTrainer(stages_from_dict(raw), print_fn=lambda _: None).fit()
+        >>> [(r.steps, r.checkpoint.parent.parent.name) for r in results]
+        [(1, 'one'), (1, 'two')]
+    """
+
+    def __init__(self, stages: list[Stage], *, path: str | None = None, print_fn: Callable[[str], None] = print) -> None:
+        if not stages:
+            raise ConfigError("stages: the recipe has no [[stages]]; train it with Trainer", path=path)
+        self.stages = stages
+        self.path = path
+        self.print = print_fn
+        self.trainers: list[Trainer] = []
+        for stage in stages:
+            where = f"stages[{stage.index}] ({stage.name})"
+            try:
+                trainer = Trainer.from_config(stage.config, print_fn=print_fn)
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {exc.message}", path=path) from None
+            children = {name for name, _ in trainer.pipeline.named_children()}
+            for name in stage.entry.carry:
+                if name not in children:
+                    raise ConfigError(
+                        f"stages[{stage.index}].carry: the pipeline has no module {name!r}; modules: "
+                        f"{', '.join(sorted(children))} (got {name!r})",
+                        path=path,
+                    )
+            self.trainers.append(trainer)
+
+    def fit(self, *, resume: bool = False) -> list[TrainResult]:
+        """Run every stage (skipping finished ones when ``resume``); one :class:`TrainResult` per stage."""
+        results: list[TrainResult] = []
+        for stage, trainer in zip(self.stages, self.trainers):
+            header = f"stage {stage.index + 1}/{stage.count} {stage.name} -> {trainer.out_dir}"
+            final = trainer.checkpoints.final
+            if resume and final.is_file() and not stage.is_last:
+                state = load_checkpoint(final, map_location="cpu")
+                self.print(f"{header}: finished ({final}), skipped")
+                results.append(TrainResult(
+                    steps=int(state.get("step", 0)), seconds=0.0, images_per_second=0.0,
+                    final_metrics=dict(state.get("metrics") or {}), checkpoint=final, tensorboard_dir=None,
+                    knn=[], resumed_from=final,
+                ))
+                continue
+            if stage.entry.carry:
+                previous = self.trainers[stage.index - 1].checkpoints.final
+                if not previous.is_file():
+                    raise ConfigError(
+                        f"stages[{stage.index}].carry: the previous stage's final checkpoint {previous} is missing; "
+                        "train the stages in order (or --resume)", path=self.path,
+                    )
+                load_carried_modules(trainer.pipeline, previous, list(stage.entry.carry),
+                                     where=f"stages[{stage.index}].carry")
+                self.print(f"{header} (carrying {', '.join(stage.entry.carry)} from {previous})")
+            else:
+                self.print(header)
+            results.append(trainer.fit(resume=resume))
+        return results
+
+
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(data, dict):
         out: dict[str, Any] = {}
@@ -675,6 +793,23 @@ def _log_views(writer: Any, views: list[Tensor], step: int, *, max_images: int =
         high = flat.max(dim=1).values.view(-1, 1, 1, 1)
         images = (images - low) / (high - low).clamp_min(1e-8)
         writer.add_images(f"views/v{i + 1}", images, step)
+
+
+def _log_learned_views(writer: Any, pipeline: Pipeline, batch: Any, step: int, *, max_images: int = 16) -> None:
+    """A learned view maker's views as images (``learned_views_for_display``), next to the input images.
+
+    The per-tile min-max grid of :func:`_log_views` shows each channel on its own; this shows each
+    learned view as one picture (grey, or red/green for two channels) scaled over the batch, so the
+    colours are comparable across images and steps, with the un-augmented input beside them.
+    """
+    display = getattr(pipeline.view_maker, "learned_views_for_display", None)
+    if not callable(display):
+        return
+    image = batch["image"][:max_images]
+    images = pipeline.prepare_batch({"image": image})["image"]
+    writer.add_images("learned_views/input", images.detach().float().cpu().clamp(0, 1), step)
+    for i, view in enumerate(display(images)):
+        writer.add_images(f"learned_views/v{i + 1}", view.detach().float().cpu(), step)
 
 
 class _Progress:

@@ -64,7 +64,7 @@ from contrastkit.interfaces import AugmentFn, Batch
 from contrastkit.views.color_spaces import ColorSpace, check_space, to_color_space
 from contrastkit.views.flow_layers import PixelFlow
 
-__all__ = ["LearnedFlowViews", "ViewClassifiers", "view_classification_loss"]
+__all__ = ["LearnedFlowViews", "ViewClassifiers", "labelled_mask", "view_classification_loss"]
 
 _DEFAULT_SPLIT = [[0], [1, 2]]
 
@@ -101,11 +101,27 @@ class LearnedFlowViews(nn.Module):
         lu: bool = True,
         init: Literal["identity", "rotation"] = "identity",
         mode: Literal["adversarial", "frozen"] = "adversarial",
+        supervised_label: str | None = None,
+        num_classes: int | None = None,
+        classifier_width: int = 32,
+        supervised_weight: float = 1.0,
+        labelled_fraction: float = 1.0,
     ) -> None:
         super().__init__()
         check_space(space)
         if mode not in ("adversarial", "frozen"):
             raise InvalidParameter("mode", 'must be "adversarial" (stage 1) or "frozen" (stage 2)', mode)
+        if supervised_label is not None and (not isinstance(supervised_label, str) or not supervised_label):
+            raise InvalidParameter("supervised_label", "must be a batch label key such as \"digit\", or omitted", supervised_label)
+        if supervised_label is not None and num_classes is None:
+            raise InvalidParameter(
+                "num_classes", f"is required with supervised_label = {supervised_label!r}; set the label's class count",
+                num_classes,
+            )
+        if isinstance(supervised_weight, bool) or not supervised_weight >= 0:
+            raise InvalidParameter("supervised_weight", "must be >= 0", supervised_weight)
+        if isinstance(labelled_fraction, bool) or not 0 < labelled_fraction <= 1:
+            raise InvalidParameter("labelled_fraction", "must be in (0, 1]", labelled_fraction)
         groups = split if split is not None else _DEFAULT_SPLIT
         if not isinstance(groups, (list, tuple)) or len(groups) < 2:
             raise InvalidParameter("split", "needs at least two channel groups (one per view), e.g. [[0], [1, 2]]", groups)
@@ -122,8 +138,68 @@ class LearnedFlowViews(nn.Module):
         self.normalize = normalize
         self.split = [list(g) for g in groups]
         self.mode = mode
+        self.supervised_label = supervised_label
+        self.supervised_weight = float(supervised_weight)
+        self.labelled_fraction = float(labelled_fraction)
+        # Built in both modes so a stage-1 state dict (flow + classifiers) loads into the frozen stage 2,
+        # where the classifiers are frozen and unused.
+        self.classifiers: ViewClassifiers | None = None
+        if supervised_label is not None:
+            assert num_classes is not None
+            # ViewClassifiers names num_classes / width in its InvalidParameter messages.
+            self.classifiers = ViewClassifiers(view_channels=self.view_channels, num_classes=num_classes, width=classifier_width)
         if mode == "frozen":
-            self.flow.requires_grad_(False)
+            self.requires_grad_(False)
+
+    #: The Pipeline logs :meth:`auxiliary_loss` as ``view_maker/<auxiliary_loss_name>``.
+    auxiliary_loss_name = "classification"
+
+    @property
+    def required_keys(self) -> tuple[str, ...]:
+        """Batch entries besides ``image`` that training reads: the supervised label in adversarial mode."""
+        if self.supervised_label is not None and self.mode == "adversarial":
+            return (self.supervised_label,)
+        return ()
+
+    def labelled_mask(self, index: Tensor) -> Tensor:
+        """Which samples count as labelled: a fixed ``labelled_fraction`` of dataset indices, as a bool ``[B]``.
+
+        A multiplicative (Fibonacci) hash of the index, compared with ``fraction * 2**32``: the same
+        samples are labelled every epoch and in every batch order, and over consecutive indices the
+        share is ``labelled_fraction`` to within a few samples, with labelled and unlabelled mixed.
+
+        Example:
+            >>> import torch
+            >>> maker = LearnedFlowViews(num_layers=1, hidden=4, supervised_label="digit", num_classes=10,
+            ...                          labelled_fraction=0.25)
+            >>> int(maker.labelled_mask(torch.arange(1000)).sum())  # 25% to within a sample or two
+            251
+        """
+        return labelled_mask(index, self.labelled_fraction)
+
+    def auxiliary_loss(self, batch: Batch, views: Sequence[Tensor]) -> Tensor | None:
+        """InfoMin's semi-supervised term ``supervised_weight * (CE(c1(v1), y) + CE(c2(v2), y))``.
+
+        ``views`` are this maker's outputs *before* the pipeline's gradient reversal, so ``g`` (and
+        ``c1, c2``) minimise it. Samples outside :meth:`labelled_mask` count as unlabelled (``-1``).
+        ``None`` when unsupervised or frozen. The Pipeline calls it in training mode only.
+
+        Example:
+            >>> import torch
+            >>> maker = LearnedFlowViews(num_layers=1, hidden=4, supervised_label="digit", num_classes=10)
+            >>> batch = {"image": torch.rand(4, 3, 8, 8), "index": torch.arange(4), "digit": torch.tensor([0, 1, 2, 3])}
+            >>> maker.auxiliary_loss(batch, maker(batch, lambda x, view: x)).ndim
+            0
+        """
+        if self.classifiers is None or self.mode != "adversarial":
+            return None
+        labels = batch[self.supervised_label].long().reshape(-1)  # type: ignore[index]
+        if self.labelled_fraction < 1:
+            index = batch.get("index")
+            if index is None:
+                index = torch.arange(labels.shape[0], device=labels.device)
+            labels = torch.where(labelled_mask(index.to(labels.device), self.labelled_fraction), labels, -1)
+        return self.supervised_weight * self.classifiers(views, labels)
 
     @property
     def contrast_sign(self) -> float:
@@ -190,7 +266,28 @@ class LearnedFlowViews(nn.Module):
         return shown
 
     def extra_repr(self) -> str:
-        return f"space={self.space}, split={self.split}, mode={self.mode}"
+        supervised = f", supervised_label={self.supervised_label}" if self.supervised_label is not None else ""
+        return f"space={self.space}, split={self.split}, mode={self.mode}{supervised}"
+
+
+_HASH_MULTIPLIER = 2654435761  # Knuth's multiplicative hash: floor(2**32 / golden ratio), odd
+
+
+def labelled_mask(index: Tensor, fraction: float) -> Tensor:
+    """Bool ``[B]``: whether each dataset ``index`` is in the labelled ``fraction`` (deterministic, no loop).
+
+    ``(index * 2654435761) mod 2**32 < fraction * 2**32``: consecutive indices land on an
+    equidistributed (Weyl) sequence, so any range of indices holds about ``fraction`` labelled ones.
+
+    Example:
+        >>> import torch
+        >>> labelled_mask(torch.arange(8), 0.5).tolist()
+        [True, False, True, False, True, True, False, True]
+        >>> bool(labelled_mask(torch.arange(3), 1.0).all())
+        True
+    """
+    hashed = (index.long() * _HASH_MULTIPLIER) % (1 << 32)
+    return hashed < int(fraction * (1 << 32))
 
 
 def view_classification_loss(
