@@ -17,7 +17,10 @@ pipeline converts them to float on the device.
 second image that shares exactly the listed factors with ``image`` (the same handwritten digit,
 the same background class — a new texture of it — and/or the same position) and draws the others
 afresh; the digit's colour is always redrawn. The ``image-pair`` view maker contrasts the two, so
-what the views share is chosen by the recipe. Labels stay those of ``image``.
+what the views share is chosen by the recipe. Labels stay those of ``image``. The factors it does not share are drawn
+*different* from ``image``'s — another digit class, another background class, a position at least
+``digit_size // 2`` px away along one axis — so a pair shares exactly the listed factors; the
+second image's labels are kept as ``pair_digit``, ``pair_background`` and ``pair_position``.
 
 ``sequence = true`` makes every sample two frames of a short video, for the ``video`` view maker:
 the digit moves with a constant random velocity (each component uniform in ``[-velocity,
@@ -318,10 +321,23 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
         # Every new draw below comes after the older ones, so a mode leaves the RGB of ``images`` unchanged.
         self.image_pairs: Tensor | None = None
         pair_alpha = None
+        #: With ``pair``: the second image's digit class, background class and digit centre.
+        self.pair_digit: Tensor | None = None
+        self.pair_background: Tensor | None = None
+        self.pair_position: Tensor | None = None
         if self.pair is not None:
-            which2 = which if "digit" in self.pair else rng.integers(0, len(pool), size=size)
-            backgrounds2 = backgrounds if "background" in self.pair else rng.integers(0, NUM_BACKGROUNDS, size=size)
-            corner2 = corner if "position" in self.pair else rng.integers(0, image_size - digit_size + 1, size=(size, 2))
+            # A factor that is not shared is drawn *different* from the first image's, so a pair
+            # shares exactly the listed factors (not the others by chance, 1 time in 10).
+            which2 = which if "digit" in self.pair else _other_class_glyphs(pool_labels, pool_labels[which], rng)
+            backgrounds2 = (
+                backgrounds if "background" in self.pair
+                else (backgrounds + rng.integers(1, NUM_BACKGROUNDS, size=size)) % NUM_BACKGROUNDS
+            )
+            corner2 = corner if "position" in self.pair else _distant_corners(corner, image_size - digit_size,
+                                                                             digit_size // 2, rng)
+            self.pair_digit = torch.from_numpy(pool_labels[which2])
+            self.pair_background = torch.from_numpy(backgrounds2.astype(np.int64))
+            self.pair_position = torch.from_numpy((corner2 + digit_size / 2).astype(np.float32))
             hue2 = rng.uniform(0, 1, size=size)
             canvas2 = render_backgrounds(backgrounds2, image_size, rng, palette=palette)
             pair_alpha = _alpha(_glyphs(pool, which2, digit_size), corner2, image_size)
@@ -388,6 +404,34 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
             sample["displacement"] = shift
             sample["flow"] = shift[:, None, None] * self._moving[index]  # float32 [2, S, S], 0 off the digit
         return sample
+
+
+def _other_class_glyphs(pool_labels: np.ndarray, classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """For each class in ``classes``, a random glyph index of the pool whose class differs (vectorised)."""
+    other = (classes + rng.integers(1, 10, size=len(classes))) % 10
+    order = np.argsort(pool_labels, kind="stable")
+    starts = np.searchsorted(pool_labels[order], np.arange(10))
+    counts = np.bincount(pool_labels, minlength=10)
+    pick = starts[other] + np.floor(rng.uniform(0, 1, size=len(classes)) * counts[other]).astype(np.int64)
+    return order[pick]
+
+
+def _distant_corners(corner: np.ndarray, high: int, distance: int, rng: np.random.Generator) -> np.ndarray:
+    """New top-left corners in ``[0, high]^2``, each at least ``distance`` px from ``corner`` along one axis.
+
+    One random axis is shifted by ``distance .. high + 1 - distance`` modulo ``high + 1`` (a uniform
+    position outside the near band); the other axis is drawn uniformly. A canvas too small for the
+    band (``high + 1 < 2 * distance``) gets uniform corners.
+    """
+    size = len(corner)
+    fresh = rng.integers(0, high + 1, size=(size, 2))
+    if high + 1 < 2 * distance or distance < 1:
+        return fresh
+    axis = rng.integers(0, 2, size=size)
+    shift = rng.integers(distance, high + 2 - distance, size=size)
+    rows = np.arange(size)
+    fresh[rows, axis] = (corner[rows, axis] + shift) % (high + 1)
+    return fresh
 
 
 def _glyphs(pool: np.ndarray, which: np.ndarray, digit_size: int) -> np.ndarray:

@@ -355,3 +355,23 @@ def test_pair_with_depth_gives_the_second_image_its_own_depth(monkeypatch: pytes
     _, residual = _plane_fit(item["image_pair"][3], keep)
     assert residual <= 0.5 + 1e-6
     assert not torch.equal(ds.image_pairs[:, 3], ds.images[:, 3])
+
+
+@pytest.mark.parametrize("share", [["digit"], ["background"], ["position"], ["digit", "background"], [],
+                                   ["digit", "background", "position"]])
+def test_pairs_share_exactly_the_listed_factors(share: list[str]) -> None:
+    ds = ColorfulMovingDigits(size=300, seed=4, pair=share, image_size=32, digit_size=12)
+    assert ds.pair_digit is not None and ds.pair_background is not None and ds.pair_position is not None
+    same = {
+        "digit": ds.pair_digit == ds.digit,
+        "background": ds.pair_background == ds.background,
+        # Not shared: at least digit_size // 2 px apart along one axis.
+        "position": (ds.pair_position - ds.position).abs().amax(dim=1) < 6,
+    }
+    for factor, equal in same.items():
+        if factor in share:
+            assert bool(equal.all()), f"{factor} should be shared by every pair"
+        else:
+            assert not bool(equal.any()), f"{factor} should differ in every pair"
+    # The second image's labels are those of what was drawn: its digit class is a real glyph class.
+    assert set(ds.pair_digit.tolist()) <= set(range(10))
