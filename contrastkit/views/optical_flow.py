@@ -211,8 +211,8 @@ class RaftFlow(nn.Module):
         >>> path = Path(tempfile.mkdtemp()) / "raft_small.pt"
         >>> torch.save(raft_small(weights=None).state_dict(), path)
         >>> raft = RaftFlow(weights_path=str(path), num_flow_updates=1)
-        >>> raft.estimate(torch.rand(1, 3, 24, 32), torch.rand(1, 3, 24, 32)).shape
-        torch.Size([1, 2, 24, 32])
+        >>> raft.estimate(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)).shape
+        torch.Size([1, 2, 16, 16])
         >>> RaftFlow(weights_path="missing.pt")
         Traceback (most recent call last):
         ...

@@ -202,7 +202,7 @@ class VideoViews(nn.Module):
         if uses_flow and flow == "raft":
             if raft_weights is None:
                 raise InvalidParameter(
-                    "raft_weights", "is required with flow = \"raft\": the path of a torchvision RAFT state_dict file", None
+                    "raft_weights", "is required with flow = \"raft\": the path of a torchvision RAFT state_dict file"
                 )
             try:
                 self.estimator = RaftFlow(weights_path=raft_weights, small=raft_small)

@@ -97,12 +97,10 @@ def test_raft_loads_the_file_and_keeps_the_frames_shape(raft_small_weights: Path
     saved = torch.load(raft_small_weights, weights_only=True)
     assert all(torch.equal(v, saved[k]) for k, v in raft.model.state_dict().items())
     assert any(not torch.equal(v, reference[k]) for k, v in saved.items() if v.is_floating_point())  # really loaded
-    frames = torch.rand(2, 3, 20, 27)  # enlarged to >= 128 pixels and padded to multiples of 8 inside
+    frames = torch.rand(1, 1, 20, 21)  # grey; enlarged to >= 128 pixels and padded to multiples of 8 inside
     flow = raft.estimate(frames, frames.roll(1, dims=-1))
-    assert flow.shape == (2, 2, 20, 27) and flow.dtype == torch.float32 and flow.device == frames.device
+    assert flow.shape == (1, 2, 20, 21) and flow.dtype == torch.float32 and flow.device == frames.device
     assert bool(torch.isfinite(flow).all())
-    grey = raft.estimate(frames[:, :1], frames[:, :1])
-    assert grey.shape == (2, 2, 20, 27)
 
 
 def test_raft_is_frozen_and_stays_in_eval_mode(raft_small_weights: Path) -> None:

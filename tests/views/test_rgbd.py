@@ -180,12 +180,20 @@ def test_batch_errors() -> None:
         RGBDViews()({"image": torch.rand(2, 7, 8, 8)}, lambda x, view: worker_copy)
 
 
-@pytest.mark.parametrize("channels", [4, 7])
-def test_trains_through_the_pipeline(channels: int) -> None:
+def test_trains_through_the_pipeline() -> None:  # 4 channels: normals computed (paired-folder's test below has 7)
     torch.manual_seed(0)
-    batch = {"image": torch.randint(0, 256, (8, channels, 16, 16), dtype=torch.uint8)}
+    batch = {"image": torch.randint(0, 256, (8, 4, 16, 16), dtype=torch.uint8)}
     pipe = Pipeline(views=RGBDViews(), augment="simclr", encoder={"name": "convnet", "width": 4, "depth": 2}, graph="full")
     out = pipe(batch)
     assert torch.isfinite(out.loss) and [v.shape[1] for v in out.views] == [1, 2, 1, 3]
     out.loss.backward()
     assert pipe.eval().features(batch).shape[0] == 8
+
+
+def test_reads_paired_folder_batches(tmp_path) -> None:  # noqa: ANN001 - pytest's tmp_path
+    from contrastkit.datasets.paired_folder import PairedFolderDataset
+
+    dataset = PairedFolderDataset(split="train", **PairedFolderDataset.contract_params_for(tmp_path))
+    pipe = Pipeline(data=dataset, views=RGBDViews(), augment="crop-flip", encoder={"name": "convnet", "width": 4, "depth": 2})
+    out = pipe(torch.utils.data.default_collate([dataset[i] for i in range(len(dataset))]))
+    assert torch.isfinite(out.loss) and [tuple(v.shape) for v in out.views] == [(3, 1, 16, 16), (3, 2, 16, 16), (3, 1, 16, 16), (3, 3, 16, 16)]

@@ -213,13 +213,24 @@ def test_three_views_train_through_the_pipeline() -> None:
         "next_image": torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8),
         "flow": torch.randn(8, 2, 16, 16),
     }
-    for graph in ("core", "full"):
-        pipe = Pipeline(views=VideoViews(flow="precomputed"), augment="crop-flip",
-                        encoder={"name": "convnet", "width": 4, "depth": 2}, graph=graph)
-        out = pipe(batch)
-        assert torch.isfinite(out.loss) and len(out.views) == 3
-        assert sorted(k for k in out.metrics if k.startswith("loss/")) == (
-            ["loss/v1-v2", "loss/v1-v3"] if graph == "core" else ["loss/v1-v2", "loss/v1-v3", "loss/v2-v3"]
-        )
-        out.loss.backward()
-        assert pipe.eval().features(batch).shape[0] == 8
+    encoder = {"name": "convnet", "width": 4, "depth": 2}
+    full = Pipeline(views=VideoViews(flow="precomputed"), encoder=encoder, graph="full")
+    assert full.view_channels == (3, 3, 2) and full.pairs == [(0, 1), (0, 2), (1, 2)]
+    pipe = Pipeline(views=VideoViews(flow="precomputed"), augment="crop-flip", encoder=encoder, graph="core")
+    out = pipe(batch)
+    assert torch.isfinite(out.loss) and len(out.views) == 3
+    assert sorted(k for k in out.metrics if k.startswith("loss/")) == ["loss/v1-v2", "loss/v1-v3"]
+    out.loss.backward()
+    assert pipe.eval().features(batch).shape[0] == 8
+
+
+def test_reads_video_frames_batches(tmp_path: Path) -> None:
+    from contrastkit.datasets.video_frames import VideoFramesDataset
+
+    dataset = VideoFramesDataset(split="train", **VideoFramesDataset.contract_params_for(tmp_path))
+    maker = VideoViews()
+    assert all(key in dataset[0] for key in maker.required_keys)
+    pipe = Pipeline(data=dataset, views=maker, augment="crop-flip", encoder={"name": "convnet", "width": 4, "depth": 2})
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(len(dataset))])  # uint8 frames
+    out = pipe(batch)
+    assert torch.isfinite(out.loss) and [tuple(v.shape) for v in out.views] == [(5, 3, 16, 16), (5, 3, 16, 16), (5, 2, 16, 16)]
