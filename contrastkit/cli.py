@@ -3,6 +3,8 @@
 Commands::
 
     contrastkit train CONFIG [--set table.key=value ...] [--dry-run] [--quiet] [--resume]
+        (a recipe with [[stages]] trains each stage in turn in train.out_dir/<stage name>;
+        --set applies to every stage and wins over a stage's own set)
     contrastkit eval CONFIG [--checkpoint PATH | --random-init] [--set table.key=value ...] [--json]
     contrastkit export CHECKPOINT --out encoder.safetensors
     contrastkit plugins [--json]
@@ -70,7 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Linear probe and kNN probe of a checkpoint's frozen encoders, on every label of the "
         "recipe's dataset (or eval.labels): top-1 accuracy (in %) for classes, mean error in pixels for positions.",
     )
-    evaluate.add_argument("config", metavar="CONFIG", help="the TOML recipe the checkpoint was trained with")
+    evaluate.add_argument(
+        "config", metavar="CONFIG",
+        help="the TOML recipe the checkpoint was trained with (a [[stages]] recipe: its last stage)",
+    )
     which = evaluate.add_mutually_exclusive_group()
     which.add_argument(
         "--checkpoint",
@@ -159,13 +164,50 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     _load_registry_reporting_warnings()
     config = load_config(args.config, args.overrides)
+    if config.stages:
+        return _train_stages(args)
     if args.quiet:
         config = attrs.evolve(config, log=attrs.evolve(config.log, progress=False))
     trainer = Trainer.from_config(config, path=args.config)
     if args.dry_run:
         return _dry_run(trainer)
     print(f"training {args.config} on {trainer.device} -> {trainer.out_dir}")
-    result = trainer.fit(resume=args.resume)
+    _report(trainer.fit(resume=args.resume))
+    return 0
+
+
+def _train_stages(args: argparse.Namespace) -> int:
+    """A ``[[stages]]`` recipe: every stage built and checked first, then trained in order."""
+    import attrs
+
+    from contrastkit.config import load_stages
+    from contrastkit.trainer import StagedTrainer
+
+    stages = load_stages(args.config, args.overrides)
+    if args.quiet:
+        stages = [
+            attrs.evolve(s, config=attrs.evolve(s.config, log=attrs.evolve(s.config.log, progress=False)))
+            for s in stages
+        ]
+    staged = StagedTrainer(stages, path=args.config)
+    if args.dry_run:
+        for stage, trainer in zip(stages, staged.trainers):
+            carry = ", ".join(stage.entry.carry) or "nothing (all fresh)"
+            overrides = ", ".join(f"{k} = {v!r}" for k, v in stage.entry.set.items()) or "none"
+            print(f"== stage {stage.index + 1}/{stage.count} {stage.name} -> {trainer.out_dir}")
+            print(f"set          {overrides}")
+            print(f"carry        {carry}" + (" from the previous stage's final.pt" if stage.entry.carry else ""))
+            _dry_run(trainer)
+        return 0
+    print(f"training {args.config} in {len(stages)} stages on {staged.trainers[0].device}")
+    results = staged.fit(resume=args.resume)
+    for stage, result in zip(stages, results):
+        print(f"== stage {stage.index + 1}/{stage.count} {stage.name}")
+        _report(result)
+    return 0
+
+
+def _report(result) -> None:  # noqa: ANN001 - a TrainResult
     loss = result.final_metrics.get("loss", float("nan"))
     print(
         f"trained {result.steps} steps in {result.seconds:.1f} s "
@@ -179,7 +221,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if result.tensorboard_dir is not None:
         print(f"TensorBoard logs: {result.tensorboard_dir}  (view with: tensorboard --logdir {result.tensorboard_dir})")
     print(f"Checkpoint: {result.checkpoint}")
-    return 0
 
 
 def _dry_run(trainer) -> int:  # noqa: ANN001
@@ -213,6 +254,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     _load_registry_reporting_warnings()
     config = load_config(args.config, args.overrides)
+    if config.stages:  # a staged recipe is evaluated as its last stage, from that stage's run folder
+        from contrastkit.config import load_stages
+
+        config = load_stages(args.config, args.overrides)[-1].config
     payload = None
     checkpoint = None
     if not args.random_init:  # read the checkpoint before the (slower) dataset is built
