@@ -84,6 +84,12 @@ class ViewMaker(Protocol):
     the encoders, ``-1.0`` maximises it — InfoMin's ``min_g max_f I_NCE`` is a generator that
     *maximises* the InfoNCE loss while the encoders minimise it.
 
+    Optional hooks: ``required_keys`` (batch entries besides ``image`` it reads; the trainer checks
+    the dataset's samples have them) and ``auxiliary_loss(batch, views) -> Tensor | None``, called by
+    the Pipeline in training mode on the views *before* any gradient reversal and added to the loss
+    (so the view maker minimises it), logged as ``view_maker/<auxiliary_loss_name>`` — InfoMin's
+    semi-supervised classification term in ``learned-flow``.
+
     Example:
         >>> import torch
         >>> from contrastkit.views.color_split import ColorSplitViews
