@@ -163,6 +163,8 @@ class VideoViews(nn.Module):
     """
 
     contrast_sign = 1.0
+    #: The datasets that provide ``required_keys``, for the trainer's message when a dataset lacks them.
+    required_keys_hint = "video-frames, or colorful-moving-digits with data.sequence = true"
 
     def __init__(
         self,
