@@ -393,7 +393,8 @@ def _first_problem(exc: BaseException, path: str = "") -> str:
         extra = sorted(exc.extra_fields)[0]
         where = _join(path, extra)
         matches = close_matches(extra, valid)
-        hint = f"did you mean {matches[0]!r}?" if matches else "valid keys: " + ", ".join(valid)
+        listed = [v for v in valid if not (exc.cl is Config and v == "stages")]  # the tables; [[stages]] is matched only
+        hint = f"did you mean {matches[0]!r}?" if matches else "valid keys: " + ", ".join(listed)
         what = "unknown table" if not path else "unknown key"
         return f"{where}: {what}; {hint}"
     if isinstance(exc, InvalidParameter):
