@@ -263,9 +263,12 @@ class Trainer:
             missing = [key for key in required if key not in sample]
             if missing:
                 supervised = getattr(self.pipeline.view_maker, "supervised_label", None)
+                source = getattr(self.pipeline.view_maker, "required_keys_hint", None)  # a view maker's own advice
                 hint = (
                     "set views.supervised_label to one of the dataset's labels"
                     if supervised in missing
+                    else f"choose a dataset that provides it ({source})"
+                    if source
                     else 'choose a dataset that provides it (colorful-moving-digits: set data.pair = ["digit"])'
                 )
                 raise ConfigError(
