@@ -3,7 +3,7 @@
 Example:
     >>> from contrastkit.registry import Registry
     >>> Registry(builtins=True, entry_points=False).names("view_makers")
-    ['augmented-copies', 'color-split', 'factor-pair', 'image-pair', 'learned-flow']
+    ['augmented-copies', 'color-split', 'factor-pair', 'image-pair', 'learned-flow', 'rgbd', 'video']
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ from contrastkit.views.color_split import ColorSplitViews
 from contrastkit.views.factor_pair import FactorPairViews
 from contrastkit.views.image_pair import ImagePairViews
 from contrastkit.views.learned_flow import LearnedFlowViews
+from contrastkit.views.rgbd import RGBDViews
+from contrastkit.views.video import VideoViews
 
 # The hook implementations below are found by pluggy, not imported by users.
 __all__: list[str] = []
@@ -68,6 +70,8 @@ def register_view_makers(register: Register) -> None:
     register("image-pair", ImagePairViews)
     register("factor-pair", FactorPairViews)
     register("learned-flow", LearnedFlowViews)
+    register("video", VideoViews)
+    register("rgbd", RGBDViews)
 
 
 @hookimpl

@@ -410,8 +410,9 @@ class Pipeline(nn.Module):
             raise ShapeError(f"batch: no 'image' entry (keys: {sorted(batch)})")
         if image.dtype == torch.uint8:
             moved["image"] = image.float().div_(255.0)
-        for key, value in moved.items():  # image_views, image_pair, ...: other images of the sample
-            if key != "image" and key.startswith("image") and isinstance(value, Tensor) and value.dtype == torch.uint8:
+        for key, value in moved.items():  # image_views, image_pair, next_image: other images of the sample
+            is_image = key.startswith("image") or key.endswith("_image")
+            if key != "image" and is_image and isinstance(value, Tensor) and value.dtype == torch.uint8:
                 moved[key] = value.float().div_(255.0)
         if "index" not in moved:
             moved["index"] = torch.arange(image.shape[0], device=device)

@@ -110,7 +110,9 @@ def check_view_maker(view_maker: Any, *, size: int = 32) -> None:
     """
     channels = tuple(view_maker.view_channels)
     assert len(channels) >= 2, f"view_channels must list at least two views, got {channels}"
-    batch = {"image": torch.rand(4, 3, size, size), "index": torch.arange(4)}
+    # A view maker of multi-modal images (rgbd: RGB + depth) declares the channel counts it accepts.
+    image_channels = int(tuple(getattr(view_maker, "image_channels", (3,)))[0])
+    batch = {"image": torch.rand(4, image_channels, size, size), "index": torch.arange(4)}
     for key in getattr(view_maker, "required_keys", ()):  # extra images the view maker reads
         batch[key] = torch.rand(4, 3, size, size)
     calls: list[int] = []
