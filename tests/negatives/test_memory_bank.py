@@ -547,7 +547,7 @@ def test_dense_scoring_gives_the_gathered_scores_and_gradients(max_scores: int) 
         anchors = unit(b, d, dtype=torch.float64, gen=torch.Generator().manual_seed(4)).requires_grad_(True)
         scores = score_drawn_rows(critic, anchors, rows, drawn, dense=dense, max_scores=max_scores)
         # Naive float64 reference: a loop over anchors and draws.
-        expected = torch.tensor([[float(anchors[i] @ rows[j]) / 0.3 for j in drawn[i]] for i in range(b)],
+        expected = torch.tensor([[float(anchors.detach()[i] @ rows[j]) / 0.3 for j in drawn[i]] for i in range(b)],
                                 dtype=torch.float64)
         torch.testing.assert_close(scores.detach(), expected, rtol=0, atol=1e-12)
         (scores * torch.linspace(-1, 1, k, dtype=torch.float64)).sum().backward()
