@@ -37,9 +37,8 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import kornia.color
@@ -47,8 +46,11 @@ import torch
 from torch import Tensor
 
 from contrastkit.errors import InvalidParameter, ShapeError, close_matches
+from contrastkit.views._device_constants import device_constant
 
 __all__ = [
+    "check_channel_groups",
+    "split_channels",
     "CHANNEL_NAMES",
     "COLOR_SPACES",
     "NORMALIZATION",
@@ -118,12 +120,7 @@ def _yiq_matrix() -> tuple[tuple[float, float, float], ...]:
 _YIQ = _yiq_matrix()
 
 
-@functools.lru_cache(maxsize=128)
-def _constant(values: tuple[float, ...], device: torch.device, dtype: torch.dtype) -> Tensor:
-    # Cached per device and dtype so a training step copies no constants to the GPU. Built outside
-    # inference mode: a cached inference tensor would break a later backward pass through it.
-    with torch.inference_mode(False):
-        return torch.tensor(values, device=device, dtype=dtype)
+_constant = device_constant  # cached per device and dtype: no host-to-device copy per step
 
 
 def _check_rgb(images: Tensor) -> None:
@@ -238,3 +235,55 @@ def to_color_space(images: Tensor, space: ColorSpace, normalize: bool = True) ->
     _check_rgb(images)
     converted = _CONVERSIONS[space](images)
     return normalize_channels(converted, space) if normalize else converted
+
+
+def check_channel_groups(groups: object, *, parameter: str) -> list[list[int]]:
+    """Validate channel ``groups`` of a 3-channel image, one group per view; errors name ``parameter``.
+
+    At least two groups, each a non-empty list of the channel indices 0, 1, 2 without repeats (a
+    channel may appear in several groups).
+
+    Example:
+        >>> check_channel_groups([[0], [1, 2]], parameter="groups")
+        [[0], [1, 2]]
+        >>> check_channel_groups([[0]], parameter="split")
+        Traceback (most recent call last):
+        ...
+        contrastkit.errors.InvalidParameter: split: needs at least two groups (one per view), e.g. [[0], [1, 2]] (got [[0]])
+    """
+    if not isinstance(groups, (list, tuple)) or len(groups) < 2:
+        raise InvalidParameter(parameter, "needs at least two groups (one per view), e.g. [[0], [1, 2]]", groups)
+    checked = []
+    for group in groups:
+        if not isinstance(group, (list, tuple)) or not group:
+            raise InvalidParameter(parameter, "each group must be a non-empty list of channel indices 0, 1, 2", groups)
+        if any(isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < 3 for c in group):
+            raise InvalidParameter(parameter, "each group must list channel indices 0, 1 or 2", groups)
+        if len(set(group)) != len(group):
+            raise InvalidParameter(
+                parameter, "a channel appears twice in one group; list each channel once per group", groups
+            )
+        checked.append(list(group))
+    return checked
+
+
+def split_channels(images: Tensor, group: Sequence[int]) -> Tensor:
+    """The channels ``group`` of ``images [B, C, H, W]``, as slices (and one ``cat`` when not consecutive).
+
+    ``images[:, group]`` with a list would copy an index tensor to the device every call; runs of
+    consecutive channels are views of ``images`` instead.
+
+    Example:
+        >>> import torch
+        >>> x = torch.arange(3.0).view(1, 3, 1, 1)
+        >>> split_channels(x, [0, 2]).flatten().tolist(), split_channels(x, [1, 2]).data_ptr() == x[:, 1:].data_ptr()
+        ([0.0, 2.0], True)
+    """
+    runs: list[tuple[int, int]] = []
+    for c in group:
+        if runs and runs[-1][1] == c:
+            runs[-1] = (runs[-1][0], c + 1)
+        else:
+            runs.append((c, c + 1))
+    parts = [images[:, start:stop] for start, stop in runs]
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)

@@ -30,38 +30,20 @@ from torch import Tensor, nn
 
 from contrastkit.errors import InvalidParameter, ShapeError
 from contrastkit.interfaces import AugmentFn, Batch
-from contrastkit.views.color_spaces import CHANNEL_NAMES, ColorSpace, check_space, rgb_to_ydbdr, to_color_space
+from contrastkit.views.color_spaces import (
+    CHANNEL_NAMES,
+    ColorSpace,
+    check_channel_groups,
+    check_space,
+    rgb_to_ydbdr,
+    split_channels,
+    to_color_space,
+)
 
 __all__ = ["ColorSplitViews", "rgb_to_ydbdr", "to_color_space"]  # the conversions are re-exported
 
 _DEFAULT_GROUPS = [[0], [1, 2]]
 _AUGMENT_MODES = ("shared", "per-view")
-
-
-def _check_groups(groups: list[list[int]]) -> list[list[int]]:
-    if not isinstance(groups, (list, tuple)) or len(groups) < 2:
-        raise InvalidParameter("groups", "needs at least two groups (one per view)", groups)
-    checked = []
-    for group in groups:
-        if not isinstance(group, (list, tuple)) or not group:
-            raise InvalidParameter("groups", "each group must be a non-empty list of channel indices 0, 1, 2", groups)
-        if any(isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < 3 for c in group):
-            raise InvalidParameter("groups", "each group must list channel indices 0, 1 or 2", groups)
-        if len(set(group)) != len(group):
-            raise InvalidParameter("groups", "a channel appears twice in one group; list each channel once per group", groups)
-        checked.append(list(group))
-    return checked
-
-
-def _channel_slices(group: list[int]) -> list[tuple[int, int]]:
-    """``group`` as runs of consecutive channels ``[(start, stop), ...]`` (one run: a slice, no copy)."""
-    runs: list[tuple[int, int]] = []
-    for c in group:
-        if runs and runs[-1][1] == c:
-            runs[-1] = (runs[-1][0], c + 1)
-        else:
-            runs.append((c, c + 1))
-    return runs
 
 
 class ColorSplitViews(nn.Module):
@@ -97,10 +79,9 @@ class ColorSplitViews(nn.Module):
         if augment not in _AUGMENT_MODES:
             raise InvalidParameter("augment", "must be 'shared' or 'per-view'", augment)
         self.space = space
-        self.groups = _check_groups(groups if groups is not None else _DEFAULT_GROUPS)
+        self.groups = check_channel_groups(groups if groups is not None else _DEFAULT_GROUPS, parameter="groups")
         self.normalize = normalize
         self.augment = augment
-        self._slices = [_channel_slices(g) for g in self.groups]
 
     @property
     def view_channels(self) -> tuple[int, ...]:
@@ -114,9 +95,7 @@ class ColorSplitViews(nn.Module):
         return tuple("".join(names[c] for c in g) for g in self.groups)
 
     def _split(self, converted: Tensor, view: int) -> Tensor:
-        # Slices and cat, not converted[:, group]: list indexing would copy an index tensor to the device.
-        parts = [converted[:, start:stop] for start, stop in self._slices[view]]
-        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        return split_channels(converted, self.groups[view])
 
     def _check_images(self, images: Tensor) -> None:
         if images.ndim != 4:

@@ -61,7 +61,7 @@ from torch import Tensor, nn
 
 from contrastkit.errors import InvalidParameter, ShapeError
 from contrastkit.interfaces import AugmentFn, Batch
-from contrastkit.views.color_spaces import ColorSpace, check_space, to_color_space
+from contrastkit.views.color_spaces import ColorSpace, check_channel_groups, check_space, split_channels, to_color_space
 from contrastkit.views.flow_layers import PixelFlow
 
 __all__ = ["LearnedFlowViews", "ViewClassifiers", "labelled_mask", "view_classification_loss"]
@@ -122,14 +122,7 @@ class LearnedFlowViews(nn.Module):
             raise InvalidParameter("supervised_weight", "must be >= 0", supervised_weight)
         if isinstance(labelled_fraction, bool) or not 0 < labelled_fraction <= 1:
             raise InvalidParameter("labelled_fraction", "must be in (0, 1]", labelled_fraction)
-        groups = split if split is not None else _DEFAULT_SPLIT
-        if not isinstance(groups, (list, tuple)) or len(groups) < 2:
-            raise InvalidParameter("split", "needs at least two channel groups (one per view), e.g. [[0], [1, 2]]", groups)
-        for group in groups:
-            if not isinstance(group, (list, tuple)) or not group or any(isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < 3 for c in group):
-                raise InvalidParameter("split", "each group must list channel indices 0, 1 or 2 of g(X)", groups)
-            if len(set(group)) != len(group):
-                raise InvalidParameter("split", "a group lists a channel twice", groups)
+        groups = check_channel_groups(split if split is not None else _DEFAULT_SPLIT, parameter="split")
         # PixelFlow names num_layers / hidden / init itself in its InvalidParameter messages.
         self.flow = PixelFlow(
             channels=3, num_layers=num_layers, hidden=hidden, volume_preserving=volume_preserving, lu=lu, init=init
@@ -229,9 +222,7 @@ class LearnedFlowViews(nn.Module):
         return self.flow(self._input_space(images))
 
     def _split(self, x_hat: Tensor, group: list[int]) -> Tensor:
-        if group == list(range(group[0], group[0] + len(group))):
-            return x_hat[:, group[0] : group[0] + len(group)]  # a slice, no copy
-        return x_hat[:, group]
+        return split_channels(x_hat, group)
 
     def forward(self, batch: Batch, augment: AugmentFn) -> list[Tensor]:
         """``batch["image"]`` ``[B, 3, H, W]`` -> one ``[B, len(group), H', W']`` view per ``split`` group."""

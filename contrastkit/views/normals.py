@@ -33,6 +33,7 @@ from kornia.geometry.depth import depth_to_normals as _kornia_depth_to_normals
 from torch import Tensor, nn
 
 from contrastkit.errors import InvalidParameter, ShapeError
+from contrastkit.views._device_constants import device_constant
 
 __all__ = ["DepthToNormals", "depth_to_normals", "pinhole_intrinsics"]
 
@@ -56,9 +57,10 @@ def pinhole_intrinsics(
         [[2.5, 0.0, 2.0], [0.0, 2.5, 1.0], [0.0, 0.0, 1.0]]
     """
     focal = (width / 2.0) / math.tan(math.radians(_check_field_of_view(field_of_view)) / 2.0)
-    return torch.tensor(
-        [[focal, 0.0, (width - 1) / 2.0], [0.0, focal, (height - 1) / 2.0], [0.0, 0.0, 1.0]], dtype=dtype, device=device
-    )
+    values = (focal, 0.0, (width - 1) / 2.0, 0.0, focal, (height - 1) / 2.0, 0.0, 0.0, 1.0)
+    # Cached per device: depth_to_normals runs every training step.
+    # A device-side copy of the cached constant: callers may modify what they get.
+    return device_constant(values, torch.device(device if device is not None else "cpu"), dtype).view(3, 3).clone()
 
 
 def depth_to_normals(depth: Tensor, *, field_of_view: float = DEFAULT_FIELD_OF_VIEW) -> Tensor:

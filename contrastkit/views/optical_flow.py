@@ -303,8 +303,7 @@ class RaftFlow(nn.Module):
             if size != (height, width):
                 flow = F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False)
                 # Vectors were measured in the enlarged frame's pixels: shrink them to the frame's.
-                scale = flow.new_tensor([width / size[1], height / size[0]]).view(1, 2, 1, 1)
-                flow = flow * scale
+                flow = torch.cat([flow[:, :1] * (width / size[1]), flow[:, 1:] * (height / size[0])], dim=1)
         return flow
 
     def extra_repr(self) -> str:

@@ -90,10 +90,11 @@ def orientation_from_probe(probe: Tensor, *, height: int, width: int) -> Tensor:
         >>> orientation_from_probe(probe.flip(-1), height=4, width=6)[0].tolist()
         [[-1.0, 0.0], [0.0, 1.0]]
     """
-    scale = probe.new_tensor([width - 1, height - 1]).view(1, 2, 1)
     along_x = (probe[..., :, 1:] - probe[..., :, :-1]).flatten(2).median(dim=2).values  # [B, 2]: d(x, y)/d out_x
     along_y = (probe[..., 1:, :] - probe[..., :-1, :]).flatten(2).median(dim=2).values
-    a = torch.stack([along_x, along_y], dim=2) * scale  # [B, 2, 2]: A[i, j] = d in_i / d out_j
+    # [B, 2, 2]: A[i, j] = d in_i / d out_j; probe rows are x, y in [0, 1]: scale them to pixels.
+    a = torch.stack([along_x, along_y], dim=2)
+    a = torch.stack([a[:, 0] * (width - 1), a[:, 1] * (height - 1)], dim=1)
     det = a[:, 0, 0] * a[:, 1, 1] - a[:, 0, 1] * a[:, 1, 0]
     # Polar factor of a 2x2 matrix in closed form: A + sign(det) * cofactor(A) is a multiple of it.
     cofactor = torch.stack([torch.stack([a[:, 1, 1], -a[:, 1, 0]], 1), torch.stack([-a[:, 0, 1], a[:, 0, 0]], 1)], 1)
