@@ -88,7 +88,11 @@ class ViewMaker(Protocol):
     the dataset's samples have them) and ``auxiliary_loss(batch, views) -> Tensor | None``, called by
     the Pipeline in training mode on the views *before* any gradient reversal and added to the loss
     (so the view maker minimises it), logged as ``view_maker/<auxiliary_loss_name>`` — InfoMin's
-    semi-supervised classification term in ``learned-flow``.
+    semi-supervised classification term in ``learned-flow``; ``required_keys_hint`` (a phrase naming
+    the dataset setting that provides ``required_keys``, used in the trainer's error);
+    ``dataset_parameters`` (a dict the pipeline passes to the dataset factory, e.g. ``factor-pair``'s
+    ``{"pair": [...]}``; a recipe that sets the same key must agree); ``image_channels`` (the image
+    channel counts it accepts, first one used by ``check_view_maker``; ``rgbd``: ``(4, 7)``).
 
     Example:
         >>> import torch
@@ -137,6 +141,11 @@ class Critic(Protocol):
       give ``[B, K]``; candidates ``[B, K, D]`` (one set per anchor) give ``[B, K]``.
 
     Critic factories receive ``feature_dims`` (``F`` of each view's encoder) from contrastkit.
+
+    Optional: ``symmetric = True`` declares ``score(a, b) == score(b, a).T`` (the ``cosine``
+    critic); the pipeline then reuses one direction's in-batch scores, transposed, for the other. It
+    is trusted only when declared by the class that defines ``score``, so a subclass overriding
+    ``score`` does not inherit it by accident.
 
     Example:
         >>> import torch
@@ -194,6 +203,10 @@ class NegativeSampler(Protocol):
       embeddings ``[B, D]`` and their dataset indices ``[B]``; in-batch samplers ignore it.
 
     Sampler factories receive ``num_views``, ``dataset_size`` and ``embedding_dim``.
+
+    Optional: ``reverse_pair_logits(forward: PairLogits) -> PairLogits | None``, the reverse
+    direction computed from the forward one (``in-batch``: the transpose, for a symmetric critic,
+    without distributed gathering); ``None`` makes the pipeline score the reverse direction itself.
 
     Example:
         >>> import torch

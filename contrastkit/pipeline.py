@@ -199,7 +199,7 @@ class Pipeline(nn.Module):
         self._transpose_reverse = (
             self.momentum_target is None
             and not self._pair_options
-            and bool(getattr(self.critic, "symmetric", False))
+            and declares_symmetric_scores(self.critic)
             and callable(getattr(self.negatives, "reverse_pair_logits", None))
         )
         self._has_auxiliary = callable(getattr(self.view_maker, "auxiliary_loss", None))
@@ -602,3 +602,20 @@ class Pipeline(nn.Module):
             lines.insert(0, f"data         {describe(self.dataset)}: {len(self.dataset)} samples")
         return "\n".join(lines)
 
+
+def declares_symmetric_scores(critic: Any) -> bool:
+    """Whether ``critic`` declares ``score(a, b) == score(b, a).T`` on the class that defines its ``score``.
+
+    A subclass that overrides ``score`` does not inherit its parent's ``symmetric = True``.
+
+    Example:
+        >>> from contrastkit.critics.bilinear import BilinearCritic
+        >>> from contrastkit.critics.cosine import CosineCritic
+        >>> class Shifted(CosineCritic):
+        ...     def score(self, anchors, candidates):
+        ...         return super().score(anchors, candidates) + 1.0
+        >>> [declares_symmetric_scores(c(feature_dims=(4, 4))) for c in (CosineCritic, BilinearCritic, Shifted)]
+        [True, False, False]
+    """
+    owner = next((cls for cls in type(critic).__mro__ if "score" in vars(cls)), None)
+    return owner is not None and vars(owner).get("symmetric", False) is True

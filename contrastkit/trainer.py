@@ -275,6 +275,32 @@ class Trainer:
                     f"views: {describe(self.pipeline.view_maker)} reads {', '.join(map(repr, missing))}, which the "
                     f"dataset's samples lack (they have {', '.join(map(repr, sorted(sample)))}); {hint}"
                 )
+        self._check_supervised_classes(dataset)
+
+    def _check_supervised_classes(self, dataset: Any) -> None:
+        """A supervised view maker's ``num_classes`` must cover its label's values (else CE fails mid-run).
+
+        Read from the dataset's label tensor when it keeps one as an attribute (the built-ins do),
+        else from its first samples.
+        """
+        maker = self.pipeline.view_maker
+        label, classes = getattr(maker, "supervised_label", None), getattr(maker, "num_classes", None)
+        if label is None or classes is None or label not in tuple(getattr(maker, "required_keys", ())):
+            return  # unsupervised, or frozen (the classifiers are not used)
+        values = getattr(dataset, label, None)
+        if not isinstance(values, Tensor):
+            values = torch.stack([torch.as_tensor(dataset[i][label]) for i in range(min(len(dataset), 256))])
+        if values.is_floating_point():
+            raise ConfigError(
+                f"views.supervised_label: {label!r} is a continuous label; the view classifiers need class "
+                f"indices (got {label!r})"
+            )
+        top = int(values.max())
+        if top >= classes:
+            raise ConfigError(
+                f"views.num_classes: label {label!r} has values up to {top}; set num_classes >= {top + 1} "
+                f"(got {classes})"
+            )
 
     @property
     def eval_labels(self) -> tuple[str, ...]:

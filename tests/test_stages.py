@@ -257,3 +257,23 @@ def test_learned_views_are_logged_as_displayable_images() -> None:
     plain = _Writer()
     _log_learned_views(plain, Pipeline(encoder={"name": "convnet", "width": 4}), batch, step=1)
     assert plain.images == {}
+
+
+def test_num_classes_below_the_label_range_is_refused_before_training() -> None:
+    from contrastkit.config import config_from_dict
+    from contrastkit.errors import ConfigError
+    from contrastkit.trainer import Trainer
+
+    raw = {
+        "data": {"name": "colorful-moving-digits", "size": 32, "image_size": 16, "digit_size": 8},
+        "views": {"name": "learned-flow", "num_layers": 1, "hidden": 4, "supervised_label": "digit", "num_classes": 3},
+        "encoder": {"name": "convnet", "width": 4, "depth": 2},
+        "train": {"device": "cpu", "batch_size": 8, "max_steps": 1},
+        "log": {"progress": False, "tensorboard": False},
+    }
+    with pytest.raises(ConfigError, match=r"views\.num_classes: label 'digit' has values up to \d; set num_classes >= \d+ \(got 3\)"):
+        Trainer.from_config(config_from_dict(raw), print_fn=lambda _: None)
+    raw["views"]["supervised_label"] = "position"
+    raw["views"]["num_classes"] = 10
+    with pytest.raises(ConfigError, match=r"views\.supervised_label: 'position' is a continuous label"):
+        Trainer.from_config(config_from_dict(raw), print_fn=lambda _: None)

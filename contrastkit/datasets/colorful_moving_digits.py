@@ -294,6 +294,14 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
                         "pair", f"unknown factor {factor!r}; choose from {', '.join(map(repr, FACTORS))}", pair
                     )
         self._check_modes(pair=pair, sequence=sequence, offset=offset, velocity=velocity, depth=depth, normals=normals)
+        if pair is not None and "position" not in pair and image_size - digit_size + 1 < 2 * (digit_size // 2):
+            raise InvalidParameter(
+                "pair",
+                f"a position that is not shared must move the digit by at least {digit_size // 2} px, but a "
+                f"{digit_size} px digit on a {image_size} px image has only {image_size - digit_size + 1} positions "
+                "per axis; lower digit_size, raise image_size or share \"position\"",
+                pair,
+            )
         self.split = split
         self.pair = tuple(pair) if pair is not None else None
         self.image_size = image_size
@@ -420,12 +428,12 @@ def _distant_corners(corner: np.ndarray, high: int, distance: int, rng: np.rando
     """New top-left corners in ``[0, high]^2``, each at least ``distance`` px from ``corner`` along one axis.
 
     One random axis is shifted by ``distance .. high + 1 - distance`` modulo ``high + 1`` (a uniform
-    position outside the near band); the other axis is drawn uniformly. A canvas too small for the
-    band (``high + 1 < 2 * distance``) gets uniform corners.
+    position outside the near band); the other axis is drawn uniformly. The canvas must leave room
+    for it (``high + 1 >= 2 * distance``; the dataset refuses a ``pair`` without ``"position"`` otherwise).
     """
     size = len(corner)
     fresh = rng.integers(0, high + 1, size=(size, 2))
-    if high + 1 < 2 * distance or distance < 1:
+    if distance < 1:
         return fresh
     axis = rng.integers(0, 2, size=size)
     shift = rng.integers(distance, high + 2 - distance, size=size)

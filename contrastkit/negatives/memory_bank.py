@@ -41,8 +41,9 @@ scores; its backward is a scatter into ``[B, N]`` and one ``[B, N] x [N, D]`` pr
 ``B * N * D`` multiply-adds (compute-bound, what CPUs and GPUs do fastest) and ``B * N`` floats,
 so it wins while the bank is not much larger than ``K``: ``"auto"`` (the default) picks ``"dense"``
 when ``N <= 32 * K`` (measured crossover on a CPU: about ``N = 40 K``; see
-``benchmarks/losses.py``), else ``"gather"``. Dense scores are computed ``dense_chunk_rows``
-anchors at a time when ``B * N`` exceeds 2^25 floats, so the transient ``[B, N]`` stays bounded.
+``benchmarks/losses.py``), else ``"gather"``. Dense scores are computed ``DENSE_MAX_SCORES // N``
+anchors at a time when ``B * N`` exceeds ``DENSE_MAX_SCORES`` (2^25 floats), so the transient
+``[B, N]`` block stays bounded.
 
 The banks are one registered buffer ``bank`` ``[M, N, D]``, so they are part of the pipeline's
 ``state_dict``: saved in checkpoints, restored on ``--resume`` and moved by ``.to(device)``.

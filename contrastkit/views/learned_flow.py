@@ -132,6 +132,8 @@ class LearnedFlowViews(nn.Module):
         self.split = [list(g) for g in groups]
         self.mode = mode
         self.supervised_label = supervised_label
+        #: Classes of ``supervised_label`` the view classifiers predict (checked against the data before training).
+        self.num_classes = num_classes
         self.supervised_weight = float(supervised_weight)
         self.labelled_fraction = float(labelled_fraction)
         # Built in both modes so a stage-1 state dict (flow + classifiers) loads into the frozen stage 2,

@@ -375,3 +375,9 @@ def test_pairs_share_exactly_the_listed_factors(share: list[str]) -> None:
             assert not bool(equal.any()), f"{factor} should differ in every pair"
     # The second image's labels are those of what was drawn: its digit class is a real glyph class.
     assert set(ds.pair_digit.tolist()) <= set(range(10))
+
+
+def test_a_canvas_too_small_to_move_the_digit_is_refused_for_unshared_positions() -> None:
+    with pytest.raises(InvalidParameter, match=r"pair: a position that is not shared must move the digit by at least 12 px"):
+        ColorfulMovingDigits(size=8, image_size=32, digit_size=24, pair=["digit"])
+    assert ColorfulMovingDigits(size=8, image_size=32, digit_size=24, pair=["digit", "position"]).pair_position is not None
