@@ -12,6 +12,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import kornia.augmentation as K
 from torch import Tensor, nn
 
@@ -37,6 +39,30 @@ class NoAugmentation(nn.Module):
         return images
 
 
+def check_crop_flip(
+    scale: Sequence[float], ratio: Sequence[float], flip_p: float
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Validate a random resized crop's ``scale`` and ``ratio`` ranges and a flip probability.
+
+    Returns ``(scale, ratio)`` as float pairs; errors name ``scale``, ``ratio`` or ``flip_p``.
+
+    Example:
+        >>> check_crop_flip([0.5, 1], [0.75, 1.25], 0.5)
+        ((0.5, 1.0), (0.75, 1.25))
+        >>> check_crop_flip([0, 1], [1, 1], 0.5)
+        Traceback (most recent call last):
+        ...
+        contrastkit.errors.InvalidParameter: scale: must be [min, max] with 0 < min <= max <= 1 (got [0, 1])
+    """
+    if len(scale) != 2 or not 0 < scale[0] <= scale[1] <= 1:
+        raise InvalidParameter("scale", "must be [min, max] with 0 < min <= max <= 1", list(scale))
+    if len(ratio) != 2 or not 0 < ratio[0] <= ratio[1]:
+        raise InvalidParameter("ratio", "must be [min, max] with 0 < min <= max", list(ratio))
+    if not 0 <= flip_p <= 1:
+        raise InvalidParameter("flip_p", "must be a probability in [0, 1]", flip_p)
+    return (float(scale[0]), float(scale[1])), (float(ratio[0]), float(ratio[1]))
+
+
 class CropFlip(nn.Module):
     """Random resized crop (area fraction in ``scale``, aspect ratio in ``ratio``) and horizontal flip.
 
@@ -53,14 +79,7 @@ class CropFlip(nn.Module):
         flip_p: float = 0.5,
     ) -> None:
         super().__init__()
-        if not 0 < scale[0] <= scale[1] <= 1:
-            raise InvalidParameter("scale", "must satisfy 0 < min <= max <= 1", list(scale))
-        if not 0 < ratio[0] <= ratio[1]:
-            raise InvalidParameter("ratio", "must satisfy 0 < min <= max", list(ratio))
-        if not 0 <= flip_p <= 1:
-            raise InvalidParameter("flip_p", "must be in [0, 1]", flip_p)
-        self.scale = tuple(scale)
-        self.ratio = tuple(ratio)
+        self.scale, self.ratio = check_crop_flip(scale, ratio, flip_p)
         self.flip = K.RandomHorizontalFlip(p=flip_p)
         self._crops: dict[tuple[int, int], nn.Module] = {}
 

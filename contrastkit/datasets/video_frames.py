@@ -341,6 +341,7 @@ class VideoFramesDataset(torch.utils.data.Dataset):
         self._clip = torch.from_numpy(np.concatenate(owner))
         self.flow_root: Path | None = None
         self.flows: tuple[str, ...] | None = None  # per sample: the flow file from frame t to t + offset
+        self._checked_sizes: dict[str, tuple[int, int]] = {}  # frame path -> (width, height) its flow matched
         flow_folder = test_flow_root if use_test else flow_root
         if flow_folder is not None:
             self.flow_root = existing_folder(flow_folder, "test_flow_root" if use_test else "flow_root")
@@ -382,7 +383,10 @@ class VideoFramesDataset(torch.utils.data.Dataset):
         }
         if self.flows is not None:
             flow = read_flow(self.flows[index])
-            self._check_flow_size(self.flows[index], (flow.shape[2], flow.shape[1]), self.frames[t])
+            if (flow.shape[2], flow.shape[1]) != self._checked_sizes.get(self.frames[t]):
+                # Checked once per frame (then remembered): a second open of the frame per sample costs I/O.
+                self._check_flow_size(self.flows[index], (flow.shape[2], flow.shape[1]), self.frames[t])
+                self._checked_sizes[self.frames[t]] = (flow.shape[2], flow.shape[1])
             item["flow"] = fit_flow(flow, self.image_size)
         return item
 

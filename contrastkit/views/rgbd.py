@@ -53,6 +53,7 @@ from contrastkit.errors import InvalidParameter, ShapeError
 from contrastkit.interfaces import AugmentFn, Batch
 from contrastkit.views.color_split import to_color_space
 from contrastkit.views.normals import DEFAULT_FIELD_OF_VIEW, DepthToNormals
+from contrastkit.views._checks import check_view_names
 
 __all__ = ["RGBDViews", "orientation_from_probe", "probe_channels", "turn_normals"]
 
@@ -147,11 +148,7 @@ class RGBDViews(nn.Module):
         field_of_view: float = DEFAULT_FIELD_OF_VIEW,
     ) -> None:
         super().__init__()
-        names = list(views) if views is not None else list(_DEFAULT_VIEWS)
-        if len(names) < 2 or any(n not in _CHANNELS for n in names) or len(set(names)) != len(names):
-            raise InvalidParameter(
-                "views", "must list 2 to 4 different views of 'L', 'ab', 'depth', 'normals' (in the order wanted)", names
-            )
+        names = check_view_names(views if views is not None else list(_DEFAULT_VIEWS), tuple(_CHANNELS))
         if normals_source not in ("auto", "depth"):
             raise InvalidParameter("normals_source", "must be 'auto' (the image's normals if any) or 'depth'", normals_source)
         self.views = names

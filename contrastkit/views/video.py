@@ -48,9 +48,11 @@ import kornia.augmentation as K
 import torch
 from torch import Tensor, nn
 
+from contrastkit.augmentations.basic import check_crop_flip
 from contrastkit.errors import InvalidParameter, ShapeError
 from contrastkit.interfaces import AugmentFn, Batch
 from contrastkit.views.optical_flow import FlowEstimator, OpenCVFlow, RaftFlow, precomputed_flow
+from contrastkit.views._checks import check_view_names
 
 __all__ = ["FlowCropFlip", "VideoViews"]
 
@@ -87,14 +89,7 @@ class FlowCropFlip(nn.Module):
         flip_p: float = 0.5,
     ) -> None:
         super().__init__()
-        if not (len(scale) == 2 and 0 < scale[0] <= scale[1] <= 1):
-            raise InvalidParameter("scale", "must be [min, max] with 0 < min <= max <= 1", list(scale))
-        if not (len(ratio) == 2 and 0 < ratio[0] <= ratio[1]):
-            raise InvalidParameter("ratio", "must be [min, max] with 0 < min <= max", list(ratio))
-        if not 0 <= flip_p <= 1:
-            raise InvalidParameter("flip_p", "must be a probability in [0, 1]", flip_p)
-        self.scale = (float(scale[0]), float(scale[1]))
-        self.ratio = (float(ratio[0]), float(ratio[1]))
+        self.scale, self.ratio = check_crop_flip(scale, ratio, flip_p)
         self.flip_p = float(flip_p)
         self._sequences: dict[tuple[int, int], K.AugmentationSequential] = {}
 
@@ -179,11 +174,7 @@ class VideoViews(nn.Module):
         channels: int = 3,
     ) -> None:
         super().__init__()
-        names = list(views) if views is not None else list(_DEFAULT_VIEWS)
-        if len(names) < 2 or any(n not in _VIEW_NAMES for n in names) or len(set(names)) != len(names):
-            raise InvalidParameter(
-                "views", "must list 2 or 3 different views of 'frame', 'next_frame', 'flow' (in the order wanted)", names
-            )
+        names = check_view_names(views if views is not None else list(_DEFAULT_VIEWS), tuple(_VIEW_NAMES))
         if flow not in _FLOW_SOURCES:
             raise InvalidParameter("flow", "must be one of " + ", ".join(map(repr, _FLOW_SOURCES)), flow)
         if not (math.isfinite(flow_scale) and flow_scale > 0):

@@ -160,7 +160,7 @@ def test_uint8_images_are_accepted() -> None:
     [
         ({"views": ["L"]}, "views: must list 2 to 4 different views"),
         ({"views": ["L", "L"]}, "views: must list 2 to 4"),
-        ({"views": ["L", "flow"]}, "views: must list 2 to 4"),
+        ({"views": ["L", "flow"]}, "views: unknown view .flow.; must list 2 to 4"),
         ({"normals_source": "batch"}, "normals_source: must be 'auto'"),
         ({"field_of_view": 200.0}, "field_of_view: must be in"),
     ],

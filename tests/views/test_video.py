@@ -178,9 +178,9 @@ def test_raft_source_and_its_errors(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"views": ["frame"]}, "views: must list 2 or 3 different views"),
-        ({"views": ["frame", "frame"]}, "views: must list 2 or 3 different views"),
-        ({"views": ["frame", "depth"]}, "views: must list 2 or 3"),
+        ({"views": ["frame"]}, "views: must list 2 to 3 different views"),
+        ({"views": ["frame", "frame"]}, "views: must list 2 to 3 different views"),
+        ({"views": ["frame", "depth"]}, "views: unknown view .depth.; must list 2 to 3"),
         ({"flow": "lucas-kanade"}, "flow: must be one of"),
         ({"flow_scale": 0.0}, "flow_scale: must be > 0"),
         ({"flow_crop_scale": (0.5, 0.2)}, r"flow_crop_scale: must be \[min, max\]"),
