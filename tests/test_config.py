@@ -184,7 +184,7 @@ CASES = [
     (
         "color-split-one-group",
         SMALL + "[views]\ngroups = [[0]]\n",
-        "views.groups: needs at least two groups (one per view) (got [[0]])",
+        "views.groups: needs at least two groups (one per view), e.g. [[0], [1, 2]] (got [[0]])",
     ),
     (
         "color-split-bad-channel",
