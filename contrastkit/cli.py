@@ -21,7 +21,9 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -346,11 +348,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         2
     """
     args = build_parser().parse_args(argv)
+    from contrastkit import distributed
+
+    # Under torchrun only rank 0 reports; the other ranks' errors still reach stderr, with their rank.
+    other_rank = distributed.launched_by_torchrun() and os.environ.get("RANK", "0") != "0"
+    where = f"rank {os.environ.get('RANK')}: " if distributed.launched_by_torchrun() else ""
+    quiet = contextlib.redirect_stdout(open(os.devnull, "w")) if other_rank else contextlib.nullcontext()  # noqa: SIM115
     try:
-        return _COMMANDS[args.command](args)
+        with quiet:
+            return _COMMANDS[args.command](args)
     except ContrastkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{where}error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"{where}interrupted", file=sys.stderr)
         return 130
+    finally:
+        distributed.shutdown()  # leave the process group the trainer joined (no-op otherwise)

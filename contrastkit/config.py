@@ -124,6 +124,8 @@ class TrainConfig:
     channels_last: bool = False
     #: ``torch.compile`` each encoder.
     compile: bool = False
+    #: Under ``torchrun`` (several processes): batch norm statistics over the global batch (CUDA only).
+    sync_batchnorm: bool = False
     #: Deterministic algorithms (and bit-exact ``--resume`` on CPU); may be slower on GPU.
     deterministic: bool = False
     #: Learning rate of a trainable view maker's own optimizer (Adam); ``None`` uses ``lr``.

@@ -44,13 +44,27 @@ Example:
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
-__all__ = ["GatherWithGrad", "gather_stored_rows", "gather_with_grad", "is_distributed", "rank", "world_size"]
+__all__ = [
+    "GatherWithGrad",
+    "all_gather_objects",
+    "barrier",
+    "gather_stored_rows",
+    "gather_with_grad",
+    "init_from_environment",
+    "is_distributed",
+    "launched_by_torchrun",
+    "local_rank",
+    "rank",
+    "shutdown",
+    "world_size",
+]
 
 
 def is_distributed() -> bool:
@@ -81,6 +95,85 @@ def world_size() -> int:
         1
     """
     return dist.get_world_size() if is_distributed() else 1
+
+
+def launched_by_torchrun() -> bool:
+    """Whether this process was started by ``torchrun`` with more than one process in the job.
+
+    ``torchrun`` sets ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``.
+
+    Example:
+        >>> launched_by_torchrun()
+        False
+    """
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
+
+
+def local_rank() -> int:
+    """This process's rank on its node (``LOCAL_RANK`` from ``torchrun``; ``0`` otherwise).
+
+    Example:
+        >>> local_rank()
+        0
+    """
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def init_from_environment(device: torch.device) -> torch.device:
+    """Join the ``torchrun`` job (if any) and return the device this process trains on.
+
+    Under ``torchrun`` with ``WORLD_SIZE > 1`` the default process group is initialised from the
+    environment (``env://``): ``nccl`` for CUDA, ``gloo`` otherwise. A CUDA device becomes
+    ``cuda:LOCAL_RANK`` (one GPU per process). Anything else (a plain ``python -m contrastkit``, or
+    a group the caller already initialised) leaves the group alone and returns ``device``.
+
+    Example:
+        >>> import torch
+        >>> init_from_environment(torch.device("cpu"))
+        device(type='cpu')
+    """
+    if device.type == "cuda" and (launched_by_torchrun() or is_distributed()):
+        device = torch.device("cuda", local_rank())
+        torch.cuda.set_device(device)
+    if launched_by_torchrun() and not is_distributed():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", init_method="env://")
+    return device
+
+
+def shutdown() -> None:
+    """Leave the process group that :func:`init_from_environment` joined (no-op when not distributed).
+
+    Example:
+        >>> shutdown()
+    """
+    if is_distributed():
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op when not distributed).
+
+    Example:
+        >>> barrier()
+    """
+    if is_distributed() and world_size() > 1:
+        dist.barrier()
+
+
+def all_gather_objects(obj: Any) -> list[Any]:
+    """Every rank's ``obj`` in rank order (``[obj]`` when not distributed); picklable objects only.
+
+    Used off the hot path (checkpoints: each rank's RNG state).
+
+    Example:
+        >>> all_gather_objects({"rank": 0})
+        [{'rank': 0}]
+    """
+    if not is_distributed() or world_size() == 1:
+        return [obj]
+    gathered: list[Any] = [None] * world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
 
 
 class GatherWithGrad(torch.autograd.Function):

@@ -485,6 +485,8 @@ class Pipeline(nn.Module):
                 loss = loss + loss_back
                 mi = None if mi is None or mi_back is None else (mi + mi_back) / 2
             metrics[f"loss/{tag}"] = loss.detach()
+            # K per anchor (W*B - 1 for in-batch under torchrun): made on the device, no host copy.
+            metrics[f"negatives/{tag}"] = forward.logits.new_full((), float(forward.num_negatives)).detach()
             if mi is not None:
                 metrics[f"mi_lower_bound/{tag}"] = mi.detach()
             if self.regularizer is not None:

@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import os
 import time
@@ -41,6 +42,7 @@ from contrastkit.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
+from contrastkit import distributed
 from contrastkit.config import Config, EvalConfig, LogConfig, Stage, TrainConfig
 from contrastkit.errors import ConfigError, TrainingError, close_matches
 from contrastkit.evaluation import KnnResult, evaluate
@@ -95,16 +97,29 @@ class EpochBatchSampler(torch.utils.data.Sampler[list[int]]):
     remaining batches are regenerated, not replayed. Runs in the main process, so it works with
     persistent DataLoader workers.
 
+    Distributed (``world_size = W > 1``): every rank draws the same permutation, cut into *global*
+    batches of ``W * batch_size``; rank ``r`` takes the ``r``-th slice of each. So ``W`` processes
+    with batch ``B`` see exactly the samples one process with batch ``W * B`` sees, step by step
+    (what makes a distributed run comparable with a single-process one), and the position to resume
+    from is the same number on every rank.
+
     Example:
         >>> s = EpochBatchSampler(10, batch_size=4, seed=0)
         >>> len(s), len(list(s))
         (2, 2)
         >>> first = list(s); s.set_epoch(0, start_batch=1); list(s) == first[1:]
         True
+        >>> whole = list(EpochBatchSampler(10, batch_size=4, seed=0))
+        >>> halves = [list(EpochBatchSampler(10, batch_size=2, seed=0, rank=r, world_size=2)) for r in (0, 1)]
+        >>> [a + b for a, b in zip(*halves)] == whole
+        True
     """
 
-    def __init__(self, size: int, *, batch_size: int, seed: int) -> None:
+    def __init__(self, size: int, *, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world_size {world_size}")
         self.size, self.batch_size, self.seed = size, batch_size, seed
+        self.rank, self.world_size = rank, world_size
         self.epoch, self.start_batch = 0, 0
 
     def set_epoch(self, epoch: int, *, start_batch: int = 0) -> None:
@@ -113,8 +128,8 @@ class EpochBatchSampler(torch.utils.data.Sampler[list[int]]):
 
     @property
     def batches_per_epoch(self) -> int:
-        """Full batches in one epoch (the last partial batch is dropped: K stays B - 1)."""
-        return self.size // self.batch_size
+        """Full (global) batches in one epoch (a last partial batch is dropped: K stays B - 1)."""
+        return self.size // (self.batch_size * self.world_size)
 
     def __len__(self) -> int:
         return self.batches_per_epoch - self.start_batch
@@ -122,8 +137,10 @@ class EpochBatchSampler(torch.utils.data.Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = torch.randperm(self.size, generator=generator)
-        n = self.batches_per_epoch * self.batch_size
-        for batch in order[:n].view(-1, self.batch_size)[self.start_batch :]:
+        global_batch = self.batch_size * self.world_size
+        n = self.batches_per_epoch * global_batch
+        mine = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
+        for batch in order[:n].view(-1, global_batch)[self.start_batch :, mine]:
             yield batch.tolist()
 
 
@@ -218,9 +235,13 @@ class Trainer:
         self.eval_cfg = eval or EvalConfig()
         self.log_cfg = log or LogConfig()
         self.config = config
-        self.print = print_fn
         self.out_dir = Path(train.out_dir or "runs/default")
-        self.device = select_device(train.device)
+        # Under torchrun: join the process group (nccl on CUDA, gloo otherwise), one GPU per process.
+        self.device = distributed.init_from_environment(select_device(train.device))
+        self.rank, self.world_size = distributed.rank(), distributed.world_size()
+        #: Rank 0 alone prints, shows progress, writes TensorBoard and checkpoints and runs the probes.
+        self.is_main = self.rank == 0
+        self.print = print_fn if self.is_main else (lambda _message: None)
         self.checkpoints = CheckpointDir(self.out_dir / "checkpoints", keep=train.keep_checkpoints)
         self._test_dataset: Any = None
         self._validate()
@@ -246,6 +267,17 @@ class Trainer:
                     f"{cfg.batch_size} x {cfg.accumulate_steps}")
             raise ConfigError(
                 f"train.batch_size: {what} ({len(dataset)} samples); lower it or enlarge the data (got {got})"
+            )
+        if self.world_size > 1 and len(dataset) < cfg.batch_size * cfg.accumulate_steps * self.world_size:
+            raise ConfigError(
+                f"train.batch_size: {self.world_size} processes x batch {cfg.batch_size} x {cfg.accumulate_steps} "
+                f"accumulation steps is larger than the dataset ({len(dataset)} samples); lower batch_size (it is "
+                f"per process) or use fewer processes (got {cfg.batch_size})"
+            )
+        if cfg.sync_batchnorm and self.world_size > 1 and self.device.type != "cuda":
+            raise ConfigError(
+                "train.sync_batchnorm: SyncBatchNorm needs CUDA (torch has none for the CPU); set it to false "
+                f"or train on GPUs (got true on {self.device.type})"
             )
         if cfg.precision == "fp16" and self.device.type == "cpu":
             raise ConfigError("train.precision: fp16 autocast is for GPUs; use 'bf16' on the CPU (got 'fp16')")
@@ -435,12 +467,17 @@ class Trainer:
         if cfg.channels_last:
             pipeline.to(memory_format=torch.channels_last)
             pipeline.memory_format = torch.channels_last
+        if cfg.sync_batchnorm and self.world_size > 1:
+            # Before the optimizers: the conversion makes new batch norm modules (new parameters).
+            nn.SyncBatchNorm.convert_sync_batchnorm(pipeline)
         pipeline.train()
         optimizer, view_optimizer = self._optimizers()
+        model = self._data_parallel(pipeline)
         optimizers = [o for o in (optimizer, view_optimizer) if o is not None]
         scaler = torch.amp.GradScaler(self.device.type) if cfg.precision == "fp16" else None
 
-        sampler = EpochBatchSampler(len(pipeline.dataset), batch_size=cfg.batch_size, seed=cfg.seed)
+        sampler = EpochBatchSampler(len(pipeline.dataset), batch_size=cfg.batch_size, seed=cfg.seed,
+                                    rank=self.rank, world_size=self.world_size)
         steps_per_epoch = sampler.batches_per_epoch // cfg.accumulate_steps
         total_steps = cfg.max_steps if cfg.max_steps is not None else steps_per_epoch * cfg.epochs
 
@@ -454,13 +491,26 @@ class Trainer:
 
         step, epoch, position = 0, 0, 0  # position: batches of the current epoch already consumed
         resumed_from: Path | None = None
-        torch.manual_seed(cfg.seed)
+        # Each rank draws its own augmentations (rank 0 keeps train.seed: one process is unchanged).
+        torch.manual_seed(cfg.seed + 1_000_003 * self.rank)
+        if self.world_size > 1:
+            self.print(
+                f"distributed: {self.world_size} processes ({torch.distributed.get_backend()}), batch {cfg.batch_size} "
+                f"per process x {cfg.accumulate_steps} accumulation -> effective batch "
+                f"{cfg.batch_size * cfg.accumulate_steps * self.world_size}"
+            )
         if resume:
             latest = self.checkpoints.latest()
             if latest is not None:
                 state = load_checkpoint(latest, map_location=self.device)
                 if state.get("format") != CHECKPOINT_FORMAT or "rng" not in state:
                     raise ConfigError(f"{latest}: not a resumable checkpoint (format {state.get('format')!r})")
+                saved_world = int(state.get("world_size", 1))
+                if saved_world != self.world_size:
+                    raise ConfigError(
+                        f"{latest}: written by {saved_world} process(es), resumed with {self.world_size}; resume "
+                        f"with torchrun --nproc_per_node {saved_world} (the data order depends on the process count)"
+                    )
                 self._check_resumable(state.get("config"), latest)
                 pipeline.load_state_dict(state["model"])
                 optimizer.load_state_dict(state["optimizer"])
@@ -470,7 +520,8 @@ class Trainer:
                     sched.load_state_dict(sched_state)
                 if scaler is not None and state.get("scaler"):
                     scaler.load_state_dict(state["scaler"])
-                restore_rng_state(state["rng"])
+                ranks_rng = state.get("rng_ranks") or [state["rng"]]
+                restore_rng_state(ranks_rng[self.rank])  # every rank continues its own random stream
                 step, epoch, position = int(state["step"]), int(state["epoch"]), int(state["position"])
                 resumed_from = latest
                 self.print(f"resuming from {latest} at step {step} (epoch {epoch + 1}, batch {position})")
@@ -478,15 +529,19 @@ class Trainer:
             for encoder in pipeline.encoders:
                 encoder.compile()
 
-        writer = self._writer()
+        writer = self._writer() if self.is_main else None
         every = self.log_cfg.every_n_steps
         images_every = self.log_cfg.images_every_n_steps
         guard = _FiniteGuard(self.device)
         params = [p for group in optimizer.param_groups for p in group["params"]] + self._view_maker_params()
 
         def payload(complete: bool) -> dict[str, Any]:
+            # Called on every rank (the RNG gather is a collective); only rank 0 writes it.
             guard.flush()  # never write weights that came from a non-finite step
+            rng = capture_rng_state()
             return {
+                "world_size": self.world_size,
+                "rng_ranks": distributed.all_gather_objects(rng) if self.world_size > 1 else None,
                 "format": CHECKPOINT_FORMAT,
                 "step": step,
                 "epoch": epoch,
@@ -497,7 +552,7 @@ class Trainer:
                 "view_optimizer": view_optimizer.state_dict() if view_optimizer is not None else None,
                 "schedulers": [s.state_dict() for s in schedulers],
                 "scaler": scaler.state_dict() if scaler is not None else None,
-                "rng": capture_rng_state(),
+                "rng": rng,
                 "config": self.config.as_dict() if self.config is not None else None,
                 "metrics": dict(last),
             }
@@ -508,7 +563,7 @@ class Trainer:
         knn: list[Any] = []
         start_step = step
         start = window_start = time.perf_counter()
-        progress = _Progress(total_steps, enabled=self.log_cfg.progress, completed=step)
+        progress = _Progress(total_steps, enabled=self.log_cfg.progress and self.is_main, completed=step)
         checkpoint = self.checkpoints.final
         try:
             if step >= total_steps and resumed_from is not None:
@@ -524,11 +579,15 @@ class Trainer:
                     window_wait += time.perf_counter() - wait_start
                     if batch is None:
                         break
-                    with self._autocast():
-                        output = pipeline(batch)
-                    loss = output.loss.float()
-                    scaled = loss / cfg.accumulate_steps
-                    (scaler.scale(scaled) if scaler is not None else scaled).backward()
+                    # DDP all-reduces gradients on the last micro-batch of an accumulation only.
+                    last_micro = (micro + 1) % cfg.accumulate_steps == 0
+                    sync = contextlib.nullcontext() if last_micro or model is pipeline else model.no_sync()
+                    with sync:
+                        with self._autocast():
+                            output = model(batch)
+                        loss = output.loss.float()
+                        scaled = loss / cfg.accumulate_steps
+                        (scaler.scale(scaled) if scaler is not None else scaled).backward()
                     step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
                     for name, value in output.metrics.items():  # device-side running sums, no sync
                         value = value.float() / cfg.accumulate_steps
@@ -581,7 +640,7 @@ class Trainer:
                         progress.update(step, last.get("loss", float("nan")), rate)
                         sums, window_steps, window_wait, window_start = {}, 0, 0.0, now
                     if cfg.checkpoint_every_n_steps and step % cfg.checkpoint_every_n_steps == 0:
-                        self.checkpoints.save(payload(complete=False), step=step)
+                        self._save(payload(complete=False), step=step)
                 else:
                     break  # total_steps reached mid-epoch
                 if micro % cfg.accumulate_steps:  # an incomplete accumulation does not leak into the next epoch
@@ -589,14 +648,16 @@ class Trainer:
                         o.zero_grad(set_to_none=True)
                 epoch, position = epoch + 1, 0
                 if step < total_steps:
-                    self.checkpoints.save(payload(complete=False), step=step)
+                    self._save(payload(complete=False), step=step)
                 if self.eval_cfg.knn_every_n_epochs and epoch % self.eval_cfg.knn_every_n_epochs == 0:
                     guard.flush()
-                    knn = self._knn(pipeline, cfg.batch_size)
-                    for result in knn:
-                        if writer is not None:
-                            writer.add_scalar(f"knn/{result.label}_{result.metric}", result.value, step)
-                    pipeline.train()
+                    if self.is_main:
+                        knn = self._knn(pipeline, cfg.batch_size)
+                        for result in knn:
+                            if writer is not None:
+                                writer.add_scalar(f"knn/{result.label}_{result.metric}", result.value, step)
+                        pipeline.train()
+                    distributed.barrier()
             guard.flush()
         except _NonFinite as exc:
             kept = self.checkpoints.latest()
@@ -612,12 +673,16 @@ class Trainer:
         seconds = time.perf_counter() - start
 
         if step > start_step or resumed_from is None:
-            checkpoint = self.checkpoints.save_final(payload(complete=True))
-        if (self.eval_cfg.knn or self.eval_cfg.linear) and self.eval_labels:
+            final = payload(complete=True)
+            if self.is_main:
+                checkpoint = self.checkpoints.save_final(final)
+            distributed.barrier()
+        if (self.eval_cfg.knn or self.eval_cfg.linear) and self.eval_labels and self.is_main:
             knn = self._knn(pipeline, cfg.batch_size, knn=self.eval_cfg.knn, linear=self.eval_cfg.linear)
             if writer is not None:
                 for result in knn:
                     writer.add_scalar(f"{result.probe}/{result.label}_{result.metric}", result.value, step)
+        distributed.barrier()  # the other ranks wait for rank 0's probes, then all leave together
         if writer is not None:
             if self.log_cfg.projector_samples:
                 self._log_projector(writer, pipeline, step)
@@ -634,6 +699,32 @@ class Trainer:
             knn=knn,
             resumed_from=resumed_from,
         )
+
+    def _save(self, payload: dict[str, Any], *, step: int) -> None:
+        """Rank 0 writes a checkpoint; every rank waits for it, so none runs ahead of a save."""
+        if self.is_main:
+            self.checkpoints.save(payload, step=step)
+        distributed.barrier()
+
+    def _data_parallel(self, pipeline: Pipeline) -> nn.Module:
+        """``DistributedDataParallel`` around the pipeline under ``torchrun`` (the pipeline itself otherwise).
+
+        One wrapper for the encoders, the critic's heads and a trainable view maker: every parameter
+        that needs a gradient is all-reduced (averaged) after each backward. Buffers are not
+        broadcast at each forward: the memory bank, the queue and NCE's Z are kept identical by the
+        samplers' own all-gathers, and batch norm statistics stay per rank unless
+        ``train.sync_batchnorm``. Checkpoints store the unwrapped pipeline, so ``eval`` and ``export``
+        read them as a one-process run's.
+        """
+        if self.world_size == 1 or not any(p.requires_grad for p in pipeline.parameters()):
+            return pipeline
+        from torch.nn.parallel import DistributedDataParallel
+
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        # Buffers are synced once, at wrapping (every rank built the same pipeline anyway), not per forward.
+        if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters:
+            return DistributedDataParallel(pipeline, device_ids=device_ids, forward_sync_buffers=False)
+        return DistributedDataParallel(pipeline, device_ids=device_ids, broadcast_buffers=False)
 
     def _knn(self, pipeline: Pipeline, batch_size: int, *, knn: bool = True, linear: bool = False) -> list[KnnResult]:
         """The kNN probe (and the linear probe when ``linear``) on the test split, per ``eval.labels``."""

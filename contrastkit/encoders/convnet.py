@@ -1,7 +1,11 @@
 """``convnet``: a small all-convolutional encoder, quick on a CPU for small images.
 
-``depth`` blocks of 3x3 conv -> batch norm -> ReLU; every block after the first halves the
+``depth`` blocks of 3x3 conv -> normalisation -> ReLU; every block after the first halves the
 resolution and doubles the width; global average pooling gives ``F = width * 2**(depth-1)``.
+
+``norm`` picks the normalisation: ``"batch"`` (batch norm, the default), ``"group"`` (group norm
+with up to 8 groups: per sample, so a batch split over processes computes exactly what one process
+with the whole batch computes, and small per-GPU batches are fine) or ``"none"``.
 
 Example:
     >>> import torch
@@ -11,6 +15,8 @@ Example:
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from torch import Tensor, nn
 
@@ -28,8 +34,12 @@ class ConvNetEncoder(nn.Module):
         torch.Size([4, 256])
     """
 
-    def __init__(self, *, in_channels: int, width: int = 32, depth: int = 4) -> None:
+    def __init__(
+        self, *, in_channels: int, width: int = 32, depth: int = 4, norm: Literal["batch", "group", "none"] = "batch"
+    ) -> None:
         super().__init__()
+        if norm not in ("batch", "group", "none"):
+            raise InvalidParameter("norm", "must be 'batch', 'group' or 'none'", norm)
         if width < 1:
             raise InvalidParameter("width", "must be >= 1", width)
         if not 1 <= depth <= 8:
@@ -40,15 +50,24 @@ class ConvNetEncoder(nn.Module):
             out = width * 2**block
             layers += [
                 nn.Conv2d(channels, out, 3, stride=1 if block == 0 else 2, padding=1, bias=False),
-                nn.BatchNorm2d(out),
+                _norm(norm, out),
                 nn.ReLU(inplace=True),
             ]
             channels = out
         self.body = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.in_channels = in_channels
+        self.norm = norm
         self.feature_dim = channels
 
     def forward(self, x: Tensor) -> Tensor:
         """``[B, in_channels, H, W] -> [B, feature_dim]``."""
         return self.pool(self.body(x)).flatten(1)
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        return nn.GroupNorm(min(8, channels), channels)
+    return nn.Identity()
