@@ -78,6 +78,14 @@ def test_a_two_rank_run_writes_one_set_of_logs_and_checkpoints(tmp_path: Path) -
     evaluated = subprocess.run([sys.executable, "-m", "contrastkit", "eval", str(tmp_path / "run.toml"), "--json"],
                                env=_env(), capture_output=True, text=True, timeout=300)
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    exported = subprocess.run([sys.executable, "-m", "contrastkit", "export", str(run / "checkpoints" / "final.pt"),
+                               "--out", str(tmp_path / "encoder.safetensors")], env=_env(), capture_output=True,
+                              text=True, timeout=300)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    from contrastkit.export import load_encoder
+
+    encoder = load_encoder(tmp_path / "encoder.safetensors")
+    assert isinstance(encoder, torch.nn.Module)
 
 
 def test_a_killed_two_rank_run_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
