@@ -11,7 +11,7 @@ Example:
     ...                 critic={"name": "cosine", "temperature": 0.2}, dataset_size=16)
     >>> out = pipe({"image": torch.rand(8, 3, 16, 16), "index": torch.arange(8)})
     >>> out.loss.shape, sorted(out.metrics)
-    (torch.Size([]), ['loss', 'loss/v1-v2', 'mi_lower_bound/v1-v2'])
+    (torch.Size([]), ['loss', 'loss/v1-v2', 'mi_lower_bound/v1-v2', 'negatives/v1-v2'])
 """
 
 from __future__ import annotations
