@@ -25,7 +25,14 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["CheckpointDir", "capture_rng_state", "load_checkpoint", "restore_rng_state", "save_checkpoint"]
+__all__ = [
+    "CheckpointDir",
+    "capture_rng_state",
+    "load_checkpoint",
+    "restore_rng_state",
+    "save_checkpoint",
+    "state_dict_mismatch",
+]
 
 _PERIODIC = re.compile(r"^step-(\d+)\.pt$")
 
@@ -159,3 +166,17 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     )
     p = state["python"]
     random.setstate((p["version"], tuple(p["internal"]), p["gauss"]))
+
+
+def state_dict_mismatch(exc: RuntimeError) -> str:
+    """The informative part of ``load_state_dict``'s error (missing/unexpected keys, shapes) on one line.
+
+    Example:
+        >>> import torch
+        >>> try:
+        ...     torch.nn.Linear(2, 3).load_state_dict({"weight": torch.zeros(1, 1)}, strict=True)
+        ... except RuntimeError as exc:
+        ...     print(state_dict_mismatch(exc)[:26])
+        Missing key(s) in state_di
+    """
+    return " ".join(line.strip() for line in str(exc).splitlines()[1:3]) or str(exc)

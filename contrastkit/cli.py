@@ -249,7 +249,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from contrastkit.config import load_config
     from contrastkit.errors import ConfigError, close_matches
     from contrastkit.evaluation import evaluate
-    from contrastkit.checkpoint import CheckpointDir
+    from contrastkit.checkpoint import CheckpointDir, state_dict_mismatch
     from contrastkit.export import read_checkpoint
     from contrastkit.pipeline import Pipeline
     from contrastkit.trainer import select_device
@@ -273,10 +273,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         try:
             pipeline.load_state_dict(payload["model"], strict=True)
         except RuntimeError as exc:
-            detail = " ".join(line.strip() for line in str(exc).splitlines()[1:3]) or str(exc)
             raise ContrastkitError(
                 f"{checkpoint}: the weights do not fit {args.config}'s pipeline; pass the recipe it was trained "
-                f"with ({detail})"
+                f"with ({state_dict_mismatch(exc)})"
             ) from None
     pipeline.to(device)
 

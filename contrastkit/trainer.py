@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from contrastkit.checkpoint import (
+    state_dict_mismatch,
     CheckpointDir,
     capture_rng_state,
     load_checkpoint,
@@ -805,10 +806,9 @@ def load_carried_modules(pipeline: Pipeline, checkpoint: Path, modules: list[str
         try:
             children[name].load_state_dict(sub, strict=True)
         except RuntimeError as exc:
-            detail = " ".join(line.strip() for line in str(exc).splitlines()[1:3]) or str(exc)
             raise ConfigError(
                 f"{where}: {name!r} in {checkpoint} does not fit this stage's {name}; the stages must build the "
-                f"same {name} ({detail})"
+                f"same {name} ({state_dict_mismatch(exc)})"
             ) from None
 
 
