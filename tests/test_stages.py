@@ -218,7 +218,7 @@ def test_labelled_fraction_masks_the_expected_share_of_samples() -> None:
     labelled = labelled_mask(batch["index"], 0.5)
     assert 0 < int(labelled.sum()) < len(labelled)
     expected = _cross_entropy_reference(maker.classifiers.logits(views), batch["digit"], labelled.double())
-    assert float(maker.auxiliary_loss(batch, views)) == pytest.approx(expected, rel=1e-5)
+    assert float(maker.auxiliary_loss(batch, views).detach()) == pytest.approx(expected, rel=1e-5)
     frozen = LearnedFlowViews(num_layers=1, hidden=4, supervised_label="digit", num_classes=3, mode="frozen")
     assert frozen.auxiliary_loss(batch, views) is None and frozen.required_keys == ()
 
