@@ -386,7 +386,8 @@ def run_benchmark(settings: Settings, *, echo: Any = None) -> BenchmarkResult:
         if index >= settings.warmup_runs:
             runs.append(run)
         if echo is not None:
-            label = "warm-up" if index < settings.warmup_runs else f"{index - settings.warmup_runs + 1}/{settings.repeats}"
+            timed = index - settings.warmup_runs + 1
+            label = "warm-up" if timed < 1 else f"{timed}/{settings.repeats}"
             echo(
                 f"run {label:>7}: {run.ms_per_step:9.2f} ms/step  encoders {run.encoder_ms:9.2f} ms/step "
                 f"(fwd {run.forward_ms:.2f}, bwd {run.backward_ms:.2f})  outside {100 * run.fraction_outside:5.1f} %"
@@ -410,8 +411,11 @@ def format_report(result: BenchmarkResult) -> str:
     Example:
         >>> r = BenchmarkResult(Settings(device="cuda", batch=256), "cuda", "resnet18", 4096,
         ...                     [RunResult(100.0, 30.0, 62.0)])
-        >>> print(format_report(r).splitlines()[-1])
-        summary: 2560.0 images/s, 100.000 ms/step, encoders fwd+bwd 92.000 ms/step, outside 0.080 (target <= 0.10 on a GPU: met)
+        >>> for part in format_report(r).splitlines()[-1].split(", "): print(part)
+        summary: 2560.0 images/s
+        100.000 ms/step
+        encoders fwd+bwd 92.000 ms/step
+        outside 0.080 (target <= 0.10 on a GPU: met)
     """
     lines = [f"{'figure':<24} {'median':>10} {'min':>10} {'max':>10}"]
     rows = (
@@ -423,7 +427,8 @@ def format_report(result: BenchmarkResult) -> str:
     )
     for label, field in rows:
         values = result.values(field)
-        lines.append(f"{label:<24} {statistics.median(values):10.3f} {min(values):10.3f} {max(values):10.3f}")
+        median = statistics.median(values)
+        lines.append(f"{label:<24} {median:10.3f} {min(values):10.3f} {max(values):10.3f}")
     lines.append(f"{'images/s':<24} {result.images_per_second:10.1f}")
     fraction = result.median("fraction_outside")
     if result.device.startswith("cuda"):
@@ -450,7 +455,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, str | None,
     parser.add_argument("--recipe", default=str(RECIPE), help="TOML recipe (default: examples/simclr.toml)")
     parser.add_argument("--batch", type=int, default=None,
                         help=f"images per step (default: {GPU_BATCH}, the recipe's, on a GPU; {CPU_BATCH} on the CPU)")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps per run (default: 5 on the CPU, 50 on a GPU)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="timed steps per run (default: 5 on the CPU, 50 on a GPU)")
     parser.add_argument("--warmup", type=int, default=None,
                         help="untimed steps at the start of each run, >= 1 (default: 1 on the CPU, 10 on a GPU)")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs (default: 1 on the CPU, 3 on a GPU)")
@@ -458,7 +464,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, str | None,
                         help="uncounted runs before them (default: 0 on the CPU, 1 on a GPU)")
     parser.add_argument("--encoder", default="resnet18", help="encoder plugin name (default: resnet18)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="recipe override, applied after the benchmark's (repeatable), e.g. --set data.image_size=16")
+                        help="recipe override applied after the benchmark's (repeatable), e.g. data.image_size=16")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--json", metavar="PATH", default=None, help="also write the results as JSON to PATH")
     args = parser.parse_args(argv)
@@ -479,7 +485,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, str | None,
             parser.error(f"--{name.replace('_', '-')}: must be >= {low} (got {values[name]})")
     if args.threads < 0:
         parser.error(f"--threads: must be >= 0 (got {args.threads})")
-    settings = Settings(device=args.device, recipe=args.recipe, encoder=args.encoder, overrides=args.overrides, **values)
+    settings = Settings(
+        device=args.device, recipe=args.recipe, encoder=args.encoder, overrides=args.overrides, **values
+    )
     try:  # every recipe, --set and plugin check runs here, before any training
         make_config(settings, out_dir=tempfile.gettempdir())
     except ConfigError as exc:
