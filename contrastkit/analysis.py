@@ -371,7 +371,7 @@ def check_sweep_key(key: str, raw: Mapping[str, Any]) -> None:
         >>> check_sweep_key("augment.strenght", {"augment": {"name": "simclr"}})
         Traceback (most recent call last):
         ...
-        contrastkit.errors.ConfigError: --sweep: unknown recipe key 'augment.strenght'; did you mean 'augment.strength'?
+        contrastkit.errors.ConfigError: --sweep: unknown recipe key 'augment.strenght'; did you mean 'augment.strength' or 'augment.size' or 'augment.name'?
     """
     known = known_recipe_keys(raw)
     if key in known:
