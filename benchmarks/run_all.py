@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import importlib.metadata
 import json
 import os
@@ -128,6 +129,21 @@ def benchmark_command(name: str, *, device: str, quick: bool, threads: int, json
     return [*command, "--json", str(json_path)]
 
 
+def display_command(command: Sequence[str]) -> tuple[str, ...]:
+    """The command as a reader would type it from the checkout: ``python``, paths relative to the repository.
+
+    Example:
+        >>> display_command([sys.executable, str(SCRIPTS_DIR / "losses.py"), "--device", "cpu"])
+        ('python', 'benchmarks/losses.py', '--device', 'cpu')
+    """
+    shown = ["python" if i == 0 and part == sys.executable else part for i, part in enumerate(command)]
+    for i, part in enumerate(shown):
+        path = Path(part)
+        if path.is_absolute() and path.is_relative_to(REPO_ROOT):
+            shown[i] = path.relative_to(REPO_ROOT).as_posix()
+    return tuple(shown)
+
+
 def run_benchmark(name: str, options: Options, *, scripts_dir: Path = SCRIPTS_DIR) -> Outcome:
     """Run one benchmark script in a fresh subprocess and read its ``--json`` figures (never raises)."""
     env = dict(os.environ)
@@ -137,7 +153,7 @@ def run_benchmark(name: str, options: Options, *, scripts_dir: Path = SCRIPTS_DI
         json_path = Path(tmp) / f"{name}.json"
         command = benchmark_command(name, device=options.device, quick=options.quick, threads=options.threads,
                                     json_path=json_path, scripts_dir=scripts_dir)
-        shown = tuple(command[:-2])  # the temporary --json path says nothing to a reader
+        shown = display_command(command[:-2])  # the temporary --json path says nothing to a reader
         start = time.perf_counter()
         try:
             done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
@@ -261,9 +277,9 @@ def augmentation_section(f: dict[str, Any]) -> list[str]:
             for r in f["sizes"]]
     lines = _table(["size", "torchvision img/s (workers)", "albumentations img/s (workers)",
                     "contrastkit img/s (device)", "albumentations / torchvision", "contrastkit / torchvision"], rows)
-    note = ("no pass/fail target; the issue's comparison is on a GPU, so on the CPU: n/a on CPU"
-            if not str(f["device"]).startswith("cuda") else "no pass/fail target: a comparison")
-    return [*lines, "", f"Baseline: torchvision.transforms.v2 per sample in DataLoader workers; {note}."]
+    result = "n/a on CPU (the issue's comparison is for a GPU)" if not str(f["device"]).startswith("cuda") else "-"
+    return [*lines, "", "Baseline: torchvision.transforms.v2 per sample in DataLoader workers. "
+            f"Target: none set (a comparison); result: {result}."]
 
 
 def training_section(f: dict[str, Any]) -> list[str]:
@@ -293,6 +309,12 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
 
 
 def _version(package: str) -> str:
+    # The module's own __version__ where it is cheap to import (it keeps torch's local tag, e.g. +cu130).
+    if package in ("torch", "torchvision"):
+        try:
+            return str(importlib.import_module(package).__version__)
+        except ImportError:
+            return "not installed"
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
@@ -348,7 +370,7 @@ def render(outcomes: Sequence[Outcome], *, options: Options, command: str, date:
             assert outcome.figures is not None
             threads = outcome.figures.get("threads")
             lines += [f"Ran in {outcome.seconds:.1f} s on {outcome.figures.get('device', '?')}"
-                      + (f", {threads} torch threads." if threads else "."), ""]
+                      + (f", torch threads: {threads}." if threads else "."), ""]
             lines += section(outcome.figures) + [""]
         lines += [f"Command: `{shlex.join(outcome.command)}`"]
     return "\n".join(lines) + "\n"
