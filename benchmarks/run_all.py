@@ -240,9 +240,9 @@ def losses_section(f: dict[str, Any]) -> list[str]:
     rows = []
     for r in f["infonce"]:
         worst = max(v for v in (r["time_ratio"], r["memory_ratio"]) if v is not None)
-        rows.append([f"InfoNCE N={r['n']}", f"{r['reference']['median_ms']:.3f}", f"{r['contrastkit']['median_ms']:.3f}",
-                     f"{r['time_ratio']:.3f}", _num(r["memory_ratio"]), f"<= {infonce_max:g}",
-                     mark(worst, infonce_max, at_most=True)])
+        rows.append([f"InfoNCE N={r['n']}", f"{r['reference']['median_ms']:.3f}",
+                     f"{r['contrastkit']['median_ms']:.3f}", f"{r['time_ratio']:.3f}",
+                     _num(r["memory_ratio"]), f"<= {infonce_max:g}", mark(worst, infonce_max, at_most=True)])
     s = f["settings"]
     lines = [f"InfoNCE forward + backward, D = {s['dim']}; baseline: the loss written out "
              "(normalize, full logits, cross_entropy both ways).", ""]
@@ -335,6 +335,25 @@ def describe_device(device: str) -> str:
     return f"cpu: {os.cpu_count()} cores, torch uses {torch.get_num_threads()} threads by default"
 
 
+def verdict(section: Sequence[str]) -> str:
+    """One word for a benchmark's section: its table rows' result cells, the worst first.
+
+    Example:
+        >>> verdict(["| a | 1.0 | pass |", "| b | 3.0 | **fail** |", "| c | 0.5 | pass |"])
+        '**fail** (1 of 3)'
+        >>> verdict(["| a | 1.0 | pass |"]), verdict(["| a | 0.02 | n/a on CPU |"]), verdict(["| a | 2.0x |"])
+        ('pass', 'n/a on CPU', 'no target')
+    """
+    cells = [line.rstrip(" |").rsplit("| ", 1)[-1] for line in section if line.startswith("| ")]
+    results = [c for c in cells if c in ("pass", "**fail**", "n/a on CPU", "n/a")]
+    fails = results.count("**fail**")
+    if fails:
+        return f"**fail** ({fails} of {len([r for r in results if r in ('pass', '**fail**')])})"
+    if "pass" in results:
+        return "pass"
+    return results[0] if results else "no target"
+
+
 def render(outcomes: Sequence[Outcome], *, options: Options, command: str, date: str, device: str) -> str:
     """RESULTS.md's text: the generated-file header, the run's environment, one section per benchmark.
 
@@ -358,21 +377,27 @@ def render(outcomes: Sequence[Outcome], *, options: Options, command: str, date:
         f"python {sys.version.split()[0]}",
         f"- command: `{command}`",
         "",
-        "Every ratio is against a baseline measured in the same run, same device and process; see "
-        "[README.md](README.md) for what each benchmark runs and how it is timed.",
+        "Every ratio compares two sides measured in the same run (same subprocess and device, alternating "
+        "rounds); see [README.md](README.md) for what each benchmark runs and how it is timed.",
     ]
+    summary: list[list[str]] = []
+    body: list[str] = []
     for outcome in outcomes:
         title, section = SECTIONS[outcome.name]
-        lines += ["", f"## {outcome.name}: {title}", ""]
+        body += ["", f"## {outcome.name}: {title}", ""]
         if not outcome.ok:
-            lines += [f"**failed** ({outcome.error}) after {outcome.seconds:.1f} s.", ""]
+            body += [f"**failed** ({outcome.error}) after {outcome.seconds:.1f} s.", ""]
+            summary.append([outcome.name, "**failed**", "-"])
         else:
             assert outcome.figures is not None
             threads = outcome.figures.get("threads")
-            lines += [f"Ran in {outcome.seconds:.1f} s on {outcome.figures.get('device', '?')}"
-                      + (f", torch threads: {threads}." if threads else "."), ""]
-            lines += section(outcome.figures) + [""]
-        lines += [f"Command: `{shlex.join(outcome.command)}`"]
+            body += [f"Ran in {outcome.seconds:.1f} s on {outcome.figures.get('device', '?')}"
+                     + (f", torch threads: {threads}." if threads else "."), ""]
+            table = section(outcome.figures)
+            body += [*table, ""]
+            summary.append([outcome.name, f"ran in {outcome.seconds:.1f} s", verdict(table)])
+        body += [f"Command: `{shlex.join(outcome.command)}`"]
+    lines += ["", *_table(["benchmark", "run", "targets"], summary), *body]
     return "\n".join(lines) + "\n"
 
 

@@ -113,6 +113,11 @@ def test_failed_benchmark_is_reported_and_others_still_run(run_all: ModuleType, 
     assert "| memory-bank CMC / contrastkit | 9.000 | 3.000 | 3.00x | >= 2 | pass |" in text
     assert "| ... with shared_negatives | 9.000 | 1.000 | 9.00x |" in text
     assert "quick run" not in text
+    # the summary table at the top: one row per benchmark, in run order, failures and missed targets visible
+    head = text.split("\n## ")[0].splitlines()
+    summary = [line for line in head if line.startswith("| ") and "benchmark" not in line]
+    assert summary[0] == "| overhead | **failed** | - |" and summary[2] == "| training | **failed** | - |"
+    assert re.fullmatch(r"\| losses \| ran in [\d.]+ s \| \*\*fail\*\* \(1 of 3\) \|", summary[1]), summary
 
 
 def test_all_ok_exits_zero(run_all: ModuleType, tmp_path: Path) -> None:
