@@ -7,6 +7,8 @@ Commands::
         --set applies to every stage and wins over a stage's own set)
     contrastkit eval CONFIG [--checkpoint PATH | --random-init] [--set table.key=value ...] [--json]
     contrastkit export CHECKPOINT --out encoder.safetensors
+    contrastkit analyze CONFIG [--set k=v ...] [--steps N] [--batch B] [--lr LR] [--json]
+        [--sweep KEY=V1,V2,... [--eval-label LABEL] [--out DIR]]
     contrastkit plugins [--json]
 
 Any :class:`~contrastkit.errors.ContrastkitError` is printed as one line (``error: ...``) on stderr
@@ -109,6 +111,42 @@ def build_parser() -> argparse.ArgumentParser:
         "checkpoint", metavar="CHECKPOINT", help="a training checkpoint, e.g. runs/x/checkpoints/final.pt"
     )
     export.add_argument("--out", required=True, metavar="PATH", help="the file to write, e.g. encoder.safetensors")
+
+    analyze = sub.add_parser(
+        "analyze",
+        help="estimate I_NCE between a recipe's views; --sweep: I_NCE and accuracy per value of a recipe key",
+        description="Train only the critic (fresh encoders + critic, view maker frozen) on the recipe's views with "
+        "in-batch InfoNCE, then report the lower bound I_NCE = log(K+1) - L per view pair on held-out test batches. "
+        "--sweep also probes the trained encoders and writes a markdown table and a PNG plot of accuracy "
+        "against I_NCE (InfoMin's reverse-U). See docs/analysis.md.",
+    )
+    analyze.add_argument("config", metavar="CONFIG", help="path to the TOML recipe, e.g. examples/factors.toml")
+    analyze.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe key, value parsed as TOML (repeatable): --set train.device=cpu",
+    )
+    analyze.add_argument("--steps", type=int, default=200, metavar="N", help="critic training steps (default 200)")
+    analyze.add_argument(
+        "--batch", type=int, default=None, metavar="B",
+        help="batch size; K = B - 1 negatives, the bound is at most log(B) (default train.batch_size)",
+    )
+    analyze.add_argument("--lr", type=float, default=2e-3, help="AdamW learning rate of the critic (default 0.002)")
+    analyze.add_argument(
+        "--sweep", metavar="KEY=V1,V2,...",
+        help="sweep a recipe key (each value applied like --set): --sweep augment.strength=0.5,1,2",
+    )
+    analyze.add_argument(
+        "--eval-label", metavar="LABEL",
+        help="label of the linear probe in a sweep (default: the first of eval.labels or the dataset's labels)",
+    )
+    analyze.add_argument(
+        "--out", metavar="DIR", help="where a sweep writes sweep.md and sweep.png (default runs/analyze/<recipe stem>)"
+    )
+    analyze.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     plugins = sub.add_parser("plugins", help="list installed plugins and what they register")
     plugins.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
@@ -336,7 +374,100 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"train": _cmd_train, "eval": _cmd_eval, "export": _cmd_export, "plugins": _cmd_plugins}
+def _analysis_setup(config_path: str, overrides: list[str], label: str | None, *, probe: bool):  # noqa: ANN202
+    """Recipe, pipeline (fresh, seeded, on its device), test split and the label to probe (``probe``: checked)."""
+    import torch
+
+    from contrastkit.config import load_config
+    from contrastkit.errors import ConfigError, close_matches
+    from contrastkit.pipeline import Pipeline
+    from contrastkit.trainer import select_device
+
+    config = load_config(config_path, overrides)
+    if config.stages:
+        raise ConfigError("stages: analyze takes a single-stage recipe; --set the stage's keys instead", path=config_path)
+    torch.manual_seed(config.train.seed)  # fresh encoders and critic, the same for every sweep value
+    pipeline = Pipeline.from_config(config, path=config_path)
+    test = pipeline.build_dataset("test")
+    keys = tuple(getattr(test, "label_keys", ()))
+    if probe and label is None:  # default: the first label the recipe evaluates
+        label = (list(config.eval.labels or ()) or list(keys) or [None])[0]
+        if label is None:
+            raise ConfigError("--eval-label: the test split has no labels to probe", path=config_path)
+    if probe:
+        if label not in keys:
+            matches = close_matches(label, keys)
+            hint = f"did you mean {matches[0]!r}?" if matches else f"its labels: {', '.join(keys) or 'none'}"
+            raise ConfigError(f"--eval-label: the test split has no label {label!r}; {hint}", path=config_path)
+    return config, pipeline.to(select_device(config.train.device)), test, label
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from contrastkit.analysis import (
+        check_sweep_key, estimate_view_information, parse_sweep, probe_accuracy, run_sweep, sweep_table,
+        write_sweep_plot,
+    )
+    from contrastkit.config import apply_overrides, load_config, read_toml
+
+    _load_registry_reporting_warnings()
+    sweep = parse_sweep(args.sweep) if args.sweep else None
+    base = load_config(args.config, args.overrides)
+    batch = args.batch if args.batch is not None else base.train.batch_size
+
+    def estimate(overrides: list[str], label: str | None, probe: bool):  # noqa: ANN202
+        config, pipeline, test, label = _analysis_setup(args.config, overrides, label, probe=probe)
+        estimates = estimate_view_information(
+            pipeline, pipeline.dataset, test, steps=args.steps, batch_size=batch, lr=args.lr, seed=config.train.seed
+        )
+        result = None
+        if probe:
+            result = probe_accuracy(pipeline, pipeline.dataset, test, label=label, config=config)
+        return estimates, result, pipeline, label
+
+    if sweep is None:
+        estimates, _, pipeline, _ = estimate(list(args.overrides), None, False)
+        if args.json:
+            print(json.dumps({"steps": args.steps, "batch": batch, "device": str(pipeline.device),
+                              "estimates": [e.as_dict() for e in estimates]}, indent=2))
+            return 0
+        print(f"analyzing {args.config} on {pipeline.device}: critic (encoders + critic, view maker frozen) "
+              f"trained {args.steps} steps at batch {batch}, estimated on {estimates[0].batches} test batches")
+        for e in estimates:
+            print(str(e))
+        return 0
+
+    key, values = sweep
+    check_sweep_key(key, apply_overrides(read_toml(args.config), args.overrides))
+    label = args.eval_label or (list(base.eval.labels or ()) or [None])[0]
+    out = Path(args.out) if args.out else Path("runs") / "analyze" / Path(args.config).stem
+    if not args.json:
+        print(f"sweeping {key} over {', '.join(values)}: {args.steps} critic steps at batch {batch} each, "
+              "then a linear probe")
+
+    def one(value: str):  # noqa: ANN202
+        nonlocal label
+        estimates, result, _, label = estimate([*args.overrides, f"{key}={value}"], label, True)
+        if not args.json:
+            line = "; ".join(f"{e.pair} {e.i_nce:.3f}" + (" (saturated)" if e.saturated else "") for e in estimates)
+            print(f"{key} = {value}: I_NCE {line} nats (K = {estimates[0].num_negatives}); {result}")
+        return estimates, result
+
+    points = run_sweep(key, values, one)
+    out.mkdir(parents=True, exist_ok=True)
+    table_path = out / "sweep.md"
+    table_path.write_text(sweep_table(key, points, label=label) + "\n")
+    plot_path = write_sweep_plot(out / "sweep.png", key, points, label=label)
+    if args.json:
+        print(json.dumps({"key": key, "label": label, "steps": args.steps, "batch": batch, "table": str(table_path),
+                          "plot": str(plot_path), "points": [p.as_dict() for p in points]}, indent=2))
+        return 0
+    print(f"wrote {table_path} and {plot_path}")
+    return 0
+
+
+_COMMANDS = {
+    "train": _cmd_train, "eval": _cmd_eval, "analyze": _cmd_analyze, "export": _cmd_export, "plugins": _cmd_plugins,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
