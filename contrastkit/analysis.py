@@ -201,7 +201,8 @@ def estimate_view_information(
         >>> [(e.pair, e.num_negatives, e.i_nce <= e.ceiling) for e in est]
         [('v1-v2', 7, True)]
     """
-    for name, value, least in (("steps", steps, 1), ("batch", batch_size, 2), ("max_eval_batches", max_eval_batches, 1)):
+    limits = (("steps", steps, 1), ("batch", batch_size, 2), ("max_eval_batches", max_eval_batches, 1))
+    for name, value, least in limits:
         if value < least:
             raise InvalidParameter(name, f"must be >= {least}", value)
     if not lr > 0:
@@ -368,10 +369,10 @@ def check_sweep_key(key: str, raw: Mapping[str, Any]) -> None:
     """A one-line :class:`ConfigError` naming ``key`` with close matches when the recipe has no such key.
 
     Example:
-        >>> check_sweep_key("augment.strenght", {"augment": {"name": "simclr"}})
+        >>> check_sweep_key("augment.strenght", {"augment": {"name": "simclr"}})  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        contrastkit.errors.ConfigError: --sweep: unknown recipe key 'augment.strenght'; did you mean 'augment.strength' or 'augment.size' or 'augment.name'?
+        contrastkit.errors.ConfigError: --sweep: unknown recipe key 'augment.strenght'; did you mean 'augment.strength' ...
     """
     known = known_recipe_keys(raw)
     if key in known:
@@ -391,7 +392,8 @@ class SweepPoint:
     """One sweep value: its I_NCE estimates and the linear probe of the encoders trained to get them.
 
     Example:
-        >>> p = SweepPoint(value="0.3", estimates=[PairEstimate("v1-v2", 2.0, 1.0, 63, 1)], metric="top1", accuracy=81.0)
+        >>> estimates = [PairEstimate("v1-v2", 2.0, 1.0, 63, 1)]
+        >>> p = SweepPoint(value="0.3", estimates=estimates, metric="top1", accuracy=81.0)
         >>> p.i_nce
         2.0
     """

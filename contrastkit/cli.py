@@ -385,7 +385,9 @@ def _analysis_setup(config_path: str, overrides: list[str], label: str | None, *
 
     config = load_config(config_path, overrides)
     if config.stages:
-        raise ConfigError("stages: analyze takes a single-stage recipe; --set the stage's keys instead", path=config_path)
+        raise ConfigError(
+            "stages: analyze takes a single-stage recipe; --set the stage's keys instead", path=config_path
+        )
     torch.manual_seed(config.train.seed)  # fresh encoders and critic, the same for every sweep value
     pipeline = Pipeline.from_config(config, path=config_path)
     test = pipeline.build_dataset("test")

@@ -118,7 +118,8 @@ def test_parse_sweep_keeps_list_values_whole() -> None:
     assert parse_sweep("augment.crop_scale=[0.08, 1.0],[0.6,1.0]") == (
         "augment.crop_scale", ["[0.08, 1.0]", "[0.6,1.0]"]
     )
-    assert parse_sweep('views.share=["digit"],[],["digit","position"]')[1] == ['["digit"]', "[]", '["digit","position"]']
+    values = parse_sweep('views.share=["digit"],[],["digit","position"]')[1]
+    assert values == ['["digit"]', "[]", '["digit","position"]']
     with pytest.raises(ConfigError, match="at least 2 values"):
         parse_sweep("train.lr=0.1,")
 
@@ -126,7 +127,7 @@ def test_parse_sweep_keeps_list_values_whole() -> None:
 def test_analyze_prints_the_bound_with_k(recipe: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["analyze", str(recipe), "--steps", "2"]) == 0
     out = capsys.readouterr().out
-    assert f"I_NCE v1-v2 >= " in out and f"(K = {BATCH - 1}, ceiling log(K+1) = {math.log(BATCH):.3f}" in out
+    assert "I_NCE v1-v2 >= " in out and f"(K = {BATCH - 1}, ceiling log(K+1) = {math.log(BATCH):.3f}" in out
 
 
 def test_sweep_writes_a_table_and_a_plot_with_one_row_per_value(
@@ -156,7 +157,10 @@ def test_sweep_writes_a_table_and_a_plot_with_one_row_per_value(
         (["--sweep", "augment.strenght=0.5,1"], "--sweep: unknown recipe key 'augment.strenght'; did you mean"),
         (["--sweep", "critic.temprature=0.1,0.2"], "did you mean 'critic.temperature'"),
         (["--sweep", "critic.temperature=0.1"], "--sweep 'critic.temperature=0.1': give at least 2 values"),
-        (["--sweep", "critic.temperature=0.1,0.2", "--eval-label", "colour"], "--eval-label: the test split has no label 'colour'"),
+        (
+            ["--sweep", "critic.temperature=0.1,0.2", "--eval-label", "colour"],
+            "--eval-label: the test split has no label 'colour'",
+        ),
     ],
 )
 def test_analyze_errors_are_one_line_with_exit_status_2(
