@@ -173,3 +173,32 @@ def test_analyze_errors_are_one_line_with_exit_status_2(
     err = capsys.readouterr().err
     assert message in err
     assert err.count("\n") == 1
+
+
+class _ScaledCopies(torch.nn.Module):
+    """A trainable view maker: view 2 is the image times a learnable scale."""
+
+    view_channels = (3, 3)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(0.5))
+
+    def forward(self, batch, augment):  # noqa: ANN001, ANN201
+        image = batch["image"]
+        return [augment(image, 0), augment(image * self.scale, 1)]
+
+
+def test_the_view_maker_is_frozen_and_only_the_critic_trains() -> None:
+    from contrastkit.datasets.colorful_moving_digits import ColorfulMovingDigits
+
+    small = {"image_size": 16, "digit_size": 8}
+    maker = _ScaledCopies()
+    torch.manual_seed(0)
+    pipeline = Pipeline(views=maker, encoder={"name": "convnet", "width": 4, "depth": 2},
+                        critic={"name": "cosine", "embedding_dim": 8})
+    before = [p.detach().clone() for p in pipeline.encoders.parameters()]
+    estimate_view_information(pipeline, ColorfulMovingDigits(size=32, **small),
+                              ColorfulMovingDigits(split="test", size=16, **small), steps=3, batch_size=8)
+    assert float(maker.scale) == 0.5 and maker.scale.grad is None
+    assert any(not torch.equal(a, b) for a, b in zip(before, pipeline.encoders.parameters()))
