@@ -929,7 +929,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, str | None,
                         help="InfoNCE batch sizes N, comma-separated (default: 1024,4096,8192)")
     parser.add_argument("--dim", type=int, default=128, help="embedding dimension D (default: 128)")
     parser.add_argument("--temperature", type=float, default=0.07, help="tau (default: 0.07)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed rounds (default: 5 on the CPU, 20 on a GPU)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed rounds (default: 15 on the CPU (its timings are noisy), 20 on a GPU)")
     parser.add_argument("--warmup", type=int, default=None,
                         help="uncounted rounds before them (default: 1 on the CPU, 3 on a GPU)")
     parser.add_argument("--bank-size", type=int, default=None, help="memory-bank samples n (default: 100000)")
@@ -950,7 +950,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, str | None,
     gpu = device.type != "cpu"
     bank = ISSUE_BANK
     values = {
-        "repeats": args.repeats if args.repeats is not None else (20 if gpu else 5),
+        "repeats": args.repeats if args.repeats is not None else (20 if gpu else 15),
         "warmup": args.warmup if args.warmup is not None else (3 if gpu else 1),
         "bank_size": args.bank_size if args.bank_size is not None else bank["bank_size"],
         "negatives": args.negatives if args.negatives is not None else bank["negatives"],
