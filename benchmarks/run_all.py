@@ -251,7 +251,7 @@ def losses_section(f: dict[str, Any]) -> list[str]:
         memory_ok = r["memory_ratio"] is None or r["memory_ratio"] <= infonce_max or (
             extra is not None and extra <= MEMORY_SLACK_BYTES)
         time_ok = r["time_ratio"] <= infonce_max
-        memory = _num(r["memory_ratio"]) + (f" ({extra:+.0f} B)" if extra else "")
+        memory = _num(r["memory_ratio"]) + (f" ({extra:+.0f} B)" if extra is not None and extra > 0 else "")
         rows.append([f"InfoNCE N={r['n']}", f"{r['reference']['median_ms']:.3f}",
                      f"{r['contrastkit']['median_ms']:.3f}", f"{r['time_ratio']:.3f}",
                      memory, f"<= {infonce_max:g}", "pass" if time_ok and memory_ok else "**fail**"])

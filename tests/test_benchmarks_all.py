@@ -66,12 +66,13 @@ def test_quick_run_writes_results(tmp_path: Path) -> None:
     assert "- device: cpu: " in text
     assert "- command: `python -m benchmarks --device cpu --quick --only losses --out " in text
     assert "## losses" in text and "## overhead" not in text  # --only ran losses alone
-    rows = re.findall(r"^\| InfoNCE N=(\d+) \| [\d.]+ \| [\d.]+ \| (\d+\.\d{3}) \| (\d+\.\d{3}|n/a) \| <= 1 \| "
-                      r"(pass|\*\*fail\*\*) \|$", text, flags=re.M)
+    rows = re.findall(r"^\| InfoNCE N=(\d+) \| [\d.]+ \| [\d.]+ \| (\d+\.\d{3}) \| (\d+\.\d{3}|n/a)(?: \(\+(\d+) B\))? "
+                      r"\| <= 1 \| (pass|\*\*fail\*\*) \|$", text, flags=re.M)
     assert [int(n) for n, *_ in rows] == [16, 32]
-    for _, time_ratio, memory_ratio, result in rows:
-        worst = max(float(time_ratio), float(memory_ratio) if memory_ratio != "n/a" else 0.0)
-        assert result == ("pass" if worst <= 1.0 else "**fail**")
+    for _, time_ratio, memory_ratio, extra, result in rows:
+        # A peak within MEMORY_SLACK_BYTES of the reference's (logged scalars) counts as no more memory.
+        memory_ok = memory_ratio == "n/a" or float(memory_ratio) <= 1.0 or (extra and int(extra) <= 1024)
+        assert result == ("pass" if float(time_ratio) <= 1.0 and memory_ok else "**fail**")
     bank = re.search(r"^\| memory-bank CMC / contrastkit \| ([\d.]+) \| ([\d.]+) \| (\d+\.\d{2})x \| >= 2 \| "
                      r"(pass|\*\*fail\*\*) \|$", text, flags=re.M)
     assert bank is not None, text
