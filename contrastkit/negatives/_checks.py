@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import torch
 from torch import Tensor
+
+from contrastkit import distributed
 
 from contrastkit.errors import ShapeError
 
@@ -33,3 +38,28 @@ def check_pair_inputs(name: str, store: str, embedding_dim: int, anchors: Tensor
         )
     if index.shape != anchors.shape[:1]:
         raise ShapeError(f"{name} negatives: index {tuple(index.shape)} must be [B] = [{anchors.shape[0]}]")
+
+
+def gathered_update_rows(name: str, embeddings: Sequence[Tensor], index: Tensor, *, num_views: int,
+                         embedding_dim: int, store: Tensor) -> tuple[Tensor, Tensor]:
+    """The step's ``M`` detached embeddings as ``[M, B, D]`` on ``store``'s device and dtype, with their ``[B]`` index.
+
+    Shapes are checked (errors name the sampler ``name``); under ``torch.distributed`` every rank's
+    rows and indices are all-gathered in rank order (:func:`contrastkit.distributed.gather_stored_rows`).
+
+    Example:
+        >>> import torch
+        >>> rows, index = gathered_update_rows("queue", [torch.ones(2, 4)] * 3, torch.arange(2), num_views=3,
+        ...                                    embedding_dim=4, store=torch.zeros(3, 8, 4))
+        >>> tuple(rows.shape), index.tolist()
+        ((3, 2, 4), [0, 1])
+    """
+    if len(embeddings) != num_views:
+        raise ShapeError(f"{name} update: got {len(embeddings)} embeddings for {num_views} views")
+    rows = torch.stack([e.detach() for e in embeddings]).to(device=store.device, dtype=store.dtype)
+    if rows.ndim != 3 or rows.shape[2] != embedding_dim or index.shape != rows.shape[1:2]:
+        raise ShapeError(
+            f"{name} update: embeddings {tuple(rows.shape[1:])} and index {tuple(index.shape)} must be "
+            f"[B, {embedding_dim}] and [B]"
+        )
+    return distributed.gather_stored_rows(rows, index.to(device=store.device, dtype=torch.int64))

@@ -79,10 +79,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from contrastkit import distributed
-from contrastkit.errors import InvalidParameter, ShapeError
+from contrastkit.errors import InvalidParameter
 from contrastkit.interfaces import Critic, PairLogits
-from contrastkit.negatives._checks import check_pair_inputs
+from contrastkit.negatives._checks import check_pair_inputs, gathered_update_rows
 
 __all__ = ["MemoryBankNegatives", "bank_update", "last_occurrence", "score_drawn_rows"]
 
@@ -288,15 +287,8 @@ class MemoryBankNegatives(nn.Module):
     @torch.no_grad()
     def update(self, embeddings: Sequence[Tensor], index: Tensor) -> None:
         """Write the step's ``M`` embeddings ``[B, D]`` into the banks at ``index [B]`` (all ranks' under DDP)."""
-        if len(embeddings) != self.num_views:
-            raise ShapeError(f"memory-bank update: got {len(embeddings)} embeddings for {self.num_views} views")
-        z = torch.stack([e.detach() for e in embeddings]).to(device=self.bank.device, dtype=self.bank.dtype)
-        if z.ndim != 3 or z.shape[2] != self.embedding_dim or index.shape != z.shape[1:2]:
-            raise ShapeError(
-                f"memory-bank update: embeddings {tuple(z.shape[1:])} and index {tuple(index.shape)} must be "
-                f"[B, {self.embedding_dim}] and [B]"
-            )
-        z, index = distributed.gather_stored_rows(z, index.to(device=self.bank.device, dtype=torch.int64))
+        z, index = gathered_update_rows("memory-bank", embeddings, index, num_views=self.num_views,
+                                        embedding_dim=self.embedding_dim, store=self.bank)
         z = z[:, last_occurrence(index)]
         rows = self.bank.index_select(1, index)  # [M, B, D]
         self.bank.index_copy_(1, index, bank_update(rows, z, self.momentum))

@@ -63,10 +63,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from contrastkit import distributed
-from contrastkit.errors import InvalidParameter, ShapeError
+from contrastkit.errors import InvalidParameter
 from contrastkit.interfaces import Critic, PairLogits
-from contrastkit.negatives._checks import check_pair_inputs
+from contrastkit.negatives._checks import check_pair_inputs, gathered_update_rows
 
 __all__ = ["QueueNegatives", "enqueue_positions"]
 
@@ -157,15 +156,8 @@ class QueueNegatives(nn.Module):
     @torch.no_grad()
     def update(self, embeddings: Sequence[Tensor], index: Tensor) -> None:
         """Enqueue the step's ``M`` keys ``[B, D]`` (all ranks' under DDP), overwriting the oldest."""
-        if len(embeddings) != self.num_views:
-            raise ShapeError(f"queue update: got {len(embeddings)} embeddings for {self.num_views} views")
-        keys = torch.stack([e.detach() for e in embeddings]).to(device=self.queue.device, dtype=self.queue.dtype)
-        if keys.ndim != 3 or keys.shape[2] != self.embedding_dim or index.shape != keys.shape[1:2]:
-            raise ShapeError(
-                f"queue update: embeddings {tuple(keys.shape[1:])} and index {tuple(index.shape)} must be "
-                f"[B, {self.embedding_dim}] and [B]"
-            )
-        keys, index = distributed.gather_stored_rows(keys, index.to(device=self.queue.device, dtype=torch.int64))
+        keys, index = gathered_update_rows("queue", embeddings, index, num_views=self.num_views,
+                                           embedding_dim=self.embedding_dim, store=self.queue)
         count = keys.shape[1]
         start = self.ptr
         if count > self.size:  # only the last ``size`` keys survive; they land where one-by-one enqueuing puts them
