@@ -1,0 +1,402 @@
+"""Each experiment's verdict, computed from seeded (not trained) arms; the report files and the docs page.
+
+An arm whose ``recipe.toml`` is exactly what the experiment would write and whose ``arm.json`` (or
+reverse-u's ``point.json``) exists is read back instead of trained: these tests write both with chosen
+numbers, forbid building any pipeline, and check the verdict each experiment computes from them.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from contrastkit.errors import ConfigError
+from contrastkit.experiments import (
+    EXPERIMENTS, factors, learned_views, negatives, read_results, reproductions_page, reverse_u, run_experiment,
+    write_docs,
+)
+from contrastkit.experiments.base import ExperimentResult, RunSettings, apply_quick_settings, recipe_toml, set_key
+from contrastkit.pipeline import Pipeline
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every arm must come from its seeded record: building a pipeline means a cache miss (and real training)."""
+    def refuse(cls: type, *args: Any, **kwargs: Any) -> None:
+        raise AssertionError("cache miss: the experiment wrote another recipe.toml than the seeded one")
+
+    monkeypatch.setattr(Pipeline, "from_config", classmethod(refuse))
+
+
+def quiet(out_dir: Path, *, quick: bool = False) -> RunSettings:
+    return RunSettings(out_dir=out_dir, quick=quick, device="cpu", print_fn=lambda message: None)
+
+
+def seed_arm(settings: RunSettings, name: str, recipe: dict[str, Any], probes: dict[str, float], *,
+             random_init: bool = False) -> None:
+    """Write the recipe.toml ``train_arm`` / ``probe_random_init`` would write, and an arm.json with ``probes``."""
+    raw = copy.deepcopy(recipe)
+    if random_init:
+        raw.pop("stages", None)
+    if settings.quick:
+        apply_quick_settings(raw)
+    folder = settings.arm_dir(name)
+    set_key(raw, "train.out_dir", folder.as_posix())
+    set_key(raw, "train.device", settings.device)
+    if not random_init:
+        set_key(raw, "log.progress", False)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "recipe.toml").write_text(recipe_toml(raw))
+    record = {"name": name, "probes": probes, "steps": 0 if random_init else 900, "seconds": 60.0,
+              "final_metrics": {} if random_init else {"loss": 2.0, "mi_lower_bound/v1-v2": 1.25},
+              "run_dir": folder.as_posix()}
+    (folder / "arm.json").write_text(json.dumps(record))
+
+
+def assert_png(path: Path) -> None:
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    with Image.open(path) as image:
+        image.verify()
+
+
+# -- factors -----------------------------------------------------------------------------------
+
+#: Per arm: digit error (%), background error (%), position error (px). Each row wins its own task.
+FACTORS_HELD = {
+    "share-digit": (20.0, 80.0, 10.0),
+    "share-background": (85.0, 30.0, 12.0),
+    "share-position": (70.0, 75.0, 3.0),
+    "random-init": (80.0, 85.0, 14.0),
+}
+
+
+def seed_factors(settings: RunSettings, errors: dict[str, tuple[float, float, float]]) -> None:
+    for arm, (digit, background, position) in errors.items():
+        probes = {"linear/digit": 100.0 - digit, "linear/background": 100.0 - background,
+                  "linear/position": position, "knn/digit": 33.0, "knn/background": 44.0}
+        probes = {k: v for k, v in probes.items() if not math.isnan(v)}  # nan: the arm did not report it
+        if arm == "random-init":
+            seed_arm(settings, arm, factors.recipe(["digit"]), probes, random_init=True)
+        else:
+            seed_arm(settings, arm, factors.recipe([arm.removeprefix("share-")]), probes)
+
+
+def test_factors_reproduced_when_each_row_wins_its_own_task(tmp_path: Path) -> None:
+    settings = quiet(tmp_path)
+    seed_factors(settings, FACTORS_HELD)
+    result = factors.run(settings)
+    assert result.reproduced is True and result.status == "reproduced"
+    assert "wins its own task for 3 of 3 tasks (digit, background, position)" in result.verdict
+    assert "digit: 20.0 % vs best other row 70.0 % (random init 80.0 %)" in result.verdict
+    assert "background: 30.0 % vs best other row 75.0 % (random init 85.0 %)" in result.verdict
+    assert "position: 3.0 px vs best other row 10.0 px (random init 14.0 px)" in result.verdict
+    assert "| only the digit | 20.00 | 80.00 | 10.00 | 900 | 1.00 |" in result.table
+    assert "| nothing (random init) | 80.00 | 85.00 | 14.00 | 0 | 1.00 |" in result.table
+    assert result.seconds == 240.0 and result.data["arms"]["share-position"]["probes"]["linear/position"] == 3.0
+    assert_png(tmp_path / result.plot)
+
+
+@pytest.mark.parametrize(
+    ("change", "held", "quoted"),
+    [
+        # the digit row localises the digit better than the position row
+        ({"share-digit": (20.0, 80.0, 2.5)}, "2 of 3 tasks (digit, background)",
+         "position: 3.0 px vs best other row 2.5 px"),
+        # the digit row wins among rows but not against the untrained encoder
+        ({"random-init": (15.0, 85.0, 14.0)}, "2 of 3 tasks (background, position)",
+         "digit: 20.0 % vs best other row 70.0 % (random init 15.0 %)"),
+        # the position row did not report its own probe
+        ({"share-position": (70.0, 75.0, math.nan)}, "2 of 3 tasks (digit, background)", "position: nan px"),
+        # nothing holds
+        ({"share-digit": (90.0, 90.0, 20.0), "share-background": (90.0, 90.0, 20.0),
+          "share-position": (90.0, 90.0, 20.0)}, "0 of 3 tasks.", "digit: 90.0 % vs best other row 90.0 %"),
+    ],
+)
+def test_factors_not_reproduced(tmp_path: Path, change: dict[str, tuple[float, float, float]], held: str,
+                                quoted: str) -> None:
+    settings = quiet(tmp_path)
+    seed_factors(settings, {**FACTORS_HELD, **change})
+    result = factors.run(settings)
+    assert result.reproduced is False and result.status == "not reproduced"
+    assert held in result.verdict and quoted in result.verdict
+
+
+# -- negatives ---------------------------------------------------------------------------------
+
+
+def seed_negatives(settings: RunSettings, linear: list[float], knn: list[float]) -> None:
+    for k, lin, near in zip(negatives.COUNTS, linear, knn, strict=True):
+        probes = {"linear/background": lin, "knn/background": near, "linear/digit": 25.0, "linear/position": 4.5}
+        seed_arm(settings, f"K={k}", negatives.recipe(k), probes)
+
+
+def test_negatives_reproduced_when_accuracy_rises_with_k(tmp_path: Path) -> None:
+    settings = quiet(tmp_path)
+    knn = [30.0, 29.0, 31.0, 33.0, 32.0]
+    seed_negatives(settings, [40.0, 42.0, 45.0, 47.0, 50.0], knn)
+    result = negatives.run(settings)
+    assert result.reproduced is True
+    assert ("Background linear accuracy goes 40.0 -> 42.0 -> 45.0 -> 47.0 -> 50.0 % as K goes "
+            "16 -> 64 -> 256 -> 1024 -> 4095: Spearman rho = 1.00, largest vs smallest K +10.0 points") in result.verdict
+    assert f"(kNN: rho = {naive_spearman(negatives.COUNTS, knn):.2f})" in result.verdict
+    assert result.data["spearman"] == pytest.approx(1.0)
+    assert "| 4095 | 50.00 | 32.00 | 25.00 | 4.50 | 2.00 | 1.00 |" in result.table
+    assert_png(tmp_path / result.plot)
+
+
+@pytest.mark.parametrize(
+    ("linear", "quoted"),
+    [
+        ([50.0, 48.0, 47.0, 45.0, 40.0], "rho = -1.00, largest vs smallest K -10.0 points"),
+        ([40.0, 40.25, 40.5, 40.75, 41.0], "rho = 1.00, largest vs smallest K +1.0 points"),  # gain not > 1
+        ([40.0, 50.0, 45.0, 47.0, 48.0], "rho = 0.40, largest vs smallest K +8.0 points"),  # rank order too weak
+    ],
+)
+def test_negatives_not_reproduced(tmp_path: Path, linear: list[float], quoted: str) -> None:
+    settings = quiet(tmp_path)
+    seed_negatives(settings, linear, [30.0] * 5)
+    result = negatives.run(settings)
+    assert result.reproduced is False and quoted in result.verdict
+    assert "(kNN: rho = nan)" in result.verdict  # constant kNN accuracy has no rank correlation
+
+
+def naive_spearman(xs: Any, ys: Any) -> float:
+    """Pearson correlation of mid-ranks, each rank counted from scratch (no sorting), in float64."""
+    def mid_ranks(values: list[float]) -> list[float]:
+        return [sum(w < v for w in values) + (sum(w == v for w in values) - 1) / 2 for v in values]
+
+    rx, ry = mid_ranks(list(xs)), mid_ranks(list(ys))
+    n = len(rx)
+    mx, my = sum(rx) / n, sum(ry) / n
+    sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    sxx, syy = sum((a - mx) ** 2 for a in rx), sum((b - my) ** 2 for b in ry)
+    return sxy / math.sqrt(sxx * syy) if sxx and syy else math.nan
+
+
+def test_spearman_matches_a_naive_reference_with_ties() -> None:
+    rng = random.Random(0)
+    for n in (2, 3, 5, 8, 13):
+        for _ in range(20):
+            xs = [rng.choice([1.0, 2.0, 3.0, 4.5, 7.0]) for _ in range(n)]
+            ys = [rng.randint(0, 4) + 0.5 for _ in range(n)]
+            expected = naive_spearman(xs, ys)
+            got = negatives.spearman(xs, ys)
+            assert (math.isnan(got) and math.isnan(expected)) or got == pytest.approx(expected, abs=1e-12)
+
+
+def test_spearman_without_ties_is_the_rank_difference_formula() -> None:
+    xs = [16, 64, 256, 1024, 4095]
+    for ys in itertools.permutations([40.0, 42.0, 45.0, 47.0, 50.0]):
+        d2 = sum((xs.index(x) - sorted(ys).index(y)) ** 2 for x, y in zip(xs, ys))
+        assert negatives.spearman(xs, list(ys)) == pytest.approx(1 - 6 * d2 / (5 * (25 - 1)), abs=1e-12)
+    assert math.isnan(negatives.spearman([1, 2, 3], [5, 5, 5]))
+
+
+# -- reverse-u ---------------------------------------------------------------------------------
+
+
+def seed_reverse_u(settings: RunSettings, i_nce: list[float], accuracy: list[float]) -> None:
+    for value, info, acc in zip(reverse_u.VALUES, i_nce, accuracy, strict=True):
+        raw = copy.deepcopy(reverse_u.recipe())
+        set_key(raw, reverse_u.KEY, value)
+        folder = settings.arm_dir(f"{reverse_u.KEY}={value}")
+        set_key(raw, "train.out_dir", folder.as_posix())
+        set_key(raw, "train.device", settings.device)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "recipe.toml").write_text(
+            recipe_toml(raw) + f"# analyze: --steps {reverse_u.STEPS} --batch {reverse_u.BATCH}\n"
+        )
+        point = {"value": str(value), "i_nce": info, "num_negatives": reverse_u.BATCH - 1,
+                 "ceiling": math.log(reverse_u.BATCH), "saturated": False, "accuracy": acc, "seconds": 30.0}
+        (folder / "point.json").write_text(json.dumps(point))
+
+
+#: I_NCE falls as the colour jitter gets stronger (strength 0.0 ... 2.5).
+I_NCE = [3.0, 2.6, 2.2, 1.8, 1.2, 0.8]
+
+
+def test_reverse_u_reproduced_with_an_interior_peak(tmp_path: Path) -> None:
+    settings = quiet(tmp_path)
+    seed_reverse_u(settings, I_NCE, [50.0, 55.0, 62.0, 58.0, 52.0, 45.0])
+    result = reverse_u.run(settings)
+    assert result.reproduced is True
+    assert result.verdict.startswith(
+        "Sorted by I_NCE, accuracy goes 45.0% (0.80 nats, strength 2.5) -> 52.0% (1.20 nats, strength 1.75) -> "
+    )
+    assert "The best accuracy is at strength 0.5, an interior point: a reverse U." in result.verdict
+    assert result.seconds == 180.0 and [p["accuracy"] for p in result.data["points"]][2] == 62.0
+    assert_png(tmp_path / result.plot)
+
+
+@pytest.mark.parametrize(
+    ("accuracy", "best"),
+    [
+        ([60.0, 58.0, 55.0, 50.0, 45.0, 40.0], "0.0"),  # best at the highest I_NCE
+        ([40.0, 45.0, 50.0, 55.0, 58.0, 60.0], "2.5"),  # best at the lowest I_NCE
+        ([50.0, 55.0, 62.0, 58.0, 52.0, 61.5], "0.5"),  # interior, but within 1 point of an end
+    ],
+)
+def test_reverse_u_not_reproduced(tmp_path: Path, accuracy: list[float], best: str) -> None:
+    settings = quiet(tmp_path)
+    seed_reverse_u(settings, I_NCE, accuracy)
+    result = reverse_u.run(settings)
+    assert result.reproduced is False
+    assert f"The best accuracy is at strength {best}, not clearly interior: no reverse U" in result.verdict
+
+
+@pytest.mark.parametrize(
+    ("i_nce", "accuracy", "expected"),
+    [
+        ([1, 2, 3], [60, 70, 65], True),
+        ([3, 1, 2], [65, 60, 70], True),  # judged in I_NCE order, not input order
+        ([1, 2, 3], [70, 60, 65], False),  # peak at the lowest I_NCE
+        ([1, 2, 3], [60, 65, 70], False),  # peak at the highest I_NCE
+        ([1, 2, 3], [60, 70, 69.5], False),  # within the 1-point margin of an end
+        ([1, 2, 3], [69.0, 70.0, 69.0], True),  # exactly the margin
+        ([1, 2], [60, 70], False),  # two points have no interior
+        ([], [], False),
+        ([1, 2, 3], [60, math.nan, 65], False),
+        ([1, 2, 3, 4], [60, 70, 70, 60], True),  # a flat interior top
+    ],
+)
+def test_interior_peak(i_nce: list[float], accuracy: list[float], expected: bool) -> None:
+    assert reverse_u.interior_peak(i_nce, accuracy) is expected
+
+
+def test_interior_peak_margin_is_a_parameter() -> None:
+    assert reverse_u.interior_peak([1, 2, 3], [60, 70, 65], margin=5.0)
+    assert not reverse_u.interior_peak([1, 2, 3], [60, 70, 65], margin=5.5)
+
+
+# -- learned-views -----------------------------------------------------------------------------
+
+
+def seed_learned_views(settings: RunSettings, raw: float, unsupervised: float, semi: float) -> None:
+    def probes(background: float) -> dict[str, float]:
+        return {"linear/background": background, "knn/background": background - 5.0, "linear/digit": 30.0,
+                "linear/position": 5.0}
+
+    seed_arm(settings, "raw-ydbdr", learned_views.raw_recipe(), probes(raw))
+    seed_arm(settings, "learned-unsupervised", learned_views.learned_recipe(supervised=False), probes(unsupervised))
+    seed_arm(settings, "learned-semi-supervised", learned_views.learned_recipe(supervised=True), probes(semi))
+    seed_arm(settings, "random-init", learned_views.raw_recipe(), probes(20.0), random_init=True)
+
+
+def test_learned_views_reproduced_when_semi_supervised_beats_raw(tmp_path: Path) -> None:
+    settings = quiet(tmp_path)
+    seed_learned_views(settings, raw=55.0, unsupervised=50.0, semi=60.0)
+    result = learned_views.run(settings)
+    assert result.reproduced is True
+    assert ("Background linear accuracy: semi-supervised learned 60.0%, raw Y | DbDr 55.0%, unsupervised learned "
+            "50.0% (random init 20.0%). The semi-supervised views beat the raw ones, and the unsupervised ones fall "
+            "below raw") in result.verdict
+    assert "| learned-semi-supervised | 60.00 | 55.00 | 30.00 | 5.00 | 1.25 | 1.00 |" in result.table
+    assert_png(tmp_path / result.plot)
+
+
+@pytest.mark.parametrize(("semi", "unsupervised"), [(54.0, 50.0), (55.0, 58.0)])  # below, or tied with, raw
+def test_learned_views_not_reproduced(tmp_path: Path, semi: float, unsupervised: float) -> None:
+    settings = quiet(tmp_path)
+    seed_learned_views(settings, raw=55.0, unsupervised=unsupervised, semi=semi)
+    result = learned_views.run(settings)
+    assert result.reproduced is False
+    assert f"semi-supervised learned {semi:.1f}%, raw Y | DbDr 55.0%" in result.verdict
+    assert "The semi-supervised views do not beat the raw ones" in result.verdict
+    if unsupervised > 55.0:
+        assert "the unsupervised ones do not fall below raw" in result.verdict
+
+
+def test_a_quick_run_has_no_verdict(tmp_path: Path) -> None:
+    settings = quiet(tmp_path, quick=True)
+    seed_learned_views(settings, raw=55.0, unsupervised=50.0, semi=60.0)
+    result = learned_views.run(settings)
+    assert result.reproduced is None and result.status == "smoke run" and result.quick
+
+
+# -- the report: run_experiment, read_results, write_docs --------------------------------------
+
+
+def test_run_experiment_writes_results_md_plot_and_result_json(tmp_path: Path) -> None:
+    settings = quiet(tmp_path / "factors", quick=True)
+    seed_factors(settings, FACTORS_HELD)
+    result = run_experiment("factors", settings)
+    assert result.status == "smoke run" and result.device.startswith("cpu") and "torch" in result.versions
+    assert_png(tmp_path / "factors" / "plot.png")
+    results_md = (tmp_path / "factors" / "results.md").read_text()
+    assert results_md.startswith("# `factors`: ") and "**Result: smoke run.**" in results_md
+    assert "![factors](plot.png)" in results_md and result.table in results_md
+    saved = json.loads((tmp_path / "factors" / "result.json").read_text())
+    assert saved["quick"] is True and saved["reproduced"] is None and saved["verdict"] == result.verdict
+
+    [(read, folder)] = read_results(tmp_path)
+    assert folder == tmp_path / "factors" and read.as_dict() == result.as_dict()
+
+
+def seeded_results(root: Path, *, quick: bool) -> dict[str, ExperimentResult]:
+    """factors (held) and negatives (did not hold) run on seeded arms under ``root``."""
+    factors_settings = quiet(root / "factors", quick=quick)
+    seed_factors(factors_settings, FACTORS_HELD)
+    negatives_settings = quiet(root / "negatives", quick=quick)
+    seed_negatives(negatives_settings, [50.0, 48.0, 47.0, 45.0, 40.0], [30.0] * 5)
+    return {"factors": run_experiment("factors", factors_settings),
+            "negatives": run_experiment("negatives", negatives_settings)}
+
+
+def test_write_docs_refuses_quick_results_unless_allowed(tmp_path: Path) -> None:
+    seeded_results(tmp_path / "runs", quick=True)
+    docs = tmp_path / "docs" / "reproductions.md"
+    with pytest.raises(ConfigError, match=r"factors, negatives .*--quick smoke runs"):
+        write_docs(tmp_path / "runs", docs)
+    assert not docs.exists()
+    assert write_docs(tmp_path / "runs", docs, allow_quick=True) == docs
+    page = docs.read_text()
+    assert "| `factors` |" in page and "smoke run" in page and "![factors](reproductions/factors.png)" in page
+    for name in ("factors", "negatives"):
+        copied = tmp_path / "docs" / "reproductions" / f"{name}.png"
+        assert copied.read_bytes() == (tmp_path / "runs" / name / "plot.png").read_bytes()
+
+
+def test_write_docs_lists_every_result_with_its_status(tmp_path: Path) -> None:
+    results = seeded_results(tmp_path / "runs", quick=False)
+    docs = write_docs(tmp_path / "runs", tmp_path / "reproductions.md")
+    page = docs.read_text()
+    assert f"| `factors` | {factors.TITLE} | reproduced | 4.0 |" in page
+    assert f"| `negatives` | {negatives.TITLE} | not reproduced | 5.0 |" in page
+    assert page.index("## `factors`") < page.index("## `negatives`")  # the order of EXPERIMENTS
+    assert results["negatives"].verdict in page and "![negatives](reproductions/negatives.png)" in page
+    summary = page.split("## `factors`")[0]
+    assert summary.count("\n| `") == 2  # only the experiments that ran: no reverse-u, no learned-views
+
+
+def test_reproductions_page_lists_each_status() -> None:
+    def result(name: str, reproduced: bool | None) -> tuple[ExperimentResult, str]:
+        return ExperimentResult(name=name, title=name.upper(), paper="p", criterion="c", reproduced=reproduced,
+                                verdict=f"verdict of {name}", table="| t |", plot="plot.png", seconds=120.0,
+                                budget_seconds=1800.0, quick=reproduced is None, command=f"ck {name}",
+                                data={}), f"img/{name}.png"
+
+    page = reproductions_page([result("a", True), result("b", False), result("c", None)])
+    for line in ("| `a` | A | reproduced | 2.0 |", "| `b` | B | not reproduced | 2.0 |", "| `c` | C | smoke run | 2.0 |"):
+        assert line in page
+    assert page.count("## `") == 3 and "![b](img/b.png)" in page and "**Result: not reproduced.** verdict of b" in page
+
+
+def test_read_results_and_write_docs_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no experiment results under"):
+        write_docs(tmp_path, tmp_path / "page.md")
+    assert read_results(tmp_path) == []
+    (tmp_path / "negatives").mkdir()
+    (tmp_path / "negatives" / "result.json").write_text('{"name": "negatives"}')
+    with pytest.raises(ConfigError, match="not an experiment result"):
+        read_results(tmp_path)
+    assert list(EXPERIMENTS) == ["factors", "reverse-u", "learned-views", "negatives"]
