@@ -1,0 +1,144 @@
+"""``contrastkit experiment``: listing, argument errors (exit 2, one line), a run, and the docs page."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from contrastkit.cli import main
+from contrastkit.experiments import EXPERIMENTS, factors
+from contrastkit.experiments.base import RunSettings, apply_quick_settings, recipe_toml, set_key
+from contrastkit.pipeline import Pipeline
+
+
+def forbid_building(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building a pipeline would mean training: these runs must read every arm back from its seeded record."""
+    def refuse(cls: type, *args: Any, **kwargs: Any) -> None:
+        raise AssertionError("cache miss: the experiment wrote another recipe.toml than the seeded one")
+
+    monkeypatch.setattr(Pipeline, "from_config", classmethod(refuse))
+
+
+def seed_quick_factors(out_dir: Path) -> None:
+    """The arms ``contrastkit experiment factors --quick --device cpu`` would train, with made-up probes."""
+    settings = RunSettings(out_dir=out_dir, quick=True, device="cpu")
+    for arm in ("share-digit", "share-background", "share-position", "random-init"):
+        random_init = arm == "random-init"
+        raw = copy.deepcopy(factors.recipe(["digit"] if random_init else [arm.removeprefix("share-")]))
+        apply_quick_settings(raw)
+        folder = settings.arm_dir(arm)
+        set_key(raw, "train.out_dir", folder.as_posix())
+        set_key(raw, "train.device", "cpu")
+        if not random_init:
+            set_key(raw, "log.progress", False)
+        folder.mkdir(parents=True)
+        (folder / "recipe.toml").write_text(recipe_toml(raw))
+        probes = {"linear/digit": 50.0, "linear/background": 40.0, "linear/position": 6.0}
+        (folder / "arm.json").write_text(json.dumps({"name": arm, "probes": probes, "steps": 2, "seconds": 1.0,
+                                                     "final_metrics": {}, "run_dir": folder.as_posix()}))
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
+    code = main(["experiment", *map(str, args)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_list_names_every_experiment(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "--list")
+    assert code == 0
+    lines = out.splitlines()
+    assert [line.split()[0] for line in lines] == ["factors", "reverse-u", "learned-views", "negatives"]
+    for line, module in zip(lines, EXPERIMENTS.values()):
+        assert module.TITLE in line and line.endswith("(budget 30 min)")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["factor"], "error: experiment: unknown experiment 'factor'; did you mean 'factors'?"),
+        (["negatives", "reverse_u"], "error: experiment: unknown experiment 'reverse_u'; did you mean 'reverse-u'?"),
+        (["all", "factors"], "error: experiment: 'all' runs every experiment; give it alone"),
+        (["factors", "--quick", "--docs", "page.md"], "error: --docs: --quick results are smoke runs"),
+        ([], "error: experiment: name an experiment (factors, reverse-u, learned-views, negatives, all) or give --docs"),
+    ],
+)
+def test_argument_errors_exit_2_with_one_line_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+) -> None:
+    forbid_building(monkeypatch)
+    code, out, err = run_cli(capsys, *args, "--out", tmp_path / "runs", "--device", "cpu")
+    assert code == 2 and out == ""
+    assert err.startswith(message) and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists()  # every name is checked before an arm trains
+
+
+def test_docs_on_an_empty_folder_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "runs").mkdir()
+    code, _, err = run_cli(capsys, "--docs", tmp_path / "page.md", "--out", tmp_path / "runs")
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"error: --docs: no experiment results under {tmp_path / 'runs'}")
+    assert not (tmp_path / "page.md").exists()
+
+
+def test_a_quick_run_reports_writes_its_files_and_stays_out_of_the_docs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forbid_building(monkeypatch)
+    seed_quick_factors(tmp_path / "runs" / "factors")
+    code, out, _ = run_cli(capsys, "factors", "--quick", "--out", tmp_path / "runs", "--device", "cpu")
+    assert code == 0
+    assert f"== experiment factors: {factors.TITLE}" in out and "== factors: smoke run (0.1 min)." in out
+    assert out.count("unchanged recipe: reusing") == 3  # the three trained arms (random-init probes quietly)
+    folder = tmp_path / "runs" / "factors"
+    assert f"wrote {folder / 'results.md'} and {folder / 'plot.png'}" in out
+    assert json.loads((folder / "result.json").read_text())["quick"] is True
+
+    code, _, err = run_cli(capsys, "--docs", tmp_path / "page.md", "--out", tmp_path / "runs")
+    assert code == 2 and "factors under" in err and "--quick smoke runs" in err and err.count("\n") == 1
+    assert not (tmp_path / "page.md").exists()
+
+
+def test_docs_from_full_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--docs alone regenerates the page from result.json files (here: a full-run result written by hand)."""
+    folder = tmp_path / "runs" / "negatives"
+    folder.mkdir(parents=True)
+    (folder / "plot.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    result = {"name": "negatives", "title": "T", "paper": "P", "criterion": "C", "reproduced": False,
+              "verdict": "rho = 0.10", "table": "| K |", "plot": "plot.png", "seconds": 600.0,
+              "budget_seconds": 1800.0, "quick": False, "command": "contrastkit experiment negatives", "data": {}}
+    (folder / "result.json").write_text(json.dumps(result))
+    page = tmp_path / "docs" / "reproductions.md"
+    code, out, _ = run_cli(capsys, "--docs", page, "--out", tmp_path / "runs")
+    assert code == 0 and out == f"wrote {page}\n"
+    assert "| `negatives` | T | not reproduced | 10.0 |" in page.read_text()
+    assert (tmp_path / "docs" / "reproductions" / "negatives.png").read_bytes() == (folder / "plot.png").read_bytes()
+
+
+@pytest.mark.slow
+def test_end_to_end_quick_factors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Really trains the three quick arms (a couple of steps each) and probes them: ~30 s on 2 CPU cores."""
+    args = ("factors", "--quick", "--out", tmp_path, "--device", "cpu")
+    code, out, _ = run_cli(capsys, *args)
+    assert code == 0 and "== factors: smoke run" in out
+    folder = tmp_path / "factors"
+    assert sorted(p.name for p in folder.iterdir() if p.is_file()) == ["plot.png", "result.json", "results.md"]
+    assert (folder / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    saved = json.loads((folder / "result.json").read_text())
+    assert saved["quick"] is True and saved["reproduced"] is None
+    arms = saved["data"]["arms"]
+    assert sorted(arms) == ["random-init", "share-background", "share-digit", "share-position"]
+    for name, arm in arms.items():
+        assert arm["steps"] == (0 if name == "random-init" else 2)
+        assert {"linear/digit", "linear/background", "linear/position"} <= set(arm["probes"])
+        assert all(math.isfinite(v) for v in arm["probes"].values())
+        assert (folder / name / "recipe.toml").is_file()
+
+    code, out, _ = run_cli(capsys, *args)  # rerun: every arm read back, same numbers
+    assert code == 0 and out.count("unchanged recipe: reusing") == 3
+    assert json.loads((folder / "result.json").read_text())["data"] == saved["data"]
