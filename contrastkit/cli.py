@@ -148,6 +148,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     analyze.add_argument("--json", action="store_true", help="print JSON instead of text")
 
+    experiment = sub.add_parser(
+        "experiment",
+        help="reproduce a seed paper's finding on the embedded data (factors, reverse-u, learned-views, negatives)",
+        description="Run reproductions of the seed papers' findings, each under 30 minutes on 2 CPU cores: train "
+        "its arms, probe them, write results.md, plot.png and result.json under --out/NAME, and judge the finding "
+        "by the criterion in contrastkit/experiments/NAME.py. See docs/reproductions.md.",
+    )
+    experiment.add_argument(
+        "names", nargs="*", metavar="NAME",
+        help="factors, reverse-u, learned-views, negatives, or all (none: only --docs or --list)",
+    )
+    experiment.add_argument(
+        "--out", default="runs/experiments", metavar="DIR", help="where each experiment runs (default runs/experiments)"
+    )
+    experiment.add_argument(
+        "--quick", action="store_true", help="a smoke run of the whole experiment on tiny data (seconds, no result)"
+    )
+    experiment.add_argument("--fresh", action="store_true", help="retrain arms whose results are already saved")
+    experiment.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default auto)")
+    experiment.add_argument(
+        "--docs", metavar="PATH",
+        help="afterwards, regenerate this page (e.g. docs/reproductions.md) from every result under --out",
+    )
+    experiment.add_argument("--list", action="store_true", help="list the experiments and exit")
+
     plugins = sub.add_parser("plugins", help="list installed plugins and what they register")
     plugins.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     return parser
@@ -467,8 +492,34 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_experiment(args: argparse.Namespace) -> int:
+    from contrastkit.errors import ConfigError
+    from contrastkit.experiments import EXPERIMENTS, get_experiment, run_many, write_docs
+
+    if args.list:
+        for name, module in EXPERIMENTS.items():
+            print(f"{name:14s} {module.TITLE} (budget {module.BUDGET_SECONDS // 60} min)")
+        return 0
+    if not args.names and not args.docs:
+        raise ConfigError("experiment: name an experiment (" + ", ".join(EXPERIMENTS) + ", all) or give --docs")
+    if "all" in args.names and len(args.names) > 1:
+        raise ConfigError("experiment: 'all' runs every experiment; give it alone")
+    for name in args.names:
+        if name != "all":
+            get_experiment(name)
+    if args.docs and args.quick:
+        raise ConfigError("--docs: --quick results are smoke runs and never go into the docs; drop --quick")
+    _load_registry_reporting_warnings()
+    root = Path(args.out)
+    if args.names:
+        run_many(args.names, root, quick=args.quick, device=args.device, fresh=args.fresh)
+    if args.docs:
+        print(f"wrote {write_docs(root, Path(args.docs))}")
+    return 0
+
+
 _COMMANDS = {
-    "train": _cmd_train, "eval": _cmd_eval, "analyze": _cmd_analyze, "export": _cmd_export, "plugins": _cmd_plugins,
+    "train": _cmd_train, "eval": _cmd_eval, "analyze": _cmd_analyze, "experiment": _cmd_experiment, "export": _cmd_export, "plugins": _cmd_plugins,
 }
 
 

@@ -374,8 +374,23 @@ class Trainer:
             optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
         view_optimizer = None
         if view_params:
-            view_optimizer = torch.optim.Adam(self._view_maker_params(), lr=cfg.view_maker_lr or cfg.lr)
+            view_optimizer = torch.optim.Adam(self._view_maker_groups(cfg.view_maker_lr or cfg.lr))
         return optimizer, view_optimizer
+
+    def _view_maker_groups(self, lr: float) -> list[dict[str, Any]]:
+        """The view optimizer's groups: the maker's own ``parameter_groups(lr)`` when it has one, else one group."""
+        maker = self.pipeline.view_maker
+        params = self._view_maker_params()
+        if not hasattr(maker, "parameter_groups"):
+            return [{"params": params, "lr": lr}]
+        groups = [g for g in maker.parameter_groups(lr) if g["params"]]
+        grouped = [id(p) for g in groups for p in g["params"]]
+        if sorted(grouped) != sorted(id(p) for p in params):  # each trainable parameter exactly once
+            raise ConfigError(
+                f"views: {type(maker).__name__}.parameter_groups() must list each trainable parameter of the "
+                "view maker exactly once"
+            )
+        return groups
 
     def make_loader(self, sampler: EpochBatchSampler | None = None) -> torch.utils.data.DataLoader:
         """The training DataLoader: batches from an :class:`EpochBatchSampler` seeded by ``train.seed``.

@@ -53,7 +53,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -106,6 +106,7 @@ class LearnedFlowViews(nn.Module):
         classifier_width: int = 32,
         supervised_weight: float = 1.0,
         labelled_fraction: float = 1.0,
+        classifier_lr: float | None = None,
     ) -> None:
         super().__init__()
         check_space(space)
@@ -122,6 +123,8 @@ class LearnedFlowViews(nn.Module):
             raise InvalidParameter("supervised_weight", "must be >= 0", supervised_weight)
         if isinstance(labelled_fraction, bool) or not 0 < labelled_fraction <= 1:
             raise InvalidParameter("labelled_fraction", "must be in (0, 1]", labelled_fraction)
+        if classifier_lr is not None and (isinstance(classifier_lr, bool) or not classifier_lr > 0):
+            raise InvalidParameter("classifier_lr", "must be > 0, or omitted for train.view_maker_lr", classifier_lr)
         groups = check_channel_groups(split if split is not None else _DEFAULT_SPLIT, parameter="split")
         # PixelFlow names num_layers / hidden / init itself in its InvalidParameter messages.
         self.flow = PixelFlow(
@@ -136,6 +139,8 @@ class LearnedFlowViews(nn.Module):
         self.num_classes = num_classes
         self.supervised_weight = float(supervised_weight)
         self.labelled_fraction = float(labelled_fraction)
+        #: The classifiers' own learning rate (``None``: the view maker's, ``train.view_maker_lr``).
+        self.classifier_lr = None if classifier_lr is None else float(classifier_lr)
         # Built in both modes so a stage-1 state dict (flow + classifiers) loads into the frozen stage 2,
         # where the classifiers are frozen and unused.
         self.classifiers: ViewClassifiers | None = None
@@ -145,6 +150,26 @@ class LearnedFlowViews(nn.Module):
             self.classifiers = ViewClassifiers(view_channels=self.view_channels, num_classes=num_classes, width=classifier_width)
         if mode == "frozen":
             self.requires_grad_(False)
+
+    def parameter_groups(self, lr: float) -> list[dict[str, Any]]:
+        """The view optimizer's parameter groups: ``g`` at ``lr``, the classifiers at ``classifier_lr`` (or ``lr``).
+
+        The classifiers only have to read the class off the views, a much easier and faster-moving
+        problem than ``g``'s; at ``g``'s small learning rate they can stay at chance for the whole of a
+        short stage 1, and then the supervised term teaches ``g`` nothing.
+
+        Example:
+            >>> maker = LearnedFlowViews(supervised_label="digit", num_classes=10, classifier_lr=3e-3)
+            >>> [(len(g["params"]) > 0, g["lr"]) for g in maker.parameter_groups(5e-4)]
+            [(True, 0.0005), (True, 0.003)]
+        """
+        flow = [p for p in self.flow.parameters() if p.requires_grad]
+        groups: list[dict[str, Any]] = [{"params": flow, "lr": lr}] if flow else []
+        if self.classifiers is not None:
+            heads = [p for p in self.classifiers.parameters() if p.requires_grad]
+            if heads:
+                groups.append({"params": heads, "lr": self.classifier_lr if self.classifier_lr is not None else lr})
+        return groups
 
     #: The Pipeline logs :meth:`auxiliary_loss` as ``view_maker/<auxiliary_loss_name>``.
     auxiliary_loss_name = "classification"

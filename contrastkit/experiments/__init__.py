@@ -1,0 +1,212 @@
+"""Reproductions of the seed papers' findings on the embedded data, one command each.
+
+``contrastkit experiment NAME`` runs one of :data:`EXPERIMENTS` (``all`` runs every one) under
+``runs/experiments/NAME/`` and writes ``results.md``, ``plot.png`` and ``result.json`` there;
+``--docs docs/reproductions.md`` then regenerates the reproductions page from every result found.
+Each experiment states the paper's claim, the criterion it is judged by, and computes its verdict
+from the numbers it measured — a finding that did not reproduce is reported as such.
+
+Example:
+    >>> sorted(EXPERIMENTS)
+    ['factors', 'learned-views', 'negatives', 'reverse-u']
+    >>> get_experiment("factor").__name__
+    Traceback (most recent call last):
+    ...
+    contrastkit.errors.ConfigError: experiment: unknown experiment 'factor'; did you mean 'factors'?
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
+
+from contrastkit.errors import ConfigError, close_matches
+from contrastkit.experiments import factors, learned_views, negatives, reverse_u
+from contrastkit.experiments.base import ExperimentResult, RunSettings
+
+__all__ = ["EXPERIMENTS", "get_experiment", "read_results", "reproductions_page", "run_experiment", "run_many", "write_docs"]
+
+#: Every reproduction by its command-line name, in the order of the issue and the docs page.
+EXPERIMENTS: dict[str, ModuleType] = {
+    "factors": factors,
+    "reverse-u": reverse_u,
+    "learned-views": learned_views,
+    "negatives": negatives,
+}
+
+
+def get_experiment(name: str) -> ModuleType:
+    """The experiment module called ``name`` (a one-line error with close matches otherwise).
+
+    Example:
+        >>> get_experiment("negatives").COUNTS
+        (16, 64, 256, 1024, 4095)
+    """
+    if name in EXPERIMENTS:
+        return EXPERIMENTS[name]
+    matches = close_matches(name, list(EXPERIMENTS))
+    hint = f"did you mean {matches[0]!r}?" if matches else f"choose from {', '.join(EXPERIMENTS)} or all"
+    raise ConfigError(f"experiment: unknown experiment {name!r}; {hint}")
+
+
+def _environment(device: str) -> tuple[str, str]:
+    import torch
+
+    import contrastkit
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        where = f"{torch.cuda.get_device_name()} (cuda)"
+    else:
+        where = f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads)"
+    versions = f"contrastkit {contrastkit.__version__}, torch {torch.__version__}, python {platform.python_version()}"
+    return where, versions
+
+
+def run_experiment(name: str, settings: RunSettings) -> ExperimentResult:
+    """Run one experiment in ``settings.out_dir`` (its own run directory) and write its three files.
+
+    Example:
+        >>> import tempfile
+        >>> out = Path(tempfile.mkdtemp())
+        >>> r = run_experiment("negatives", RunSettings(out_dir=out / "negatives", quick=True, device="cpu",
+        ...                                              print_fn=lambda m: None))
+        >>> sorted(p.name for p in (out / "negatives").iterdir() if p.is_file())
+        ['plot.png', 'result.json', 'results.md']
+    """
+    import attrs
+
+    from contrastkit.trainer import select_device
+
+    module = get_experiment(name)
+    settings.out_dir.mkdir(parents=True, exist_ok=True)
+    result = module.run(settings)
+    where, versions = _environment(str(select_device(settings.device)))
+    result = attrs.evolve(result, device=where, versions=versions, date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    (settings.out_dir / "results.md").write_text(result.markdown(plot_link=result.plot))
+    (settings.out_dir / "result.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n")
+    return result
+
+
+def read_results(root: Path, names: Sequence[str] = tuple(EXPERIMENTS)) -> list[tuple[ExperimentResult, Path]]:
+    """The saved result (and its folder) of each experiment in ``names`` that has one under ``root``.
+
+    Example:
+        >>> import tempfile
+        >>> read_results(Path(tempfile.mkdtemp()))  # nothing run there yet
+        []
+    """
+    found = []
+    for name in names:
+        path = root / name / "result.json"
+        if path.is_file():
+            try:
+                found.append((ExperimentResult(**json.loads(path.read_text())), path.parent))
+            except (TypeError, json.JSONDecodeError) as exc:
+                raise ConfigError(f"{path}: not an experiment result ({exc}); run the experiment again") from None
+    return found
+
+
+def reproductions_page(results: Sequence[tuple[ExperimentResult, str]]) -> str:
+    """The markdown of ``docs/reproductions.md``: a summary table, then each experiment's section.
+
+    ``results`` pairs each result with the link its plot gets in the page.
+
+    Example:
+        >>> r = ExperimentResult(name="x", title="X", paper="p", criterion="c", reproduced=False, verdict="v",
+        ...     table="| t |", plot="plot.png", seconds=60.0, budget_seconds=1800.0, quick=False,
+        ...     command="contrastkit experiment x", data={})
+        >>> "| `x` | X | not reproduced | 1.0 |" in reproductions_page([(r, "reproductions/x.png")])
+        True
+    """
+    lines = [
+        "<!-- Generated by `contrastkit experiment all --docs docs/reproductions.md` "
+        "(contrastkit/experiments/): do not edit by hand, run it again. -->",
+        "",
+        "# Reproductions: the seed papers' findings on the embedded data",
+        "",
+        "Each experiment is one command, `contrastkit experiment NAME`, that trains a few arms differing only in",
+        "what the paper varies, probes them, and judges the paper's finding by a criterion fixed in the code",
+        "(`contrastkit/experiments/NAME.py`) — the verdicts below are computed from the numbers, not written",
+        "by hand. Every arm's full recipe is in `runs/experiments/NAME/ARM/recipe.toml` (rerun one with",
+        "`contrastkit train`). The data is the embedded colorful-moving-digits set (handwritten digits on",
+        "textured backgrounds), far smaller than the papers' datasets and trained for minutes on 2 CPU cores",
+        "instead of days on GPUs: a finding that holds here is a sanity check of the implementation, one",
+        "that does not is reported as such, with the likely reason. Single seed per arm.",
+        "",
+        "| experiment | finding | result | minutes |",
+        "| --- | --- | --- | --- |",
+    ]
+    for result, _ in results:
+        lines.append(f"| `{result.name}` | {result.title} | {result.status} | {result.seconds / 60:.1f} |")
+    lines.append("")
+    for result, link in results:
+        lines += [result.markdown(plot_link=link, heading="##"), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_docs(root: Path, docs: Path, *, allow_quick: bool = False) -> Path:
+    """Regenerate the reproductions page ``docs`` from the results under ``root``; plots go next to it.
+
+    Smoke (``--quick``) results are refused unless ``allow_quick``: their numbers mean nothing.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> _ = run_experiment("negatives", RunSettings(out_dir=root / "negatives", quick=True, device="cpu",
+        ...                                              print_fn=lambda m: None))
+        >>> page = write_docs(root, root / "docs" / "reproductions.md", allow_quick=True)
+        >>> sorted(p.name for p in (root / "docs" / "reproductions").iterdir()), "smoke run" in page.read_text()
+        (['negatives.png'], True)
+        >>> write_docs(root, root / "docs" / "reproductions.md")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        contrastkit.errors.ConfigError: --docs: negatives under ... are --quick smoke runs; run them without --quick first
+    """
+    found = read_results(root)
+    if not found:
+        raise ConfigError(f"--docs: no experiment results under {root}; run contrastkit experiment all first")
+    quick = [r.name for r, _ in found if r.quick]
+    if quick and not allow_quick:
+        raise ConfigError(
+            f"--docs: {', '.join(quick)} under {root} are --quick smoke runs; run them without --quick first"
+        )
+    images = docs.parent / docs.stem
+    images.mkdir(parents=True, exist_ok=True)
+    linked = []
+    for result, folder in found:
+        target = images / f"{result.name}.png"
+        shutil.copyfile(folder / result.plot, target)
+        linked.append((result, f"{images.name}/{target.name}"))
+    docs.write_text(reproductions_page(linked))
+    return docs
+
+
+def run_many(names: Sequence[str], root: Path, *, quick: bool, device: str, fresh: bool,
+             print_fn: Callable[[str], None] = print) -> list[ExperimentResult]:
+    """Run each named experiment (``all``: every one) in ``root/NAME``; the CLI's ``experiment`` command.
+
+    Every name is checked before anything trains.
+
+    Example:
+        >>> run_many(["negatives", "factor"], Path("unused"), quick=True, device="cpu", fresh=False)
+        Traceback (most recent call last):
+        ...
+        contrastkit.errors.ConfigError: experiment: unknown experiment 'factor'; did you mean 'factors'?
+    """
+    chosen = list(EXPERIMENTS) if list(names) == ["all"] else list(names)
+    for name in chosen:  # every name checked before anything trains
+        get_experiment(name)
+    results = []
+    for name in chosen:
+        print_fn(f"== experiment {name}: {EXPERIMENTS[name].TITLE}")
+        settings = RunSettings(out_dir=root / name, quick=quick, device=device, fresh=fresh, print_fn=print_fn)
+        result = run_experiment(name, settings)
+        print_fn(f"== {name}: {result.status} ({result.seconds / 60:.1f} min). {result.verdict}")
+        print_fn(f"   wrote {settings.out_dir / 'results.md'} and {settings.out_dir / result.plot}")
+        results.append(result)
+    return results

@@ -1,0 +1,181 @@
+"""The experiments' PNG plots, drawn with PIL only (matplotlib is not a dependency).
+
+Two kinds: :func:`bar_panels` (one panel per task, one bar per arm: seed 000's Table 1, learned
+vs raw views) and :func:`line_plot` (a score against a swept quantity: accuracy against K).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import attrs
+
+from contrastkit.errors import InvalidParameter
+
+__all__ = ["Panel", "bar_panels", "line_plot", "nice_ticks"]
+
+_COLOURS = [(66, 114, 196), (221, 132, 82), (85, 168, 104), (196, 78, 82), (129, 114, 179), (147, 120, 96)]
+
+
+@attrs.frozen
+class Panel:
+    """One panel of :func:`bar_panels`: a title, ``(bar label, value)`` pairs, and which way is better.
+
+    Example:
+        >>> Panel("error (px)", [("a", 3.0)], higher_is_better=False).best
+        'a'
+    """
+
+    title: str
+    bars: list[tuple[str, float]]
+    higher_is_better: bool = True
+
+    @property
+    def best(self) -> str:
+        """The label of the best finite bar."""
+        finite = [(label, v) for label, v in self.bars if math.isfinite(v)]
+        if not finite:
+            return ""
+        pick = max if self.higher_is_better else min
+        return pick(finite, key=lambda item: item[1])[0]
+
+
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round tick values covering ``[low, high]`` (about ``count`` of them).
+
+    Example:
+        >>> nice_ticks(0, 97)
+        [0.0, 20.0, 40.0, 60.0, 80.0]
+    """
+    span = high - low
+    if not span > 0:
+        return [low]
+    step = 10 ** math.floor(math.log10(span / count))
+    for factor in (1, 2, 5, 10):
+        if span / (step * factor) <= count:
+            step *= factor
+            break
+    first = math.ceil(low / step) * step
+    return [float(round(first + i * step, 10)) for i in range(int((high - first) / step + 1e-9) + 1)]
+
+
+def _save(image, path: str | Path) -> Path:  # noqa: ANN001 - a PIL image
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    image.save(out, format="PNG")
+    return out
+
+
+def bar_panels(path: str | Path, title: str, panels: Sequence[Panel]) -> Path:
+    """Side-by-side bar charts, one per panel, the best bar of each outlined in black; writes a PNG.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> out = pathlib.Path(tempfile.mkdtemp()) / "bars.png"
+        >>> panels = [Panel("digit top-1 (%)", [("share digit", 60.0), ("share position", 15.0)], higher_is_better=True)]
+        >>> bar_panels(out, "Table 1", panels).read_bytes()[:4] == b"\\x89PNG"
+        True
+    """
+    from PIL import Image, ImageDraw
+
+    if not panels or any(not p.bars for p in panels):
+        raise InvalidParameter("panels", "need at least one panel, each with at least one bar", len(panels))
+    panel_w, height, top, bottom, left = 300, 420, 60, 110, 50
+    image = Image.new("RGB", (panel_w * len(panels) + 20, height), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((10, 10), title, fill="black")
+    for index, panel in enumerate(panels):
+        x_origin = 10 + index * panel_w
+        values = [v for _, v in panel.bars if math.isfinite(v)]
+        high = max([*values, 0.0]) * 1.1 or 1.0
+        ticks = nice_ticks(0.0, high)
+        plot_h = height - top - bottom
+        draw.text((x_origin + left, top - 25), panel.title + ("" if panel.higher_is_better else "  (lower is better)"),
+                  fill="black")
+        draw.line([(x_origin + left, top), (x_origin + left, top + plot_h)], fill="black")
+        draw.line([(x_origin + left, top + plot_h), (x_origin + panel_w - 10, top + plot_h)], fill="black")
+        for tick in ticks:
+            y = top + plot_h - tick / high * plot_h
+            draw.line([(x_origin + left - 4, y), (x_origin + left, y)], fill="black")
+            draw.text((x_origin + 5, y - 6), f"{tick:g}", fill="black")
+        slot = (panel_w - left - 20) / len(panel.bars)
+        best = panel.best
+        for j, (label, value) in enumerate(panel.bars):
+            x0 = x_origin + left + 5 + j * slot
+            x1 = x0 + slot * 0.7
+            if math.isfinite(value):
+                y = top + plot_h - value / high * plot_h
+                outline = "black" if label == best else None
+                draw.rectangle([x0, y, x1, top + plot_h], fill=_COLOURS[j % len(_COLOURS)], outline=outline, width=2)
+                draw.text((x0, y - 14), f"{value:.1f}", fill="black")
+            for k, word in enumerate(label.split(" ")):  # labels wrap at spaces under the bar
+                draw.text((x0, top + plot_h + 6 + 12 * k), word, fill="black")
+    return _save(image, path)
+
+
+def line_plot(
+    path: str | Path,
+    title: str,
+    *,
+    x_label: str,
+    y_label: str,
+    series: Sequence[tuple[str, Sequence[tuple[float, float]]]],
+    log2_x: bool = False,
+) -> Path:
+    """Lines of ``(x, y)`` points, one per named series (``log2_x``: x on a log-2 axis); writes a PNG.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> out = line_plot(pathlib.Path(tempfile.mkdtemp()) / "k.png", "accuracy vs K", x_label="K",
+        ...                 y_label="top-1 (%)", series=[("linear", [(16, 50.0), (256, 60.0)])], log2_x=True)
+        >>> out.suffix
+        '.png'
+    """
+    from PIL import Image, ImageDraw
+
+    points = [(x, y) for _, s in series for x, y in s if math.isfinite(y)]
+    if not points:
+        raise InvalidParameter("series", "need at least one finite point", len(series))
+    width, height, left, right, top, bottom = 720, 480, 80, 150, 40, 60
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+
+    def fx(x: float) -> float:
+        return math.log2(x) if log2_x else x
+
+    xs, ys = [fx(x) for x, _ in points], [y for _, y in points]
+    x0, x1 = min(xs), max(xs)
+    if x1 == x0:
+        x0, x1 = x0 - 1, x1 + 1
+    pad = (max(ys) - min(ys)) * 0.1 or max(abs(max(ys)) * 0.1, 1.0)
+    y0, y1 = min(ys) - pad, max(ys) + pad
+
+    def to_pixel(x: float, y: float) -> tuple[float, float]:
+        px = left + (fx(x) - x0) / (x1 - x0) * (width - left - right)
+        py = height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)
+        return px, py
+
+    draw.text((10, 10), title, fill="black")
+    draw.line([(left, top), (left, height - bottom), (width - right, height - bottom)], fill="black", width=2)
+    x_ticks = sorted({x for x, _ in points}) if log2_x else nice_ticks(x0, x1)
+    for tick in x_ticks:
+        px, _ = to_pixel(tick, y0)
+        draw.line([(px, height - bottom), (px, height - bottom + 5)], fill="black")
+        draw.text((px - 10, height - bottom + 8), f"{tick:g}", fill="black")
+    for tick in nice_ticks(y0, y1):
+        _, py = to_pixel(2 ** x0 if log2_x else x0, tick)
+        draw.line([(left - 5, py), (left, py)], fill="black")
+        draw.text((left - 45, py - 6), f"{tick:g}", fill="black")
+    draw.text((width // 2 - 60, height - 25), x_label + (" (log scale)" if log2_x else ""), fill="black")
+    draw.text((10, 25), y_label, fill="black")
+    for index, (name, data) in enumerate(series):
+        colour = _COLOURS[index % len(_COLOURS)]
+        pixels = [to_pixel(x, y) for x, y in data if math.isfinite(y)]
+        if len(pixels) > 1:
+            draw.line(pixels, fill=colour, width=2)
+        for px, py in pixels:
+            draw.ellipse([px - 4, py - 4, px + 4, py + 4], fill=colour, outline="black")
+        draw.text((width - right + 10, top + 16 * index), name, fill=colour)
+    return _save(image, path)
