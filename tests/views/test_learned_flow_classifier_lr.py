@@ -41,7 +41,7 @@ def test_without_classifier_lr_the_classifiers_follow_lr() -> None:
 
 
 def test_unsupervised_and_frozen_makers_have_one_group_and_none() -> None:
-    unsupervised = LearnedFlowViews(num_layers=2, hidden=4, classifier_lr=CLASSIFIER_LR)
+    unsupervised = LearnedFlowViews(num_layers=2, hidden=4)
     [group] = unsupervised.parameter_groups(FLOW_LR)
     assert group["lr"] == FLOW_LR and ids(group["params"]) == ids(unsupervised.parameters())
     assert supervised(classifier_lr=CLASSIFIER_LR, mode="frozen").parameter_groups(FLOW_LR) == []
