@@ -14,9 +14,10 @@ and ``test`` use disjoint handwritten digits. Images are stored as uint8 ``[3, H
 pipeline converts them to float on the device.
 
 ``pair = [...]`` builds seed 000's Table 1 experiment: every sample also carries ``image_pair``, a
-second image that shares exactly the listed factors with ``image`` (the same handwritten digit,
-the same background class — a new texture of it — and/or the same position) and draws the others
-afresh; the digit's colour is always redrawn. The ``image-pair`` view maker contrasts the two, so
+second image that shares exactly the listed factors with ``image`` (the same digit class — another
+handwritten glyph of it, or with ``same_glyph = true`` the very same glyph — the same background
+class — a new texture of it — and/or the same position) and draws the others afresh; the digit's
+colour is always redrawn. The ``image-pair`` view maker contrasts the two, so
 what the views share is chosen by the recipe. Labels stay those of ``image``. The factors it does not share are drawn
 *different* from ``image``'s — another digit class, another background class, a position at least
 ``digit_size // 2`` px away along one axis — so a pair shares exactly the listed factors; the
@@ -276,6 +277,7 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
         velocity: float | None = None,
         depth: bool = False,
         normals: bool = False,
+        same_glyph: bool = False,
     ) -> None:
         if split not in ("train", "test"):
             raise InvalidParameter("split", "must be 'train' or 'test'", split)
@@ -286,6 +288,10 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
         if palette not in ("class", "random"):
             raise InvalidParameter("palette", "must be 'class' or 'random'", palette)
         self.palette = palette
+        if same_glyph and (pair is None or "digit" not in pair):
+            raise InvalidParameter("same_glyph", 'only applies when pair includes "digit"; remove it', same_glyph)
+        #: With ``"digit"`` in ``pair``: the second image shows the very same glyph, not another glyph of the class.
+        self.same_glyph = bool(same_glyph)
         if pair is not None:
             pair = list(pair)
             for factor in pair:
@@ -336,7 +342,15 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
         if self.pair is not None:
             # A factor that is not shared is drawn *different* from the first image's, so a pair
             # shares exactly the listed factors (not the others by chance, 1 time in 10).
-            which2 = which if "digit" in self.pair else _other_class_glyphs(pool_labels, pool_labels[which], rng)
+            # The shared digit is the *class* (another handwritten glyph of it), as the shared background
+            # is the class (a new texture of it): the very same glyph would also share its ink area,
+            # stroke width and slant, instance cues the encoder can match without learning the class.
+            if "digit" not in self.pair:
+                which2 = _other_class_glyphs(pool_labels, pool_labels[which], rng)
+            elif self.same_glyph:
+                which2 = which
+            else:
+                which2 = _same_class_glyphs(pool_labels, which, rng)
             backgrounds2 = (
                 backgrounds if "background" in self.pair
                 else (backgrounds + rng.integers(1, NUM_BACKGROUNDS, size=size)) % NUM_BACKGROUNDS
@@ -412,6 +426,24 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
             sample["displacement"] = shift
             sample["flow"] = shift[:, None, None] * self._moving[index]  # float32 [2, S, S], 0 off the digit
         return sample
+
+
+def _same_class_glyphs(pool_labels: np.ndarray, which: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """For each glyph index in ``which``, another glyph of the pool with the same class (vectorised).
+
+    Draws uniformly among the class's other glyphs (skipping the glyph itself by drawing from
+    ``count - 1`` positions and stepping over its own).
+    """
+    order = np.argsort(pool_labels, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))  # position of each glyph in the class-sorted order
+    classes = pool_labels[which]
+    starts = np.searchsorted(pool_labels[order], np.arange(10))
+    counts = np.bincount(pool_labels, minlength=10)
+    own = rank[which] - starts[classes]
+    pick = np.floor(rng.uniform(0, 1, size=len(which)) * (counts[classes] - 1)).astype(np.int64)
+    pick = pick + (pick >= own)
+    return order[starts[classes] + pick]
 
 
 def _other_class_glyphs(pool_labels: np.ndarray, classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:

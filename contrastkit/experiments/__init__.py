@@ -73,9 +73,9 @@ def run_experiment(name: str, settings: RunSettings) -> ExperimentResult:
     Example:
         >>> import tempfile
         >>> out = Path(tempfile.mkdtemp())
-        >>> r = run_experiment("negatives", RunSettings(out_dir=out / "negatives", quick=True, device="cpu",
-        ...                                              print_fn=lambda m: None))
-        >>> sorted(p.name for p in (out / "negatives").iterdir() if p.is_file())
+        >>> r = run_experiment("factors", RunSettings(out_dir=out / "factors", quick=True, device="cpu",
+        ...                                            print_fn=lambda m: None))  # a smoke run: about 15 s
+        >>> sorted(p.name for p in (out / "factors").iterdir() if p.is_file())
         ['plot.png', 'result.json', 'results.md']
     """
     import attrs
@@ -156,9 +156,13 @@ def write_docs(root: Path, docs: Path, *, allow_quick: bool = False) -> Path:
 
     Example:
         >>> import tempfile
+        >>> from contrastkit.experiments.plots import Panel, bar_panels
         >>> root = Path(tempfile.mkdtemp())
-        >>> _ = run_experiment("negatives", RunSettings(out_dir=root / "negatives", quick=True, device="cpu",
-        ...                                              print_fn=lambda m: None))
+        >>> _ = bar_panels(root / "negatives" / "plot.png", "t", [Panel("acc", [("K=16", 50.0)])])
+        >>> r = ExperimentResult(name="negatives", title="T", paper="p", criterion="c", reproduced=None,
+        ...     verdict="v", table="| t |", plot="plot.png", seconds=6.0, budget_seconds=1800.0, quick=True,
+        ...     command="contrastkit experiment negatives --quick", data={})
+        >>> _ = (root / "negatives" / "result.json").write_text(json.dumps(r.as_dict()))
         >>> page = write_docs(root, root / "docs" / "reproductions.md", allow_quick=True)
         >>> sorted(p.name for p in (root / "docs" / "reproductions").iterdir()), "smoke run" in page.read_text()
         (['negatives.png'], True)

@@ -88,6 +88,12 @@ def set_key(raw: dict[str, Any], dotted: str, value: Any) -> None:
     node[key] = value
 
 
+def _toml_key(key: Any) -> str:
+    """A bare key when TOML allows one, else a quoted key (a dot would otherwise nest a table)."""
+    text = str(key)
+    return text if text and all(c.isalnum() or c in "_-" for c in text) and text.isascii() else json.dumps(text)
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -98,7 +104,7 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, Mapping):
-        return "{ " + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
     raise ConfigError(f"experiment: cannot write {value!r} ({type(value).__name__}) to TOML")
 
 
@@ -124,11 +130,11 @@ def recipe_toml(raw: Mapping[str, Any]) -> str:
         if not isinstance(body, Mapping):
             raise ConfigError(f"experiment: recipe table {table!r} must be a table (got {body!r})")
         lines.append(f"[{table}]")
-        lines += [f"{key} = {_toml_value(value)}" for key, value in body.items()]
+        lines += [f"{_toml_key(key)} = {_toml_value(value)}" for key, value in body.items()]
         lines.append("")
     for stage in raw.get("stages", ()):
         lines.append("[[stages]]")
-        lines += [f"{key} = {_toml_value(value)}" for key, value in stage.items()]
+        lines += [f"{_toml_key(key)} = {_toml_value(value)}" for key, value in stage.items()]
         lines.append("")
     return "\n".join(lines)
 

@@ -125,6 +125,9 @@ class LearnedFlowViews(nn.Module):
             raise InvalidParameter("labelled_fraction", "must be in (0, 1]", labelled_fraction)
         if classifier_lr is not None and (isinstance(classifier_lr, bool) or not classifier_lr > 0):
             raise InvalidParameter("classifier_lr", "must be > 0, or omitted for train.view_maker_lr", classifier_lr)
+        if classifier_lr is not None and supervised_label is None:
+            raise InvalidParameter("classifier_lr", "only applies with supervised_label (the classifiers); remove it",
+                                   classifier_lr)
         groups = check_channel_groups(split if split is not None else _DEFAULT_SPLIT, parameter="split")
         # PixelFlow names num_layers / hidden / init itself in its InvalidParameter messages.
         self.flow = PixelFlow(

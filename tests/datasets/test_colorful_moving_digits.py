@@ -381,3 +381,38 @@ def test_a_canvas_too_small_to_move_the_digit_is_refused_for_unshared_positions(
     with pytest.raises(InvalidParameter, match=r"pair: a position that is not shared must move the digit by at least 12 px"):
         ColorfulMovingDigits(size=8, image_size=32, digit_size=24, pair=["digit"])
     assert ColorfulMovingDigits(size=8, image_size=32, digit_size=24, pair=["digit", "position"]).pair_position is not None
+
+
+def test_same_class_glyphs_draws_another_glyph_of_the_same_class() -> None:
+    import numpy as np
+
+    from contrastkit.datasets.colorful_moving_digits import _same_class_glyphs
+
+    labels = np.array([0, 1, 0, 2, 1, 0, 2, 2, 1, 0])
+    which = np.tile(np.arange(len(labels)), 200)
+    drawn = _same_class_glyphs(labels, which, np.random.default_rng(0))
+    assert (labels[drawn] == labels[which]).all(), "the class must be kept"
+    assert (drawn != which).all(), "never the glyph itself"
+    for glyph in range(len(labels)):  # every other glyph of the class is reachable
+        others = {int(i) for i in np.flatnonzero(labels == labels[glyph]) if i != glyph}
+        assert set(drawn[which == glyph].tolist()) == others
+
+
+def test_pairs_sharing_the_digit_share_its_class_not_its_glyph_unless_asked() -> None:
+    by_class = ColorfulMovingDigits(size=200, seed=3, pair=["digit", "position"], palette="class")
+    by_glyph = ColorfulMovingDigits(size=200, seed=3, pair=["digit", "position"], palette="class", same_glyph=True)
+    assert torch.equal(by_class.pair_digit, by_class.digit) and torch.equal(by_glyph.pair_digit, by_glyph.digit)
+    # Same place: the digit's mask is where the image is brightest-changed; compare the glyph masks via the
+    # alpha the composite leaves: a pixel is "digit" when it differs from the pair's background render.
+    def ink(images: torch.Tensor) -> torch.Tensor:  # a per-image glyph fingerprint: ink pixels above the background
+        grey = images.float().mean(1)
+        return (grey - grey.median(dim=-1, keepdim=True).values.median(dim=-2, keepdim=True).values).abs() > 60
+
+    same = (ink(by_glyph.images) == ink(by_glyph.image_pairs)).float().mean()
+    other = (ink(by_class.images) == ink(by_class.image_pairs)).float().mean()
+    assert same > other, "the very same glyph at the same place overlaps more than another glyph of its class"
+
+
+def test_same_glyph_needs_a_shared_digit() -> None:
+    with pytest.raises(InvalidParameter, match="^same_glyph: only applies when pair includes"):
+        ColorfulMovingDigits(size=4, pair=["background"], same_glyph=True)

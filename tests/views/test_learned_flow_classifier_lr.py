@@ -136,3 +136,10 @@ def test_trainer_refuses_groups_that_miss_or_repeat_a_parameter(
 def test_a_bad_classifier_lr_in_a_recipe_names_views_classifier_lr(tmp_path: Path, value: Any, message: str) -> None:
     with pytest.raises(ConfigError, match=rf"views\.classifier_lr: {message}"):
         build(recipe(tmp_path, {**SEMI_SUPERVISED, "classifier_lr": value}))
+
+
+def test_classifier_lr_without_supervision_is_refused() -> None:
+    from contrastkit.views.learned_flow import LearnedFlowViews
+
+    with pytest.raises(InvalidParameter, match="^classifier_lr: only applies with supervised_label"):
+        LearnedFlowViews(classifier_lr=1e-3)
