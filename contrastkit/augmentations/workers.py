@@ -129,6 +129,8 @@ class WorkerAugmentedDataset:
         if epoch < 0:
             raise InvalidParameter("epoch", "must be >= 0", epoch)
         self._epoch.fill_(epoch)
+        if hasattr(self.dataset, "set_epoch"):  # e.g. pairs redrawn per epoch
+            self.dataset.set_epoch(epoch)
 
     def __len__(self) -> int:
         return len(self.dataset)

@@ -334,36 +334,17 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
         self.position = torch.from_numpy((corner + digit_size / 2).astype(np.float32))
         # Every new draw below comes after the older ones, so a mode leaves the RGB of ``images`` unchanged.
         self.image_pairs: Tensor | None = None
-        pair_alpha = None
         #: With ``pair``: the second image's digit class, background class and digit centre.
         self.pair_digit: Tensor | None = None
         self.pair_background: Tensor | None = None
         self.pair_position: Tensor | None = None
+        # Pairs are drawn per epoch from their own generator (see set_epoch): a fixed second image
+        # per sample lets the encoder memorise the 4096 pairs instead of learning the shared factor.
+        self._pair_inputs = (pool, pool_labels, which, backgrounds, corner)
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()  # read by DataLoader workers too
+        self._pairs_epoch = -1
         if self.pair is not None:
-            # A factor that is not shared is drawn *different* from the first image's, so a pair
-            # shares exactly the listed factors (not the others by chance, 1 time in 10).
-            # The shared digit is the *class* (another handwritten glyph of it), as the shared background
-            # is the class (a new texture of it): the very same glyph would also share its ink area,
-            # stroke width and slant, instance cues the encoder can match without learning the class.
-            if "digit" not in self.pair:
-                which2 = _other_class_glyphs(pool_labels, pool_labels[which], rng)
-            elif self.same_glyph:
-                which2 = which
-            else:
-                which2 = _same_class_glyphs(pool_labels, which, rng)
-            backgrounds2 = (
-                backgrounds if "background" in self.pair
-                else (backgrounds + rng.integers(1, NUM_BACKGROUNDS, size=size)) % NUM_BACKGROUNDS
-            )
-            corner2 = corner if "position" in self.pair else _distant_corners(corner, image_size - digit_size,
-                                                                             digit_size // 2, rng)
-            self.pair_digit = torch.from_numpy(pool_labels[which2])
-            self.pair_background = torch.from_numpy(backgrounds2.astype(np.int64))
-            self.pair_position = torch.from_numpy((corner2 + digit_size / 2).astype(np.float32))
-            hue2 = rng.uniform(0, 1, size=size)
-            canvas2 = render_backgrounds(backgrounds2, image_size, rng, palette=palette)
-            pair_alpha = _alpha(_glyphs(pool, which2, digit_size), corner2, image_size)
-            self.image_pairs = _composite(canvas2, pair_alpha, hue2)
+            self._draw_pairs(0)
         self.next_images: Tensor | None = None
         self.displacement: Tensor | None = None
         self._moving: Tensor | None = None  # [N, S, S] bool: the digit's pixels of frame t, where the flow is
@@ -382,8 +363,77 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
             if normals:
                 self.channel_groups["normals"] = (4, 7)
             self.images = torch.cat([self.images, _geometry(alpha, rng, normals=normals)], dim=1)
-            if self.image_pairs is not None and pair_alpha is not None:
-                self.image_pairs = torch.cat([self.image_pairs, _geometry(pair_alpha, rng, normals=normals)], dim=1)
+
+    def _draw_pairs(self, epoch: int) -> None:
+        """Draw every sample's second image for ``epoch`` (vectorised; a pure function of seed, split and epoch)."""
+        assert self.pair is not None
+        pool, pool_labels, which, backgrounds, corner = self._pair_inputs
+        size, image_size, digit_size = len(which), self.image_size, self.digit_size
+        rng = np.random.default_rng([self.seed, 0 if self.split == "train" else 1, 2, epoch])
+        # A factor that is not shared is drawn *different* from the first image's, so a pair
+        # shares exactly the listed factors (not the others by chance, 1 time in 10).
+        # The shared digit is the *class* (another handwritten glyph of it), as the shared background
+        # is the class (a new texture of it): the very same glyph would also share its ink area,
+        # stroke width and slant, instance cues the encoder can match without learning the class.
+        if "digit" not in self.pair:
+            which2 = _other_class_glyphs(pool_labels, pool_labels[which], rng)
+        elif self.same_glyph:
+            which2 = which
+        else:
+            which2 = _same_class_glyphs(pool_labels, which, rng)
+        backgrounds2 = (
+            backgrounds if "background" in self.pair
+            else (backgrounds + rng.integers(1, NUM_BACKGROUNDS, size=size)) % NUM_BACKGROUNDS
+        )
+        corner2 = corner if "position" in self.pair else _distant_corners(corner, image_size - digit_size,
+                                                                         digit_size // 2, rng)
+        hue2 = rng.uniform(0, 1, size=size)
+        canvas2 = render_backgrounds(backgrounds2, image_size, rng, palette=self.palette)
+        pair_alpha = _alpha(_glyphs(pool, which2, digit_size), corner2, image_size)
+        image_pairs = _composite(canvas2, pair_alpha, hue2)
+        if self.depth:
+            image_pairs = torch.cat([image_pairs, _geometry(pair_alpha, rng, normals=self.normals)], dim=1)
+        self.image_pairs = image_pairs
+        self.pair_digit = torch.from_numpy(pool_labels[which2])
+        self.pair_background = torch.from_numpy(backgrounds2.astype(np.int64))
+        self.pair_position = torch.from_numpy((corner2 + digit_size / 2).astype(np.float32))
+        self._pairs_epoch = epoch
+
+    @property
+    def epoch(self) -> int:
+        """The epoch whose pairs items carry (set by the trainer through :meth:`set_epoch`).
+
+        Example:
+            >>> ds = ColorfulMovingDigits(size=4, image_size=16, digit_size=8, pair=["digit"])
+            >>> ds.epoch
+            0
+        """
+        return int(self._epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch (``>= 0``): with ``pair``, every sample gets a freshly drawn second image.
+
+        The pairs of epoch ``e`` are a pure function of ``seed``, ``split`` and ``e`` (so a resumed run
+        sees the same ones), and keep sharing exactly the listed factors; ``image`` never changes.
+        The epoch lives in shared memory, so DataLoader workers redraw too (each its own copy, once).
+
+        Example:
+            >>> ds = ColorfulMovingDigits(size=8, image_size=16, digit_size=8, pair=["background"])
+            >>> first = ds.image_pairs.clone()
+            >>> ds.set_epoch(1); bool((ds.image_pairs != first).any()), bool((ds.pair_background == ds.background).all())
+            (True, True)
+            >>> ds.set_epoch(0); bool((ds.image_pairs == first).all())
+            True
+        """
+        if isinstance(epoch, bool) or epoch < 0:
+            raise InvalidParameter("epoch", "must be >= 0", epoch)
+        self._epoch.fill_(int(epoch))
+        self._sync_pairs()
+
+    def _sync_pairs(self) -> None:
+        epoch = int(self._epoch)
+        if self.pair is not None and epoch != self._pairs_epoch:
+            self._draw_pairs(epoch)
 
     @staticmethod
     def _check_modes(*, pair: list[str] | None, sequence: bool, offset: int | None, velocity: float | None,
@@ -418,7 +468,9 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
             "background": self.background[index],
             "position": self.position[index],
         }
-        if self.image_pairs is not None:
+        if self.pair is not None:
+            self._sync_pairs()  # a DataLoader worker's copy catches up with the epoch the trainer set
+            assert self.image_pairs is not None
             sample["image_pair"] = self.image_pairs[index]
         if self.next_images is not None and self.displacement is not None and self._moving is not None:
             shift = self.displacement[index]

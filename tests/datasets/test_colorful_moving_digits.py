@@ -416,3 +416,41 @@ def test_pairs_sharing_the_digit_share_its_class_not_its_glyph_unless_asked() ->
 def test_same_glyph_needs_a_shared_digit() -> None:
     with pytest.raises(InvalidParameter, match="^same_glyph: only applies when pair includes"):
         ColorfulMovingDigits(size=4, pair=["background"], same_glyph=True)
+
+
+@pytest.mark.parametrize("share", [["digit"], ["background"], ["position"], ["digit", "position"]])
+def test_pairs_are_redrawn_every_epoch_and_still_share_exactly_the_factors(share: list[str]) -> None:
+    ds = ColorfulMovingDigits(size=200, seed=4, pair=share, image_size=32, digit_size=12)
+    first, images = ds.image_pairs.clone(), ds.images.clone()
+    ds.set_epoch(1)
+    assert not torch.equal(ds.image_pairs, first), "epoch 1 must bring new second images"
+    assert torch.equal(ds.images, images), "the first images never change"
+    same = {"digit": ds.pair_digit == ds.digit, "background": ds.pair_background == ds.background,
+            "position": (ds.pair_position - ds.position).abs().amax(dim=1) < 6}
+    for factor, equal in same.items():
+        assert bool(equal.all()) if factor in share else not bool(equal.any()), factor
+    again = ColorfulMovingDigits(size=200, seed=4, pair=share, image_size=32, digit_size=12)
+    again.set_epoch(1)
+    assert torch.equal(again.image_pairs, ds.image_pairs), "epoch e's pairs depend only on seed, split and e"
+    ds.set_epoch(0)
+    assert torch.equal(ds.image_pairs, first)
+
+
+def test_dataloader_workers_see_the_epochs_pairs() -> None:
+    ds = ColorfulMovingDigits(size=16, seed=1, pair=["background"], image_size=16, digit_size=8)
+    loader = torch.utils.data.DataLoader(ds, batch_size=16, num_workers=1, persistent_workers=True)
+    epoch0 = next(iter(loader))["image_pair"]
+    ds.set_epoch(2)
+    epoch2 = next(iter(loader))["image_pair"]  # the persistent worker's copy must catch up
+    assert torch.equal(epoch0, ColorfulMovingDigits(size=16, seed=1, pair=["background"], image_size=16,
+                                                    digit_size=8).image_pairs)
+    assert torch.equal(epoch2, ds.image_pairs) and not torch.equal(epoch0, epoch2)
+
+
+def test_worker_augmented_dataset_forwards_the_epoch() -> None:
+    from contrastkit.augmentations.workers import WorkerAugmentedDataset
+
+    ds = ColorfulMovingDigits(size=8, seed=1, pair=["background"], image_size=16, digit_size=8)
+    wrapped = WorkerAugmentedDataset(ds, [None], seed=0)
+    wrapped.set_epoch(3)
+    assert ds.epoch == 3
