@@ -14,10 +14,10 @@ and ``test`` use disjoint handwritten digits. Images are stored as uint8 ``[3, H
 pipeline converts them to float on the device.
 
 ``pair = [...]`` builds seed 000's Table 1 experiment: every sample also carries ``image_pair``, a
-second image that shares exactly the listed factors with ``image`` (the same digit class — another
-handwritten glyph of it, or with ``same_glyph = true`` the very same glyph — the same background
-class — a new texture of it — and/or the same position) and draws the others afresh; the digit's
-colour is always redrawn. The ``image-pair`` view maker contrasts the two, so
+second image that shares exactly the listed factors with ``image`` (the same handwritten digit —
+or with ``same_glyph = false`` only its class, another glyph of it —, the same background class — a
+new texture of it — and/or the same position) and draws the others afresh; the digit's colour is
+always redrawn. The second images are redrawn every epoch (:meth:`ColorfulMovingDigits.set_epoch`). The ``image-pair`` view maker contrasts the two, so
 what the views share is chosen by the recipe. Labels stay those of ``image``. The factors it does not share are drawn
 *different* from ``image``'s — another digit class, another background class, a position at least
 ``digit_size // 2`` px away along one axis — so a pair shares exactly the listed factors; the
@@ -277,7 +277,7 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
         velocity: float | None = None,
         depth: bool = False,
         normals: bool = False,
-        same_glyph: bool = False,
+        same_glyph: bool = True,
     ) -> None:
         if split not in ("train", "test"):
             raise InvalidParameter("split", "must be 'train' or 'test'", split)
@@ -288,9 +288,9 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
         if palette not in ("class", "random"):
             raise InvalidParameter("palette", "must be 'class' or 'random'", palette)
         self.palette = palette
-        if same_glyph and (pair is None or "digit" not in pair):
+        if not same_glyph and (pair is None or "digit" not in pair):
             raise InvalidParameter("same_glyph", 'only applies when pair includes "digit"; remove it', same_glyph)
-        #: With ``"digit"`` in ``pair``: the second image shows the very same glyph, not another glyph of the class.
+        #: With ``"digit"`` in ``pair``: the second image shows the very same glyph (``False``: another glyph of the class).
         self.same_glyph = bool(same_glyph)
         if pair is not None:
             pair = list(pair)
@@ -372,9 +372,8 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, 0 if self.split == "train" else 1, 2, epoch])
         # A factor that is not shared is drawn *different* from the first image's, so a pair
         # shares exactly the listed factors (not the others by chance, 1 time in 10).
-        # The shared digit is the *class* (another handwritten glyph of it), as the shared background
-        # is the class (a new texture of it): the very same glyph would also share its ink area,
-        # stroke width and slant, instance cues the encoder can match without learning the class.
+        # A shared digit is the very glyph by default, as in InfoMin's moving-MNIST (the same digit
+        # moves through the frames); ``same_glyph = False`` shares only its class (another glyph).
         if "digit" not in self.pair:
             which2 = _other_class_glyphs(pool_labels, pool_labels[which], rng)
         elif self.same_glyph:

@@ -398,9 +398,9 @@ def test_same_class_glyphs_draws_another_glyph_of_the_same_class() -> None:
         assert set(drawn[which == glyph].tolist()) == others
 
 
-def test_pairs_sharing_the_digit_share_its_class_not_its_glyph_unless_asked() -> None:
-    by_class = ColorfulMovingDigits(size=200, seed=3, pair=["digit", "position"], palette="class")
-    by_glyph = ColorfulMovingDigits(size=200, seed=3, pair=["digit", "position"], palette="class", same_glyph=True)
+def test_pairs_sharing_the_digit_share_its_glyph_or_only_its_class() -> None:
+    by_class = ColorfulMovingDigits(size=200, seed=3, pair=["digit", "position"], palette="class", same_glyph=False)
+    by_glyph = ColorfulMovingDigits(size=200, seed=3, pair=["digit", "position"], palette="class")
     assert torch.equal(by_class.pair_digit, by_class.digit) and torch.equal(by_glyph.pair_digit, by_glyph.digit)
     # Same place: the digit's mask is where the image is brightest-changed; compare the glyph masks via the
     # alpha the composite leaves: a pixel is "digit" when it differs from the pair's background render.
@@ -415,7 +415,7 @@ def test_pairs_sharing_the_digit_share_its_class_not_its_glyph_unless_asked() ->
 
 def test_same_glyph_needs_a_shared_digit() -> None:
     with pytest.raises(InvalidParameter, match="^same_glyph: only applies when pair includes"):
-        ColorfulMovingDigits(size=4, pair=["background"], same_glyph=True)
+        ColorfulMovingDigits(size=4, pair=["background"], same_glyph=False)
 
 
 @pytest.mark.parametrize("share", [["digit"], ["background"], ["position"], ["digit", "position"]])
