@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import numbers
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -28,11 +29,13 @@ from contrastkit.errors import ConfigError
 __all__ = [
     "QUICK_SETTINGS",
     "apply_quick_settings",
+    "arm_recipe",
     "ArmResult",
     "ExperimentResult",
     "RunSettings",
     "markdown_table",
     "recipe_toml",
+    "saved_record",
     "set_key",
     "probe_random_init",
     "train_arm",
@@ -84,7 +87,7 @@ def set_key(raw: dict[str, Any], dotted: str, value: Any) -> None:
     for table in tables:
         node = node.setdefault(table, {})
         if not isinstance(node, dict):
-            raise ConfigError(f"experiment: {dotted}: {table!r} is not a table in the recipe")
+            raise ConfigError(f"experiment: {dotted}: {table!r} holds {node!r}, not a table; remove it or set a key beside it")
     node[key] = value
 
 
@@ -94,18 +97,23 @@ def _toml_key(key: Any) -> str:
     return text if text and all(c.isalnum() or c in "_-" for c in text) and text.isascii() else json.dumps(text)
 
 
-def _toml_value(value: Any) -> str:
+def _toml_value(value: Any, key: str) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
+    if isinstance(value, numbers.Integral):
+        return repr(int(value))
+    if isinstance(value, numbers.Real):
+        return repr(float(value))  # numpy scalars repr as np.float64(...), which TOML cannot read
     if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")  # a JSON string is a TOML one
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(_toml_value(v, key) for v in value) + "]"
     if isinstance(value, Mapping):
-        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    raise ConfigError(f"experiment: cannot write {value!r} ({type(value).__name__}) to TOML")
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v, f'{key}.{k}')}" for k, v in value.items()) + " }"
+    raise ConfigError(
+        f"experiment: {key}: TOML cannot hold {value!r} ({type(value).__name__}); "
+        "give a bool, number, string, list or table, or leave the key out"
+    )
 
 
 def recipe_toml(raw: Mapping[str, Any]) -> str:
@@ -130,11 +138,11 @@ def recipe_toml(raw: Mapping[str, Any]) -> str:
         if not isinstance(body, Mapping):
             raise ConfigError(f"experiment: recipe table {table!r} must be a table (got {body!r})")
         lines.append(f"[{table}]")
-        lines += [f"{_toml_key(key)} = {_toml_value(value)}" for key, value in body.items()]
+        lines += [f"{_toml_key(key)} = {_toml_value(value, f'{table}.{key}')}" for key, value in body.items()]
         lines.append("")
-    for stage in raw.get("stages", ()):
+    for index, stage in enumerate(raw.get("stages", ())):
         lines.append("[[stages]]")
-        lines += [f"{_toml_key(key)} = {_toml_value(value)}" for key, value in stage.items()]
+        lines += [f"{_toml_key(key)} = {_toml_value(value, f'stages[{index}].{key}')}" for key, value in stage.items()]
         lines.append("")
     return "\n".join(lines)
 
@@ -182,6 +190,50 @@ def apply_quick_settings(raw: dict[str, Any]) -> None:
         stage["set"] = {k: v for k, v in stage.get("set", {}).items() if not k.startswith("train.")}
 
 
+def arm_recipe(name: str, recipe: Mapping[str, Any], settings: RunSettings, *, stages: bool = True) -> dict[str, Any]:
+    """The recipe an arm runs: a copy of ``recipe`` (``stages`` dropped unless ``stages``), shrunk by
+    ``quick``, run in the arm's folder on ``settings.device`` without a progress bar.
+
+    Example:
+        >>> r = arm_recipe("a", {"train": {"max_steps": 900}}, RunSettings(out_dir=Path("runs/x"), quick=True, device="cpu"))
+        >>> r["train"]["max_steps"], r["train"]["out_dir"], r["log"]["progress"]
+        (2, 'runs/x/a', False)
+    """
+    raw = copy.deepcopy(dict(recipe))
+    if not stages:
+        raw.pop("stages", None)
+    if settings.quick:
+        apply_quick_settings(raw)
+    set_key(raw, "train.out_dir", settings.arm_dir(name).as_posix())
+    set_key(raw, "train.device", settings.device)
+    set_key(raw, "log.progress", False)
+    return raw
+
+
+def saved_record(folder: Path, text: str, record_name: str, *, fresh: bool) -> dict[str, Any] | None:
+    """The record saved in ``folder`` for the recipe ``text``, else ``None`` (then ``recipe.toml`` holds
+    ``text`` and no record is left behind: an interrupted run must not leave another recipe's).
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> saved_record(d, "a = 1\\n", "arm.json", fresh=False) is None
+        True
+        >>> _ = (d / "arm.json").write_text('{"x": 1}')
+        >>> saved_record(d, "a = 1\\n", "arm.json", fresh=False), saved_record(d, "a = 2\\n", "arm.json", fresh=False)
+        ({'x': 1}, None)
+        >>> (d / "arm.json").exists()
+        False
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    recipe_path, record = folder / "recipe.toml", folder / record_name
+    if not fresh and record.is_file() and recipe_path.is_file() and recipe_path.read_text() == text:
+        return json.loads(record.read_text())
+    recipe_path.write_text(text)
+    record.unlink(missing_ok=True)
+    return None
+
+
 def _probe_dict(results: Sequence[Any]) -> dict[str, float]:
     return {f"{r.probe}/{r.label}": float(r.value) for r in results}
 
@@ -207,23 +259,13 @@ def train_arm(name: str, recipe: Mapping[str, Any], settings: RunSettings) -> Ar
     from contrastkit.config import config_from_dict, stages_from_dict
     from contrastkit.trainer import StagedTrainer, Trainer
 
-    raw = copy.deepcopy(dict(recipe))
-    if settings.quick:
-        apply_quick_settings(raw)
+    raw = arm_recipe(name, recipe, settings)
     folder = settings.arm_dir(name)
-    set_key(raw, "train.out_dir", folder.as_posix())
-    set_key(raw, "train.device", settings.device)
-    set_key(raw, "log.progress", False)
-    folder.mkdir(parents=True, exist_ok=True)
-    recipe_path = folder / "recipe.toml"
-    text = recipe_toml(raw)
-    record = folder / "arm.json"
-    if not settings.fresh and record.is_file() and recipe_path.is_file() and recipe_path.read_text() == text:
-        saved = json.loads(record.read_text())
+    recipe_path, record = folder / "recipe.toml", folder / "arm.json"
+    saved = saved_record(folder, recipe_toml(raw), "arm.json", fresh=settings.fresh)
+    if saved is not None:
         settings.print_fn(f"[{name}] unchanged recipe: reusing {record} (--fresh retrains)")
         return ArmResult(**saved)
-    recipe_path.write_text(text)
-    record.unlink(missing_ok=True)
 
     def say(message: str) -> None:
         settings.print_fn(f"[{name}] {message}")
@@ -275,19 +317,12 @@ def probe_random_init(name: str, recipe: Mapping[str, Any], settings: RunSetting
     from contrastkit.pipeline import Pipeline
     from contrastkit.trainer import select_device
 
-    raw = copy.deepcopy(dict(recipe))
-    raw.pop("stages", None)
-    if settings.quick:
-        apply_quick_settings(raw)
+    raw = arm_recipe(name, recipe, settings, stages=False)
     folder = settings.arm_dir(name)
-    set_key(raw, "train.out_dir", folder.as_posix())
-    set_key(raw, "train.device", settings.device)
-    folder.mkdir(parents=True, exist_ok=True)
     recipe_path, record = folder / "recipe.toml", folder / "arm.json"
-    text = recipe_toml(raw)
-    if not settings.fresh and record.is_file() and recipe_path.is_file() and recipe_path.read_text() == text:
-        return ArmResult(**json.loads(record.read_text()))
-    recipe_path.write_text(text)
+    saved = saved_record(folder, recipe_toml(raw), "arm.json", fresh=settings.fresh)
+    if saved is not None:
+        return ArmResult(**saved)
     config = config_from_dict(raw, path=str(recipe_path))
     start = time.perf_counter()
     torch.manual_seed(config.train.seed)  # the weights training would start from

@@ -104,9 +104,10 @@ def run(settings: RunSettings, *, counts: Sequence[int] = COUNTS, steps: int = 4
     for k in counts:
         arms[f"K={k}"] = train_arm(f"K={k}", recipe(k, steps=steps), settings)
     header = ["K", f"{TASK} linear top-1 (%)", f"{TASK} kNN top-1 (%)", "digit linear top-1 (%)",
-              "position linear error (px)", "final loss", "train min"]
+              "position linear error (px)", "final loss", "I_NCE at the end (nats)", "train min"]
     rows = [[k, a.probe("linear", TASK), a.probe("knn", TASK), a.probe("linear", "digit"),
-             a.probe("linear", "position"), a.final_metrics.get("loss", math.nan), round(a.seconds / 60, 1)]
+             a.probe("linear", "position"), a.final_metrics.get("loss", math.nan),
+             a.final_metrics.get("mi_lower_bound/v1-v2", math.nan), round(a.seconds / 60, 1)]
             for k, a in zip(counts, arms.values())]
     table = markdown_table(header, rows)
     linear = [row[1] for row in rows]

@@ -12,14 +12,15 @@ linearly on the background class — what ``contrastkit analyze --sweep`` does.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from contrastkit.experiments.base import ExperimentResult, RunSettings, apply_quick_settings, recipe_toml, set_key
+from contrastkit.experiments.base import (
+    ExperimentResult, RunSettings, arm_recipe, recipe_toml, saved_record, set_key,
+)
 
 __all__ = ["BUDGET_SECONDS", "CRITERION", "KEY", "LABEL", "PAPER", "TITLE", "VALUES", "interior_peak", "recipe", "run"]
 
@@ -75,6 +76,8 @@ def interior_peak(i_nce: Sequence[float], accuracy: Sequence[float], *, margin: 
         >>> interior_peak([1, 2, 3], [60, 70, 65]), interior_peak([1, 2, 3], [60, 70, 69.5])
         (True, False)
     """
+    if not all(math.isfinite(v) for v in i_nce):
+        return False
     order = sorted(range(len(i_nce)), key=lambda i: i_nce[i])
     acc = [accuracy[i] for i in order]
     if len(acc) < 3 or not all(math.isfinite(a) for a in acc):
@@ -92,20 +95,17 @@ def _point(value: float, settings: RunSettings, steps: int, batch: int) -> dict[
     from contrastkit.pipeline import Pipeline
     from contrastkit.trainer import select_device
 
-    raw = copy.deepcopy(recipe())
-    set_key(raw, KEY, value)
-    if settings.quick:
-        apply_quick_settings(raw)
-    folder = settings.arm_dir(f"{KEY}={value}")
-    set_key(raw, "train.out_dir", folder.as_posix())
-    set_key(raw, "train.device", settings.device)
-    folder.mkdir(parents=True, exist_ok=True)
-    text = recipe_toml(raw) + f"# analyze: --steps {steps} --batch {batch}\n"
+    base = recipe()
+    set_key(base, KEY, value)
+    name = f"{KEY}={value}"
+    raw = arm_recipe(name, base, settings)
+    folder = settings.arm_dir(name)
     recipe_path, record = folder / "recipe.toml", folder / "point.json"
-    if not settings.fresh and record.is_file() and recipe_path.is_file() and recipe_path.read_text() == text:
-        settings.print_fn(f"[{KEY}={value}] unchanged recipe: reusing {record}")
-        return json.loads(record.read_text())
-    recipe_path.write_text(text)
+    text = recipe_toml(raw) + f"# analyze: --steps {steps} --batch {batch}\n"
+    saved = saved_record(folder, text, "point.json", fresh=settings.fresh)
+    if saved is not None:
+        settings.print_fn(f"[{name}] unchanged recipe: reusing {record}")
+        return saved
     config = config_from_dict(raw, path=str(recipe_path))
     start = time.perf_counter()
     torch.manual_seed(config.train.seed)
@@ -151,7 +151,9 @@ def run(settings: RunSettings, *, values: Sequence[float] = VALUES, steps: int =
     ]
     table = sweep_table(KEY, sweep, label=LABEL)
     i_nce, accuracy = [p["i_nce"] for p in points], [p["accuracy"] for p in points]
-    peak = interior_peak(i_nce, accuracy)
+    saturated = [p["value"] for p in points if p["saturated"]]
+    # Saturated estimates sit at log(K + 1): their order along I_NCE is noise, so no shape can be read.
+    peak = interior_peak(i_nce, accuracy) and len(saturated) < 2
     order = sorted(range(len(points)), key=lambda i: i_nce[i])
     best = max(order, key=lambda i: accuracy[i])
     verdict = (
@@ -159,6 +161,8 @@ def run(settings: RunSettings, *, values: Sequence[float] = VALUES, steps: int =
         + " -> ".join(f"{accuracy[i]:.1f}% ({i_nce[i]:.2f} nats, strength {points[i]['value']})" for i in order)
         + f". The best accuracy is at strength {points[best]['value']}"
         + (", an interior point: a reverse U." if peak else ", not clearly interior: no reverse U at this budget.")
+        + (f" Saturated estimates (within 5% of log(K+1); raise the batch): strengths {', '.join(saturated)}."
+           if saturated else "")
     )
     plot = write_sweep_plot(settings.out_dir / "plot.png", KEY, sweep, label=LABEL)
     k = batch - 1

@@ -56,8 +56,7 @@ def expected_text(recipe: dict[str, Any], settings: RunSettings, name: str, *, r
         apply_quick_settings(raw)
     set_key(raw, "train.out_dir", settings.arm_dir(name).as_posix())
     set_key(raw, "train.device", settings.device)
-    if not random_init:
-        set_key(raw, "log.progress", False)
+    set_key(raw, "log.progress", False)
     return recipe_toml(raw)
 
 

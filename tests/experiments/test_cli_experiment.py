@@ -34,8 +34,7 @@ def seed_quick_factors(out_dir: Path) -> None:
         folder = settings.arm_dir(arm)
         set_key(raw, "train.out_dir", folder.as_posix())
         set_key(raw, "train.device", "cpu")
-        if not random_init:
-            set_key(raw, "log.progress", False)
+        set_key(raw, "log.progress", False)
         folder.mkdir(parents=True)
         (folder / "recipe.toml").write_text(recipe_toml(raw))
         probes = {"linear/digit": 50.0, "linear/background": 40.0, "linear/position": 6.0}

@@ -53,11 +53,10 @@ def seed_arm(settings: RunSettings, name: str, recipe: dict[str, Any], probes: d
     folder = settings.arm_dir(name)
     set_key(raw, "train.out_dir", folder.as_posix())
     set_key(raw, "train.device", settings.device)
-    if not random_init:
-        set_key(raw, "log.progress", False)
+    set_key(raw, "log.progress", False)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "recipe.toml").write_text(recipe_toml(raw))
-    record = {"name": name, "probes": probes, "steps": 0 if random_init else 900, "seconds": 60.0,
+    record = {"name": name, "probes": probes, "steps": 0 if random_init else 1000, "seconds": 60.0,
               "final_metrics": {} if random_init else {"loss": 2.0, "mi_lower_bound/v1-v2": 1.25},
               "run_dir": folder.as_posix()}
     (folder / "arm.json").write_text(json.dumps(record))
@@ -100,8 +99,8 @@ def test_factors_reproduced_when_each_row_wins_its_own_task(tmp_path: Path) -> N
     assert "digit: 20.0 % vs best other row 70.0 % (random init 80.0 %)" in result.verdict
     assert "background: 30.0 % vs best other row 75.0 % (random init 85.0 %)" in result.verdict
     assert "position: 3.0 px vs best other row 10.0 px (random init 14.0 px)" in result.verdict
-    assert "| only the digit | 20.00 | 80.00 | 10.00 | 900 | 1.00 |" in result.table
-    assert "| nothing (random init) | 80.00 | 85.00 | 14.00 | 0 | 1.00 |" in result.table
+    assert "| only the digit | 20.00 | 80.00 | 10.00 | 1.25 | 1000 | 1.00 |" in result.table
+    assert "| nothing (random init) | 80.00 | 85.00 | 14.00 | – | 0 | 1.00 |" in result.table
     assert result.seconds == 240.0 and result.data["arms"]["share-position"]["probes"]["linear/position"] == 3.0
     assert_png(tmp_path / result.plot)
 
@@ -150,7 +149,7 @@ def test_negatives_reproduced_when_accuracy_rises_with_k(tmp_path: Path) -> None
             "16 -> 64 -> 256 -> 1024 -> 4095: Spearman rho = 1.00, largest vs smallest K +10.0 points") in result.verdict
     assert f"(kNN: rho = {naive_spearman(negatives.COUNTS, knn):.2f})" in result.verdict
     assert result.data["spearman"] == pytest.approx(1.0)
-    assert "| 4095 | 50.00 | 32.00 | 25.00 | 4.50 | 2.00 | 1.00 |" in result.table
+    assert "| 4095 | 50.00 | 32.00 | 25.00 | 4.50 | 2.00 | 1.25 | 1.00 |" in result.table
     assert_png(tmp_path / result.plot)
 
 
@@ -212,6 +211,7 @@ def seed_reverse_u(settings: RunSettings, i_nce: list[float], accuracy: list[flo
         folder = settings.arm_dir(f"{reverse_u.KEY}={value}")
         set_key(raw, "train.out_dir", folder.as_posix())
         set_key(raw, "train.device", settings.device)
+        set_key(raw, "log.progress", False)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "recipe.toml").write_text(
             recipe_toml(raw) + f"# analyze: --steps {reverse_u.STEPS} --batch {reverse_u.BATCH}\n"
@@ -400,3 +400,15 @@ def test_read_results_and_write_docs_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not an experiment result"):
         read_results(tmp_path)
     assert list(EXPERIMENTS) == ["factors", "reverse-u", "learned-views", "negatives"]
+
+
+def test_factors_verdict_names_a_row_whose_bound_stayed_at_chance(tmp_path: Path) -> None:
+    settings = quiet(tmp_path)
+    seed_factors(settings, FACTORS_HELD)
+    record = tmp_path / "share-digit" / "arm.json"
+    data = json.loads(record.read_text())
+    data["final_metrics"]["mi_lower_bound/v1-v2"] = 0.001
+    record.write_text(json.dumps(data))
+    result = factors.run(settings)
+    assert "The digit row's encoder found nothing its views share" in result.verdict
+    assert "background row's encoder found nothing" not in result.verdict
