@@ -447,17 +447,6 @@ def sweep_table(key: str, points: Sequence[SweepPoint], *, label: str) -> str:
     return "\n".join(lines)
 
 
-def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    span = high - low
-    step = 10 ** math.floor(math.log10(span / count))
-    for factor in (1, 2, 5, 10):
-        if span / (step * factor) <= count:
-            step *= factor
-            break
-    first = math.ceil(low / step) * step
-    return [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
-
-
 def write_sweep_plot(path: str | Path, key: str, points: Sequence[SweepPoint], *, label: str) -> Path:
     """Draw the probe's score against I_NCE, one labelled point per swept value, to a PNG (PIL only).
 
@@ -472,6 +461,8 @@ def write_sweep_plot(path: str | Path, key: str, points: Sequence[SweepPoint], *
         True
     """
     from PIL import Image, ImageDraw
+
+    from contrastkit.experiments.plots import nice_ticks
 
     if not points:
         raise InvalidParameter("points", "the sweep has no results", 0)
@@ -493,11 +484,11 @@ def write_sweep_plot(path: str | Path, key: str, points: Sequence[SweepPoint], *
         return px, py
 
     draw.line([(left, top), (left, height - bottom), (width - right, height - bottom)], fill="black", width=2)
-    for tick in _nice_ticks(x0, x1):
+    for tick in nice_ticks(x0, x1):
         px, _ = to_pixel(tick, y0)
         draw.line([(px, height - bottom), (px, height - bottom + 5)], fill="black")
         draw.text((px - 10, height - bottom + 8), f"{tick:g}", fill="black")
-    for tick in _nice_ticks(y0, y1):
+    for tick in nice_ticks(y0, y1):
         _, py = to_pixel(x0, tick)
         draw.line([(left - 5, py), (left, py)], fill="black")
         draw.text((left - 45, py - 6), f"{tick:g}", fill="black")

@@ -92,7 +92,9 @@ class ViewMaker(Protocol):
     the dataset setting that provides ``required_keys``, used in the trainer's error);
     ``dataset_parameters`` (a dict the pipeline passes to the dataset factory, e.g. ``factor-pair``'s
     ``{"pair": [...]}``; a recipe that sets the same key must agree); ``image_channels`` (the image
-    channel counts it accepts, first one used by ``check_view_maker``; ``rgbd``: ``(4, 7)``).
+    channel counts it accepts, first one used by ``check_view_maker``; ``rgbd``: ``(4, 7)``);
+    ``parameter_groups(lr) -> list[dict]`` (a trainable maker's groups for its own Adam optimizer,
+    each trainable parameter exactly once; ``learned-flow`` gives its classifiers ``classifier_lr``).
 
     Example:
         >>> import torch

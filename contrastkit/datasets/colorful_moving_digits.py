@@ -330,6 +330,9 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
         alpha = _alpha(glyphs, corner, image_size)
         self.images = _composite(canvas, alpha, hue)
         self.digit = torch.from_numpy(pool_labels[which])
+        #: Which handwritten glyph of the split's pool each image shows (``pair_glyph``: the second image's).
+        self.glyph = torch.from_numpy(which)
+        self.pair_glyph: Tensor | None = None
         self.background = torch.from_numpy(backgrounds.astype(np.int64))
         self.position = torch.from_numpy((corner + digit_size / 2).astype(np.float32))
         # Every new draw below comes after the older ones, so a mode leaves the RGB of ``images`` unchanged.
@@ -394,6 +397,7 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
             image_pairs = torch.cat([image_pairs, _geometry(pair_alpha, rng, normals=self.normals)], dim=1)
         self.image_pairs = image_pairs
         self.pair_digit = torch.from_numpy(pool_labels[which2])
+        self.pair_glyph = torch.from_numpy(which2)
         self.pair_background = torch.from_numpy(backgrounds2.astype(np.int64))
         self.pair_position = torch.from_numpy((corner2 + digit_size / 2).astype(np.float32))
         self._pairs_epoch = epoch

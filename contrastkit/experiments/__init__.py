@@ -142,7 +142,8 @@ def reproductions_page(results: Sequence[tuple[ExperimentResult, str]]) -> str:
         "| --- | --- | --- | --- |",
     ]
     for result, _ in results:
-        lines.append(f"| `{result.name}` | {result.title} | {result.status} | {result.seconds / 60:.1f} |")
+        over = " (over budget)" if result.over_budget else ""
+        lines.append(f"| `{result.name}` | {result.title} | {result.status} | {result.seconds / 60:.1f}{over} |")
     lines.append("")
     for result, link in results:
         lines += [result.markdown(plot_link=link, heading="##"), ""]
@@ -183,6 +184,8 @@ def write_docs(root: Path, docs: Path, *, allow_quick: bool = False) -> Path:
     images.mkdir(parents=True, exist_ok=True)
     linked = []
     for result, folder in found:
+        if not (folder / result.plot).is_file():
+            raise ConfigError(f"--docs: {folder / result.plot} is missing; run contrastkit experiment {result.name} again")
         target = images / f"{result.name}.png"
         shutil.copyfile(folder / result.plot, target)
         linked.append((result, f"{images.name}/{target.name}"))

@@ -375,6 +375,11 @@ class ExperimentResult:
     date: str = ""
 
     @property
+    def over_budget(self) -> bool:
+        """Whether the experiment took longer than its budget."""
+        return self.seconds > self.budget_seconds
+
+    @property
     def status(self) -> str:
         """``reproduced``, ``not reproduced`` or ``smoke run``."""
         if self.reproduced is None:
@@ -404,7 +409,8 @@ class ExperimentResult:
         if plot_link:
             parts += [f"![{self.name}]({plot_link})", ""]
         parts.append(
-            f"Command: `{self.command}` — ran in {minutes:.1f} min (budget {self.budget_seconds / 60:.0f} min)"
+            f"Command: `{self.command}` — ran in {minutes:.1f} min (budget {self.budget_seconds / 60:.0f} min"
+            + ("; **over budget**)" if self.over_budget else ")")
             + (f" on {self.device}" if self.device else "")
             + (f", {self.date}" if self.date else "")
             + "."

@@ -26,9 +26,12 @@ PAPER = (
     "(position); background error: 51.7% vs 88.6% and 87.6%; position error: 3.95 px vs 13.6 and 16.1 px."
 )
 CRITERION = (
-    "each single-factor row has the best linear-probe score of the three rows on its own task (lowest digit "
-    "error, lowest background error, lowest position error), and beats the untrained encoder on it."
+    "each single-factor row has the lowest linear-probe error of the three rows on its own task, by a margin "
+    "(at least 5 points for the digit and background errors, 1 px for the position error), and beats the "
+    "untrained encoder on it by the same margin."
 )
+#: A win must clear the runner-up by this much (one seed, 2000 test images: about 1 point of noise).
+MARGIN = {"%": 5.0, "px": 1.0}
 BUDGET_SECONDS = 30 * 60
 #: The three tasks: (label, shared factor, unit).
 TASKS = (("digit", "digit", "%"), ("background", "background", "%"), ("position", "position", "px"))
@@ -106,11 +109,10 @@ def run(settings: RunSettings, *, steps: int = 1000) -> ExperimentResult:
         own = _error(arms[f"share-{factor}"], label, unit)
         others = [_error(arms[f"share-{f}"], label, unit) for _, f, _ in TASKS if f != factor]
         untrained = _error(arms["random-init"], label, unit)
-        wins.append(all(own < o for o in others) and own < untrained)
+        wins.append(all(own + MARGIN[unit] <= o for o in others) and own + MARGIN[unit] <= untrained)
         margins.append(f"{label}: {own:.1f} {unit} vs best other row {min(others):.1f} {unit} "
                        f"(random init {untrained:.1f} {unit})")
-    finite = all(math.isfinite(v) for row in rows for v in row[1:4])
-    reproduced = None if settings.quick else (all(wins) and finite)
+    reproduced = None if settings.quick else all(wins)  # a nan error never wins
     held = [label for (label, _, _), won in zip(TASKS, wins) if won]
     stuck = [f for _, f, _ in TASKS if arms[f"share-{f}"].final_metrics.get("mi_lower_bound/v1-v2", 1.0) < 0.05]
     verdict = (

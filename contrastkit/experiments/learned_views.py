@@ -32,9 +32,10 @@ PAPER = (
     "falls below raw views (84.3%)."
 )
 CRITERION = (
-    "the semi-supervised learned views give a higher background linear-probe accuracy than the raw Y | DbDr "
-    "views after the same contrastive schedule."
+    "the semi-supervised learned views give a background linear-probe accuracy at least 1 point above the raw "
+    "Y | DbDr views after the same contrastive schedule (one seed: a smaller gap is noise)."
 )
+MARGIN = 1.0
 BUDGET_SECONDS = 30 * 60
 LABEL = "background"
 VIEW_STEPS = 400
@@ -132,12 +133,12 @@ def run(settings: RunSettings, *, view_steps: int = VIEW_STEPS, contrast_steps: 
     raw = arms["raw-ydbdr"].probe("linear", LABEL)
     semi = arms["learned-semi-supervised"].probe("linear", LABEL)
     unsup = arms["learned-unsupervised"].probe("linear", LABEL)
-    reproduced = None if settings.quick else bool(semi > raw)
+    reproduced = None if settings.quick else bool(semi >= raw + MARGIN)
     verdict = (
         f"Background linear accuracy: semi-supervised learned {semi:.1f}%, raw Y | DbDr {raw:.1f}%, unsupervised "
         f"learned {unsup:.1f}% (random init {arms['random-init'].probe('linear', LABEL):.1f}%). "
-        + ("The semi-supervised views beat the raw ones" if semi > raw else "The semi-supervised views do not beat "
-           "the raw ones")
+        + ("The semi-supervised views beat the raw ones" if semi >= raw + MARGIN else "The semi-supervised views do "
+           f"not beat the raw ones by {MARGIN:g} point")
         + (", and the unsupervised ones fall below raw, as in Table 2." if unsup < raw
            else "; the unsupervised ones do not fall below raw (Table 2 has them below).")
     )

@@ -1,7 +1,7 @@
 """``negatives``: CMC's finding that accuracy rises with the number of negatives K drawn from a memory bank.
 
 Five arms of CMC's L | ab recipe on the embedded data, identical but for ``negatives.num_negatives``
-(K = 16 ... 4095, the whole bank but the anchor), each trained for the same number of steps and
+(K = 16 ... 4095 draws per anchor, with replacement as in CMC, from the 4096-image bank), each trained for the same number of steps and
 probed linearly (and with kNN) on the background class, the digit and the position.
 """
 
@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from contrastkit.errors import InvalidParameter
 from contrastkit.experiments.base import ArmResult, ExperimentResult, RunSettings, markdown_table, train_arm
 from contrastkit.experiments.plots import line_plot
 
@@ -26,7 +27,7 @@ CRITERION = (
     ">= 0.8, and the largest K beats the smallest by more than 1 point."
 )
 BUDGET_SECONDS = 30 * 60
-#: The swept numbers of negatives per anchor (4095 = every other sample of the 4096-image bank).
+#: The swept numbers of negatives per anchor (drawn with replacement from the 4096-image bank, as in CMC).
 COUNTS = (16, 64, 256, 1024, 4095)
 TASK = "background"
 
@@ -100,6 +101,8 @@ def run(settings: RunSettings, *, counts: Sequence[int] = COUNTS, steps: int = 4
         >>> result.status, sorted(result.data["arms"])
         ('smoke run', ['K=16', 'K=4'])
     """
+    if len(counts) < 2 or list(counts) != sorted(set(counts)):
+        raise InvalidParameter("counts", "must be at least 2 increasing numbers of negatives", counts)
     arms: dict[str, ArmResult] = {}
     for k in counts:
         arms[f"K={k}"] = train_arm(f"K={k}", recipe(k, steps=steps), settings)

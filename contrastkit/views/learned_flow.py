@@ -166,13 +166,13 @@ class LearnedFlowViews(nn.Module):
             >>> [(len(g["params"]) > 0, g["lr"]) for g in maker.parameter_groups(5e-4)]
             [(True, 0.0005), (True, 0.003)]
         """
-        flow = [p for p in self.flow.parameters() if p.requires_grad]
-        groups: list[dict[str, Any]] = [{"params": flow, "lr": lr}] if flow else []
-        if self.classifiers is not None:
-            heads = [p for p in self.classifiers.parameters() if p.requires_grad]
-            if heads:
-                groups.append({"params": heads, "lr": self.classifier_lr if self.classifier_lr is not None else lr})
-        return groups
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        if self.classifiers is None or self.classifier_lr is None:  # one group, as before classifier_lr existed
+            return [{"params": trainable, "lr": lr}] if trainable else []
+        heads = {id(p) for p in self.classifiers.parameters()}
+        groups = [{"params": [p for p in trainable if id(p) not in heads], "lr": lr},
+                  {"params": [p for p in trainable if id(p) in heads], "lr": self.classifier_lr}]
+        return [g for g in groups if g["params"]]  # frozen: nothing to optimise
 
     #: The Pipeline logs :meth:`auxiliary_loss` as ``view_maker/<auxiliary_loss_name>``.
     auxiliary_loss_name = "classification"

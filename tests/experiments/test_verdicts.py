@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from contrastkit.errors import ConfigError
+from contrastkit.errors import ConfigError, InvalidParameter
 from contrastkit.experiments import (
     EXPERIMENTS, factors, learned_views, negatives, read_results, reproductions_page, reverse_u, run_experiment,
     write_docs,
@@ -412,3 +412,31 @@ def test_factors_verdict_names_a_row_whose_bound_stayed_at_chance(tmp_path: Path
     result = factors.run(settings)
     assert "The digit row's encoder found nothing its views share" in result.verdict
     assert "background row's encoder found nothing" not in result.verdict
+
+
+def test_factors_win_inside_the_margin_is_not_a_reproduction(tmp_path: Path) -> None:
+    settings = quiet(tmp_path)
+    errors = dict(FACTORS_HELD)
+    errors["share-position"] = (23.0, 75.0, 3.0)  # the digit row wins the digit task by 3 points only
+    seed_factors(settings, errors)
+    result = factors.run(settings)
+    assert result.reproduced is False and "2 of 3 tasks (background, position)" in result.verdict
+
+
+def test_learned_views_gap_below_one_point_is_not_a_reproduction(tmp_path: Path) -> None:
+    settings = quiet(tmp_path)
+    seed_learned_views(settings, raw=55.0, unsupervised=50.0, semi=55.5)
+    result = learned_views.run(settings)
+    assert result.reproduced is False and "do not beat the raw ones by 1 point" in result.verdict
+
+
+def test_negatives_counts_must_increase(tmp_path: Path) -> None:
+    with pytest.raises(InvalidParameter, match="^counts: must be at least 2 increasing"):
+        negatives.run(quiet(tmp_path), counts=(64, 16))
+
+
+def test_over_budget_is_shown(tmp_path: Path) -> None:
+    r = ExperimentResult(name="x", title="X", paper="p", criterion="c", reproduced=True, verdict="v", table="| t |",
+                         plot="plot.png", seconds=2000.0, budget_seconds=1800.0, quick=False, command="c", data={})
+    assert r.over_budget and "**over budget**" in r.markdown()
+    assert "(over budget)" in reproductions_page([(r, "x.png")])
