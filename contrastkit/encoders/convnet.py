@@ -3,6 +3,10 @@
 ``depth`` blocks of 3x3 conv -> normalisation -> ReLU; every block after the first halves the
 resolution and doubles the width; global average pooling gives ``F = width * 2**(depth-1)``.
 
+``pool_size > 1`` average-pools to a ``pool_size x pool_size`` grid instead and flattens it
+(``F = width * 2**(depth-1) * pool_size**2``): global pooling makes the features nearly blind to
+*where* things are (seed 000's position task), a grid keeps a coarse layout.
+
 ``norm`` picks the normalisation: ``"batch"`` (batch norm, the default), ``"group"`` (group norm
 with up to 8 groups: per sample, so a batch split over processes computes exactly what one process
 with the whole batch computes, and small per-GPU batches are fine) or ``"none"``.
@@ -32,10 +36,19 @@ class ConvNetEncoder(nn.Module):
         >>> import torch
         >>> ConvNetEncoder(in_channels=3)(torch.rand(4, 3, 16, 16)).shape
         torch.Size([4, 256])
+        >>> enc = ConvNetEncoder(in_channels=3, pool_size=2)  # a 2x2 grid: where things are survives
+        >>> enc.feature_dim, enc(torch.rand(4, 3, 32, 32)).shape
+        (1024, torch.Size([4, 1024]))
     """
 
     def __init__(
-        self, *, in_channels: int, width: int = 32, depth: int = 4, norm: Literal["batch", "group", "none"] = "batch"
+        self,
+        *,
+        in_channels: int,
+        width: int = 32,
+        depth: int = 4,
+        norm: Literal["batch", "group", "none"] = "batch",
+        pool_size: int = 1,
     ) -> None:
         super().__init__()
         if norm not in ("batch", "group", "none"):
@@ -44,6 +57,8 @@ class ConvNetEncoder(nn.Module):
             raise InvalidParameter("width", "must be >= 1", width)
         if not 1 <= depth <= 8:
             raise InvalidParameter("depth", "must be between 1 and 8", depth)
+        if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
+            raise InvalidParameter("pool_size", "must be an integer >= 1 (1: global average pooling)", pool_size)
         layers: list[nn.Module] = []
         channels = in_channels
         for block in range(depth):
@@ -55,10 +70,11 @@ class ConvNetEncoder(nn.Module):
             ]
             channels = out
         self.body = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = nn.AdaptiveAvgPool2d(pool_size)
         self.in_channels = in_channels
         self.norm = norm
-        self.feature_dim = channels
+        self.pool_size = pool_size
+        self.feature_dim = channels * pool_size**2
 
     def forward(self, x: Tensor) -> Tensor:
         """``[B, in_channels, H, W] -> [B, feature_dim]``."""
