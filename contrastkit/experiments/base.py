@@ -17,6 +17,7 @@ import copy
 import json
 import math
 import numbers
+import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -212,7 +213,7 @@ def arm_recipe(name: str, recipe: Mapping[str, Any], settings: RunSettings, *, s
 
 def saved_record(folder: Path, text: str, record_name: str, *, fresh: bool) -> dict[str, Any] | None:
     """The record saved in ``folder`` for the recipe ``text``, else ``None`` (then ``recipe.toml`` holds
-    ``text`` and no record is left behind: an interrupted run must not leave another recipe's).
+    ``text``, and no record, checkpoints or TensorBoard logs of another recipe are left behind).
 
     Example:
         >>> import tempfile
@@ -231,6 +232,9 @@ def saved_record(folder: Path, text: str, record_name: str, *, fresh: bool) -> d
         return json.loads(record.read_text())
     recipe_path.write_text(text)
     record.unlink(missing_ok=True)
+    for stale in folder.iterdir():  # another recipe's run outputs (stages too): curves and weights would mix in
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
     return None
 
 

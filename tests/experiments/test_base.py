@@ -282,3 +282,16 @@ def test_probe_random_init_is_seeded_drops_stages_and_is_cached(tmp_path: Path, 
     recipe["train"]["seed"] = 4
     probe_random_init("random-init", recipe, quiet(tmp_path / "c", quick=True))
     assert not torch.equal(seen[2]["weight"], seen[0]["weight"])
+
+
+def test_a_changed_recipe_clears_the_previous_runs_outputs(tmp_path: Path) -> None:
+    from contrastkit.experiments.base import saved_record
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "views" / "tensorboard").mkdir(parents=True)
+    (tmp_path / "arm.json").write_text("{}")
+    (tmp_path / "recipe.toml").write_text("a = 1\n")
+    assert saved_record(tmp_path, "a = 1\n", "arm.json", fresh=False) == {}
+    assert (tmp_path / "checkpoints").is_dir(), "an unchanged recipe keeps its run"
+    assert saved_record(tmp_path, "a = 2\n", "arm.json", fresh=False) is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["recipe.toml"]
