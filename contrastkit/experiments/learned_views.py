@@ -38,8 +38,8 @@ CRITERION = (
 MARGIN = 1.0
 BUDGET_SECONDS = 30 * 60
 LABEL = "background"
-VIEW_STEPS = 400
-CONTRAST_STEPS = 500
+VIEW_STEPS = 300
+CONTRAST_STEPS = 400
 
 _SETUP = (
     "colorful-moving-digits (4096 images of 32 px, colours drawn per image), InfoMin's augmentation at "

@@ -40,7 +40,7 @@ _SETUP = (
 )
 
 
-def recipe(num_negatives: int, *, steps: int = 400) -> dict[str, Any]:
+def recipe(num_negatives: int, *, steps: int = 300) -> dict[str, Any]:
     """The arm's recipe: CMC's L | ab with a memory bank drawing ``num_negatives`` per anchor.
 
     Example:
@@ -89,7 +89,7 @@ def spearman(xs: Sequence[float], ys: Sequence[float]) -> float:
     return cov / var if var else math.nan
 
 
-def run(settings: RunSettings, *, counts: Sequence[int] = COUNTS, steps: int = 400) -> ExperimentResult:
+def run(settings: RunSettings, *, counts: Sequence[int] = COUNTS, steps: int = 300) -> ExperimentResult:
     """Train one arm per K, probe each, and judge whether accuracy rises with K.
 
     Example:

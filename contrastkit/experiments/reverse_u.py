@@ -36,9 +36,9 @@ CRITERION = (
 )
 BUDGET_SECONDS = 30 * 60
 KEY = "augment.strength"
-VALUES = (0.0, 0.25, 0.5, 1.0, 1.75, 2.5)
+VALUES = (0.0, 0.5, 1.0, 1.75, 2.5)
 LABEL = "background"
-STEPS = 300
+STEPS = 250
 BATCH = 128
 
 _SETUP = (
