@@ -46,7 +46,7 @@ _SETUP = (
 )
 
 
-def recipe(share: list[str], *, steps: int = 1000) -> dict[str, Any]:
+def recipe(share: list[str], *, steps: int = 900) -> dict[str, Any]:
     """The arm's recipe: ``examples/factors.toml`` with ``views.share = share`` and a fixed step count.
 
     Example:
@@ -76,7 +76,7 @@ def _error(arm: ArmResult, label: str, unit: str) -> float:
     return value if unit == "px" else 100.0 - value
 
 
-def run(settings: RunSettings, *, steps: int = 1000) -> ExperimentResult:
+def run(settings: RunSettings, *, steps: int = 900) -> ExperimentResult:
     """Train the three single-factor arms, probe them and the random-init encoder, and judge the finding.
 
     Example:

@@ -56,7 +56,7 @@ def seed_arm(settings: RunSettings, name: str, recipe: dict[str, Any], probes: d
     set_key(raw, "log.progress", False)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "recipe.toml").write_text(recipe_toml(raw))
-    record = {"name": name, "probes": probes, "steps": 0 if random_init else 1000, "seconds": 60.0,
+    record = {"name": name, "probes": probes, "steps": 0 if random_init else 900, "seconds": 60.0,
               "final_metrics": {} if random_init else {"loss": 2.0, "mi_lower_bound/v1-v2": 1.25},
               "run_dir": folder.as_posix()}
     (folder / "arm.json").write_text(json.dumps(record))
@@ -99,7 +99,7 @@ def test_factors_reproduced_when_each_row_wins_its_own_task(tmp_path: Path) -> N
     assert "digit: 20.0 % vs best other row 70.0 % (random init 80.0 %)" in result.verdict
     assert "background: 30.0 % vs best other row 75.0 % (random init 85.0 %)" in result.verdict
     assert "position: 3.0 px vs best other row 10.0 px (random init 14.0 px)" in result.verdict
-    assert "| only the digit | 20.00 | 80.00 | 10.00 | 1.25 | 1000 | 1.00 |" in result.table
+    assert "| only the digit | 20.00 | 80.00 | 10.00 | 1.25 | 900 | 1.00 |" in result.table
     assert "| nothing (random init) | 80.00 | 85.00 | 14.00 | – | 0 | 1.00 |" in result.table
     assert result.seconds == 240.0 and result.data["arms"]["share-position"]["probes"]["linear/position"] == 3.0
     assert_png(tmp_path / result.plot)
