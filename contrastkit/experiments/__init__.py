@@ -144,9 +144,17 @@ def reproductions_page(results: Sequence[tuple[ExperimentResult, str]]) -> str:
     for result, _ in results:
         over = " (over budget)" if result.over_budget else ""
         lines.append(f"| `{result.name}` | {result.title} | {result.status} | {result.seconds / 60:.1f}{over} |")
+    done = {result.name for result, _ in results}
+    missing = [name for name in EXPERIMENTS if name not in done]
+    for name in missing:  # listed, so a missing result is visible rather than silently absent
+        lines.append(f"| `{name}` | {EXPERIMENTS[name].TITLE} | not run yet | – |")
     lines.append("")
     for result, link in results:
         lines += [result.markdown(plot_link=link, heading="##"), ""]
+    for name in missing:
+        lines += [f"## `{name}`: {EXPERIMENTS[name].TITLE}", "", f"**Paper:** {EXPERIMENTS[name].PAPER}", "",
+                  f"**Not run yet** with the current code: `contrastkit experiment {name}`, then "
+                  "`contrastkit experiment --docs docs/reproductions.md`.", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

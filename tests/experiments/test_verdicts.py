@@ -375,7 +375,9 @@ def test_write_docs_lists_every_result_with_its_status(tmp_path: Path) -> None:
     assert page.index("## `factors`") < page.index("## `negatives`")  # the order of EXPERIMENTS
     assert results["negatives"].verdict in page and "![negatives](reproductions/negatives.png)" in page
     summary = page.split("## `factors`")[0]
-    assert summary.count("\n| `") == 2  # only the experiments that ran: no reverse-u, no learned-views
+    assert summary.count("\n| `") == 4  # every experiment; the two that did not run say so
+    assert f"| `reverse-u` | {reverse_u.TITLE} | not run yet | – |" in summary
+    assert "**Not run yet** with the current code: `contrastkit experiment learned-views`" in page
 
 
 def test_reproductions_page_lists_each_status() -> None:
@@ -388,7 +390,7 @@ def test_reproductions_page_lists_each_status() -> None:
     page = reproductions_page([result("a", True), result("b", False), result("c", None)])
     for line in ("| `a` | A | reproduced | 2.0 |", "| `b` | B | not reproduced | 2.0 |", "| `c` | C | smoke run | 2.0 |"):
         assert line in page
-    assert page.count("## `") == 3 and "![b](img/b.png)" in page and "**Result: not reproduced.** verdict of b" in page
+    assert page.count("## `") == 3 + len(EXPERIMENTS) and "![b](img/b.png)" in page and "**Result: not reproduced.** verdict of b" in page
 
 
 def test_read_results_and_write_docs_errors(tmp_path: Path) -> None:
