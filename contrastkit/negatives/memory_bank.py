@@ -20,10 +20,17 @@ has variance ``1 / D``, so each row has unit norm in expectation); ``normalize_i
 every row exactly unit-norm from the start. A row is first overwritten (with momentum ``m``
 towards the random start) the first time its sample is drawn into a batch.
 
-Differences from CMC's code, on purpose: the positive column scores the positive computed this step
-(CMC scores the positive's bank row, ``memory[index]``), so gradients reach both views' encoders
-through the positive pair; the anchor's own sample is never drawn as a negative (unless
-``exclude_positive = false``, CMC's behaviour).
+Where the positive comes from (``positive``): ``"current"`` (the default) scores the positive
+computed this step, so gradients reach both views' encoders through the positive pair. ``"bank"``
+is CMC's and NPID's behaviour: the positive column scores the positive's bank row,
+``bank_j[index[b]]``, written at earlier steps like the negatives' rows, and only the anchor's
+encoder gets a gradient. The difference matters on short schedules. With ``"current"``, the
+positive is fresh but the negatives lag (random at first, then up to an epoch old), so the encoder
+can lower the loss by moving every embedding towards a direction the stale rows do not hold yet.
+Once the bank catches up the loss climbs back towards ``log(K + 1)``: the ``negatives`` experiment
+of ``contrastkit experiment`` collapsed this way within 300 steps. With ``"bank"``, the positive and
+the negatives are equally stale, which removes that shortcut. The anchor's own sample is never
+drawn as a negative (unless ``exclude_positive = false``, CMC's behaviour).
 
 ``shared_negatives = true`` draws one set of ``K`` rows per step and view pair, shared by every
 anchor of the batch (as MoCo's queue is shared): the negatives are scored with one ``[B, D] x [D, K]``
@@ -190,6 +197,7 @@ class MemoryBankNegatives(nn.Module):
         normalize_init: bool = False,
         shared_negatives: bool = False,
         scoring: Literal["auto", "gather", "dense"] = "auto",
+        positive: Literal["current", "bank"] = "current",
     ) -> None:
         super().__init__()
         if num_views < 1:
@@ -210,6 +218,8 @@ class MemoryBankNegatives(nn.Module):
             raise InvalidParameter("momentum", "must be in [0, 1)", momentum)
         if scoring not in ("auto", "gather", "dense"):
             raise InvalidParameter("scoring", 'must be "auto", "gather" or "dense"', scoring)
+        if positive not in ("current", "bank"):
+            raise InvalidParameter("positive", 'must be "current" (this step\'s positive) or "bank" (CMC\'s)', positive)
         self.num_views = int(num_views)
         self.dataset_size = int(dataset_size)
         self.embedding_dim = int(embedding_dim)
@@ -224,6 +234,8 @@ class MemoryBankNegatives(nn.Module):
         self.normalize_init = bool(normalize_init)
         self.shared_negatives = bool(shared_negatives)
         self.scoring = scoring
+        #: ``"current"``: score this step's positive; ``"bank"``: score its bank row (CMC).
+        self.positive = positive
         #: Whether per-anchor negatives are scored densely (``scoring``, with ``"auto"`` resolved).
         self.dense_scoring = scoring == "dense" or (
             scoring == "auto" and self.dataset_size <= DENSE_MAX_BANK_RATIO * self.num_negatives
@@ -266,7 +278,13 @@ class MemoryBankNegatives(nn.Module):
         """``[B, K+1]`` logits: column 0 scores the positive, the rest ``K`` rows of ``target_view``'s bank."""
         check_pair_inputs("memory-bank", "bank", self.embedding_dim, anchors, positives, index,
                           anchor_view, target_view)
-        positive = critic.score(anchors, positives.unsqueeze(1))  # [B, 1]
+        if self.positive == "bank":
+            # CMC: the positive's bank row, as stale as the negatives (a gathered copy, so the in-place
+            # update before backward cannot touch it); no gradient reaches the target view's encoder.
+            rows = self.bank[target_view][index.to(device=self.bank.device, dtype=torch.int64)]
+            positive = critic.score(anchors, rows.to(device=anchors.device, dtype=anchors.dtype).unsqueeze(1))
+        else:
+            positive = critic.score(anchors, positives.unsqueeze(1))  # [B, 1]
         if self.shared_negatives:
             # One draw for the whole batch: scoring is a [B, D] x [D, K] product, no [B, K, D] gather.
             drawn = torch.randint(0, self.dataset_size, (self.num_negatives,), device=anchors.device)
@@ -298,6 +316,7 @@ class MemoryBankNegatives(nn.Module):
             f"num_views={self.num_views}, dataset_size={self.dataset_size}, embedding_dim={self.embedding_dim}, "
             f"num_negatives={self.num_negatives}, momentum={self.momentum}, "
             f"exclude_positive={self.exclude_positive}, normalize_init={self.normalize_init}, "
+            f"positive={self.positive!r}, "
             f"shared_negatives={self.shared_negatives}, scoring={self.scoring}"
             + (f" ({'dense' if self.dense_scoring else 'gather'})" if self.scoring == "auto" else "")
         )

@@ -204,11 +204,11 @@ def test_spearman_without_ties_is_the_rank_difference_formula() -> None:
 # -- reverse-u ---------------------------------------------------------------------------------
 
 
-def seed_reverse_u(settings: RunSettings, i_nce: list[float], accuracy: list[float]) -> None:
-    for value, info, acc in zip(reverse_u.VALUES, i_nce, accuracy, strict=True):
-        raw = copy.deepcopy(reverse_u.recipe())
-        set_key(raw, reverse_u.KEY, value)
-        folder = settings.arm_dir(f"{reverse_u.KEY}={value}")
+def seed_reverse_u(settings: RunSettings, i_nce: list[float], accuracy: list[float],
+                   saturated: tuple[str, ...] = ()) -> None:
+    for point, info, acc in zip(reverse_u.POINTS, i_nce, accuracy, strict=True):
+        raw = copy.deepcopy(reverse_u.recipe(point))
+        folder = settings.arm_dir(point.folder)
         set_key(raw, "train.out_dir", folder.as_posix())
         set_key(raw, "train.device", settings.device)
         set_key(raw, "log.progress", False)
@@ -216,34 +216,59 @@ def seed_reverse_u(settings: RunSettings, i_nce: list[float], accuracy: list[flo
         (folder / "recipe.toml").write_text(
             recipe_toml(raw) + f"# analyze: --steps {reverse_u.STEPS} --batch {reverse_u.BATCH}\n"
         )
-        point = {"value": str(value), "i_nce": info, "num_negatives": reverse_u.BATCH - 1,
-                 "ceiling": math.log(reverse_u.BATCH), "saturated": False, "accuracy": acc, "seconds": 30.0}
-        (folder / "point.json").write_text(json.dumps(point))
+        record = {"value": point.name, "i_nce": info, "num_negatives": reverse_u.BATCH - 1,
+                  "ceiling": math.log(reverse_u.BATCH), "saturated": point.name in saturated, "accuracy": acc,
+                  "seconds": 30.0}
+        (folder / "point.json").write_text(json.dumps(record))
+    seed_arm(settings, "random-init", reverse_u.recipe(reverse_u.POINTS[1]), {"linear/background": 40.0},
+             random_init=True)
 
 
-#: I_NCE falls as the colour jitter gets stronger (strength 0.0 ... 2.5).
-I_NCE = [3.0, 2.2, 1.8, 1.2, 0.8]
+#: I_NCE rises as the views share more (nothing ... the same image).
+I_NCE = [0.05, 2.2, 2.9, 3.4, 4.1]
+
+
+def test_reverse_u_points_are_nested() -> None:
+    """Each point shares what the one before shares, and more: the sweep's x axis is "how much"."""
+    shares = [set(p.share) if p.share is not None else {"digit", "background", "position"} for p in reverse_u.POINTS]
+    assert shares[0] == set() and reverse_u.POINTS[-1].share is None
+    assert all(a < b or (a == b and i == len(shares) - 2) for i, (a, b) in enumerate(itertools.pairwise(shares)))
+    assert [p.folder for p in reverse_u.POINTS] == [
+        "share=nothing", "share=background", "share=background+position", "share=background+position+digit",
+        "share=same-image"]
+
+
+def test_reverse_u_recipes_differ_only_in_the_views() -> None:
+    recipes = [reverse_u.recipe(p) for p in reverse_u.POINTS]
+    for r in recipes:
+        assert {k: v for k, v in r.items() if k not in ("views", "augment")} == {
+            k: v for k, v in recipes[0].items() if k not in ("views", "augment")}
+    assert [r["views"].get("share") for r in recipes[:4]] == [[], ["background"], ["background", "position"],
+                                                             ["background", "position", "digit"]]
+    assert recipes[-1]["views"] == {"name": "augmented-copies"} and recipes[-1]["augment"]["name"] == "crop-flip"
 
 
 def test_reverse_u_reproduced_with_an_interior_peak(tmp_path: Path) -> None:
     settings = quiet(tmp_path)
-    seed_reverse_u(settings, I_NCE, [50.0, 62.0, 58.0, 52.0, 45.0])
+    seed_reverse_u(settings, I_NCE, [38.0, 95.0, 90.0, 80.0, 45.0])
     result = reverse_u.run(settings)
     assert result.reproduced is True
     assert result.verdict.startswith(
-        "Sorted by I_NCE, accuracy goes 45.0% (0.80 nats, strength 2.5) -> 52.0% (1.20 nats, strength 1.75) -> "
+        "Sorted by I_NCE, accuracy goes 38.0% (0.05 nats, nothing) -> 95.0% (2.20 nats, background) -> "
     )
-    assert "The best accuracy is at strength 0.5, an interior point: a reverse U." in result.verdict
-    assert result.seconds == 150.0 and [p["accuracy"] for p in result.data["points"]][1] == 62.0
+    assert "(random init 40.0%). The best accuracy is at `background`, an interior point: a reverse U." in result.verdict
+    assert result.seconds == 150.0 and [p["accuracy"] for p in result.data["points"]][1] == 95.0
+    assert result.data["random_init"] == 40.0
+    assert "| background+position | 2.900 | 127 |" in result.table
     assert_png(tmp_path / result.plot)
 
 
 @pytest.mark.parametrize(
     ("accuracy", "best"),
     [
-        ([60.0, 55.0, 50.0, 45.0, 40.0], "0.0"),  # best at the highest I_NCE
-        ([40.0, 50.0, 55.0, 58.0, 60.0], "2.5"),  # best at the lowest I_NCE
-        ([50.0, 62.0, 58.0, 52.0, 61.5], "0.5"),  # interior, but within 1 point of an end
+        ([60.0, 55.0, 50.0, 45.0, 40.0], "nothing"),  # best at the lowest I_NCE
+        ([40.0, 50.0, 55.0, 58.0, 60.0], "same image"),  # best at the highest I_NCE: no falling side
+        ([50.0, 62.0, 58.0, 52.0, 61.5], "background"),  # interior, but within 1 point of an end
     ],
 )
 def test_reverse_u_not_reproduced(tmp_path: Path, accuracy: list[float], best: str) -> None:
@@ -251,7 +276,17 @@ def test_reverse_u_not_reproduced(tmp_path: Path, accuracy: list[float], best: s
     seed_reverse_u(settings, I_NCE, accuracy)
     result = reverse_u.run(settings)
     assert result.reproduced is False
-    assert f"The best accuracy is at strength {best}, not clearly interior: no reverse U" in result.verdict
+    assert f"The best accuracy is at `{best}`, not clearly interior: no reverse U" in result.verdict
+
+
+def test_reverse_u_refuses_an_order_read_from_saturated_estimates(tmp_path: Path) -> None:
+    settings = quiet(tmp_path)
+    seed_reverse_u(settings, I_NCE, [38.0, 95.0, 90.0, 80.0, 45.0],
+                   saturated=("background+position+digit", "same image"))
+    result = reverse_u.run(settings)
+    assert result.reproduced is False
+    assert "Saturated estimates (within 5% of log(K+1); raise the batch): background+position+digit, same image." \
+        in result.verdict
 
 
 @pytest.mark.parametrize(

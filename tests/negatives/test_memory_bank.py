@@ -65,6 +65,7 @@ def test_contract_without_excluding_the_positive() -> None:
         ({"momentum": float("nan")}, "momentum"),
         ({"embedding_dim": 0}, "embedding_dim"),
         ({"num_views": 0}, "num_views"),
+        ({"positive": "fresh"}, "positive"),
     ],
 )
 def test_bad_parameters_name_the_parameter(kwargs: dict[str, Any], parameter: str) -> None:
@@ -197,6 +198,57 @@ def test_gradients_reach_anchors_and_positives_but_not_the_bank() -> None:
     torch.nn.functional.cross_entropy(pair.logits, pair.target).backward()
     assert anchors.grad is not None and positives.grad is not None
     assert not s.bank.requires_grad
+
+
+def test_bank_positive_scores_the_positives_bank_row_against_a_float64_reference() -> None:
+    torch.manual_seed(5)
+    n, d, b, tau = 40, 5, 6, 0.3
+    s = sampler(n=n, d=d, m=3, num_negatives=7, positive="bank", normalize_init=True)
+    critic = CosineCritic(feature_dims=(d, d, d), head="none", temperature=tau)
+    anchors, positives = unit(b, d), unit(b, d)
+    index = torch.randperm(n)[:b]
+    torch.manual_seed(11)
+    drawn = s.sample_indices(index)
+    torch.manual_seed(11)
+    pair = s.pair_logits(critic, anchors, positives, index=index, anchor_view=0, target_view=2)
+    bank = s.bank.double()
+    for i in range(b):
+        # CMC: memory_ab[index], not this step's positive.
+        expected = float(anchors[i].double() @ bank[2, int(index[i])]) / tau
+        assert float(pair.logits[i, 0]) == pytest.approx(expected, abs=1e-5)
+        assert float(pair.logits[i, 0]) != pytest.approx(float(anchors[i] @ positives[i]) / tau, abs=1e-3)
+        for k in range(7):
+            assert float(pair.logits[i, k + 1]) == pytest.approx(
+                float(anchors[i].double() @ bank[2, int(drawn[i, k])]) / tau, abs=1e-5)
+
+
+def test_bank_positive_sends_no_gradient_to_the_positive_and_survives_the_update() -> None:
+    s = sampler(n=30, d=4, num_negatives=5, positive="bank")
+    critic = CosineCritic(feature_dims=(4, 4), head="none")
+    anchors = unit(6, 4).requires_grad_()
+    positives = unit(6, 4).requires_grad_()
+    index = torch.arange(6)
+    pair = s.pair_logits(critic, anchors, positives, index=index, anchor_view=0, target_view=1)
+    before = pair.logits.detach().clone()
+    s.update([unit(6, 4), unit(6, 4)], index)  # the trainer writes the bank before backward
+    torch.nn.functional.cross_entropy(pair.logits, pair.target).backward()
+    assert anchors.grad is not None and positives.grad is None
+    assert torch.equal(pair.logits.detach(), before)
+
+
+def test_bank_positive_is_a_recipe_key(registry: Registry) -> None:
+    pipe = Pipeline(
+        data={"name": "colorful-moving-digits", "size": 32, "image_size": 16, "digit_size": 8},
+        encoder={"name": "convnet", "width": 4, "depth": 2},
+        negatives={"name": "memory-bank", "num_negatives": 8, "positive": "bank"}, registry=registry,
+    )
+    assert pipe.negatives.positive == "bank"
+    with pytest.raises(ConfigError, match=r"negatives\.positive: must be one of 'current', 'bank' \(got 'bnak'\)"):
+        Pipeline(
+            data={"name": "colorful-moving-digits", "size": 32, "image_size": 16, "digit_size": 8},
+            encoder={"name": "convnet", "width": 4, "depth": 2},
+            negatives={"name": "memory-bank", "positive": "bnak"}, registry=registry,
+        )
 
 
 def test_shape_errors() -> None:
