@@ -16,6 +16,12 @@ Usage (from a checkout after ``pip install -e .``)::
     python -m benchmarks                                # every benchmark, auto device, ~10 min on 2 CPU cores
     python -m benchmarks --device cuda --out benchmarks/RESULTS.md
     python -m benchmarks --quick --only overhead,losses --out /tmp/RESULTS.md
+    python -m benchmarks --device cuda --args "augmentation=--workers 8 --repeats 3"
+
+``--args NAME=ARGS`` (repeatable) adds arguments to one script's command line (after the quick sizes,
+before ``--threads``), e.g. more DataLoader workers on a machine with many cores; the report shows each
+script's full command. The report is rewritten after every benchmark, so a run that is stopped part
+way leaves the figures of the benchmarks that finished (marked "partial").
 """
 
 from __future__ import annotations
@@ -99,6 +105,16 @@ class Options:
     out: Path = DEFAULT_OUT
     threads: int = 0
     timeout: float = 3600.0
+    extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def extra_args(self, name: str) -> tuple[str, ...]:
+        """The ``--args`` given for benchmark ``name``, in order (``()`` if none).
+
+        Example:
+            >>> Options(device="cpu", extra=(("losses", ("--dim", "8")),)).extra_args("losses")
+            ('--dim', '8')
+        """
+        return tuple(arg for key, args in self.extra if key == name for arg in args)
 
 
 def last_line(text: str) -> str:
@@ -113,17 +129,21 @@ def last_line(text: str) -> str:
 
 
 def benchmark_command(name: str, *, device: str, quick: bool, threads: int, json_path: Path,
-                      scripts_dir: Path = SCRIPTS_DIR) -> list[str]:
+                      scripts_dir: Path = SCRIPTS_DIR, extra: Sequence[str] = ()) -> list[str]:
     """The subprocess command line of one benchmark (``--threads`` last so it wins over the quick one).
 
     Example:
         >>> cmd = benchmark_command("losses", device="cpu", quick=False, threads=1, json_path=Path("l.json"))
         >>> [Path(cmd[1]).name, *cmd[2:]]
         ['losses.py', '--device', 'cpu', '--threads', '1', '--json', 'l.json']
+        >>> benchmark_command("losses", device="cpu", quick=False, threads=0, json_path=Path("l.json"),
+        ...                   extra=("--dim", "8"))[2:]
+        ['--device', 'cpu', '--dim', '8', '--json', 'l.json']
     """
     command = [sys.executable, str(scripts_dir / f"{name}.py"), "--device", device]
     if quick:
         command += QUICK_ARGS.get(name, ())
+    command += extra
     if threads:
         command += ["--threads", str(threads)]
     return [*command, "--json", str(json_path)]
@@ -152,7 +172,8 @@ def run_benchmark(name: str, options: Options, *, scripts_dir: Path = SCRIPTS_DI
     with tempfile.TemporaryDirectory(prefix=f"ck-bench-{name}-") as tmp:
         json_path = Path(tmp) / f"{name}.json"
         command = benchmark_command(name, device=options.device, quick=options.quick, threads=options.threads,
-                                    json_path=json_path, scripts_dir=scripts_dir)
+                                    json_path=json_path, scripts_dir=scripts_dir,
+                                    extra=options.extra_args(name))
         shown = display_command(command[:-2])  # the temporary --json path says nothing to a reader
         start = time.perf_counter()
         try:
@@ -366,7 +387,8 @@ def verdict(section: Sequence[str]) -> str:
     return results[0] if results else "no target"
 
 
-def render(outcomes: Sequence[Outcome], *, options: Options, command: str, date: str, device: str) -> str:
+def render(outcomes: Sequence[Outcome], *, options: Options, command: str, date: str, device: str,
+           partial: bool = False) -> str:
     """RESULTS.md's text: the generated-file header, the run's environment, one section per benchmark.
 
     Example:
@@ -381,6 +403,10 @@ def render(outcomes: Sequence[Outcome], *, options: Options, command: str, date:
     lines = [GENERATED, "", "# Benchmark results", ""]
     if options.quick:
         lines += [QUICK_NOTE, ""]
+    if partial:
+        done = {o.name for o in outcomes}
+        pending = ", ".join(n for n in options.only if n not in done)
+        lines += [f"**partial: the run is still going or was stopped** (not run yet: {pending})", ""]
     lines += [
         f"- date: {date}",
         f"- device: {device}",
@@ -450,6 +476,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
                         "(default: benchmarks/RESULTS.md)")
     parser.add_argument("--threads", type=int, default=0,
                         help="passed to every benchmark as --threads (default: 0, each script's own choice)")
+    parser.add_argument("--args", dest="extra", action="append", default=[], metavar="NAME=ARGS",
+                        help="extra arguments for one benchmark's script, e.g. 'augmentation=--workers 8' "
+                        "(repeatable)")
     parser.add_argument("--timeout", type=float, default=3600.0,
                         help="seconds one benchmark may run before it is stopped and reported failed (default: 3600)")
     args = parser.parse_args(argv)
@@ -459,6 +488,19 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
             hint = close_matches(name, BENCHMARKS)
             suggestion = f"did you mean {', '.join(repr(h) for h in hint)}? " if hint else ""
             parser.error(f"--only: unknown benchmark {name!r}; {suggestion}choose from {', '.join(BENCHMARKS)}")
+    extra: list[tuple[str, tuple[str, ...]]] = []
+    for item in args.extra:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or name not in BENCHMARKS:
+            hint = close_matches(name, BENCHMARKS) if sep else []
+            suggestion = f"did you mean {', '.join(repr(h) for h in hint)}? " if hint else ""
+            parser.error(f"--args: expected NAME=ARGS with NAME one of {', '.join(BENCHMARKS)}; "
+                         f"{suggestion}(got {item!r})")
+        try:
+            extra.append((name, tuple(shlex.split(text))))
+        except ValueError as exc:
+            parser.error(f"--args: cannot split the arguments of {name!r}: {exc} (got {item!r})")
     if args.threads < 0:
         parser.error(f"--threads: must be >= 0 (got {args.threads})")
     if not args.timeout > 0:
@@ -469,7 +511,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         parser.error(f"--device: {exc}")
     only = tuple(n for n in BENCHMARKS if n in names)  # the canonical order, each once
     return Options(device=device, only=only, quick=args.quick, out=args.out, threads=args.threads,
-                   timeout=args.timeout)
+                   timeout=args.timeout, extra=tuple(extra))
 
 
 def main(argv: Sequence[str] | None = None, *, scripts_dir: Path = SCRIPTS_DIR) -> int:
@@ -485,15 +527,16 @@ def main(argv: Sequence[str] | None = None, *, scripts_dir: Path = SCRIPTS_DIR) 
     device = describe_device(options.device)
     print(f"device: {device}{'   (quick run)' if options.quick else ''}")
     outcomes = []
+    options.out.parent.mkdir(parents=True, exist_ok=True)
     for i, name in enumerate(options.only, start=1):
         print(f"[{i}/{len(options.only)}] {name} ...", flush=True)
         outcome = run_benchmark(name, options, scripts_dir=scripts_dir)
         status = "ok" if outcome.ok else f"FAILED: {outcome.error}"
         print(f"[{i}/{len(options.only)}] {name}: {status} ({outcome.seconds:.1f} s)", flush=True)
         outcomes.append(outcome)
-    options.out.parent.mkdir(parents=True, exist_ok=True)
-    options.out.write_text(render(outcomes, options=options, command=command, date=date, device=device),
-                           encoding="utf-8")
+        # Rewritten after every benchmark: a run stopped part way keeps what finished.
+        options.out.write_text(render(outcomes, options=options, command=command, date=date, device=device,
+                                      partial=len(outcomes) < len(options.only)), encoding="utf-8")
     failed = [o.name for o in outcomes if not o.ok]
     print(f"wrote {options.out}" + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0

@@ -150,3 +150,49 @@ def test_quick_args_are_accepted_by_each_script(run_all: ModuleType) -> None:
             assert json_path == "x.json" and threads == 1
         finally:
             sys.modules.pop(spec.name, None)
+
+
+def test_args_reach_one_script_and_the_report(run_all: ModuleType, tmp_path: Path) -> None:
+    scripts = _fake_scripts(tmp_path / "scripts")
+    seen = tmp_path / "argv.json"
+    (scripts / "losses.py").write_text(
+        "import json, sys\npath = sys.argv[sys.argv.index('--json') + 1]\n"
+        f"json.dump(sys.argv[1:], open({str(seen)!r}, 'w'))\n"
+        f"json.dump({json.dumps(LOSSES_JSON)}, open(path, 'w'))\n"
+    )
+    out = tmp_path / "RESULTS.md"
+    assert run_all.main(["--device", "cpu", "--only", "losses", "--args", "losses=--dim 8 --repeats 2",
+                         "--args", "overhead=--steps 1", "--threads", "1", "--out", str(out)],
+                        scripts_dir=scripts) == 0
+    argv = json.loads(seen.read_text())
+    # after --device, before --threads; the other benchmark's --args do not leak in
+    assert argv[:8] == ["--device", "cpu", "--dim", "8", "--repeats", "2", "--threads", "1"]
+    assert "--steps" not in argv
+    command_line = [line for line in out.read_text().splitlines() if line.startswith("Command: ")]
+    assert command_line and command_line[0].endswith("--device cpu --dim 8 --repeats 2 --threads 1`")
+
+
+def test_bad_args_name_exits_2_with_close_match() -> None:
+    done = _python_m_benchmarks("--args", "augmentaton=--workers 8", "--out", "/nonexistent/never-written.md")
+    assert done.returncode == 2
+    message = done.stderr.strip().splitlines()[-1]
+    assert "--args: expected NAME=ARGS" in message and "did you mean 'augmentation'?" in message
+    assert "(got 'augmentaton=--workers 8')" in message
+
+
+def test_report_is_written_after_each_benchmark(run_all: ModuleType, tmp_path: Path) -> None:
+    """A run stopped part way keeps the finished benchmarks' figures, marked partial."""
+    scripts = _fake_scripts(tmp_path / "scripts")
+    out = tmp_path / "RESULTS.md"
+    snapshot = tmp_path / "during-training.md"
+    # training.py runs after losses: it copies the report as it stands, then fails.
+    (scripts / "training.py").write_text(
+        f"import shutil\nshutil.copy({str(out)!r}, {str(snapshot)!r})\nraise SystemExit('stopped')\n"
+    )
+    assert run_all.main(["--device", "cpu", "--only", "losses,training", "--out", str(out)],
+                        scripts_dir=scripts) == 1
+    during = snapshot.read_text()
+    assert "**partial: the run is still going or was stopped** (not run yet: training)" in during
+    assert "| memory-bank CMC / contrastkit | 9.000 | 3.000 | 3.00x | >= 2 | pass |" in during
+    final = out.read_text()
+    assert "partial" not in final and "## training" in final
