@@ -1,7 +1,8 @@
 """``none`` and ``crop-flip``: the built-in batch-wise augmentations (the full recipes arrive later).
 
 ``crop-flip`` is a random resized crop back to the input size plus a horizontal flip, drawn per
-sample by Kornia on the images' device.
+sample on the CPU and applied on the images' device in one ``grid_sample`` (no host-device sync;
+see :mod:`contrastkit.augmentations.batched`).
 
 Example:
     >>> import torch
@@ -14,9 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import kornia.augmentation as K
 from torch import Tensor, nn
 
+from contrastkit.augmentations.batched import apply_crop_flip, draw_crop_flip, to_device
 from contrastkit.errors import InvalidParameter
 
 __all__ = ["CropFlip", "NoAugmentation"]
@@ -80,15 +81,10 @@ class CropFlip(nn.Module):
     ) -> None:
         super().__init__()
         self.scale, self.ratio = check_crop_flip(scale, ratio, flip_p)
-        self.flip = K.RandomHorizontalFlip(p=flip_p)
-        self._crops: dict[tuple[int, int], nn.Module] = {}
-
-    def _crop(self, size: tuple[int, int]) -> nn.Module:
-        # Kornia's crop needs its output size up front; build one per input size on first use.
-        if size not in self._crops:
-            self._crops[size] = K.RandomResizedCrop(size=size, scale=self.scale, ratio=self.ratio)
-        return self._crops[size]
+        self.flip_p = flip_p
 
     def forward(self, images: Tensor) -> Tensor:
-        """``[B, C, H, W] -> [B, C, H, W]``, fresh random parameters per sample."""
-        return self.flip(self._crop((images.shape[-2], images.shape[-1]))(images))
+        """``[B, C, H, W] -> [B, C, H, W]``, fresh random parameters per sample (drawn on the CPU, one copy)."""
+        batch, _, height, width = images.shape
+        params = draw_crop_flip(batch, height, width, scale=self.scale, ratio=self.ratio, flip_p=self.flip_p)
+        return apply_crop_flip(images, to_device(params, images.device), (height, width))

@@ -1,4 +1,4 @@
-"""``infomin``: InfoMin's augmentation (seed 001, Figure 10b), batch-wise on the device with Kornia.
+"""``infomin``: InfoMin's augmentation (seed 001, Figure 10b), batch-wise on the device (Kornia's kernels).
 
 The listing, in order, each step with fresh parameters per sample from the global torch RNG::
 
@@ -10,7 +10,7 @@ The listing, in order, each step with fresh parameters per sample from the globa
     RandomGrayscale(p=0.2)
 
 ``strength`` is ``s``; jitter factors are drawn per sample, the order of the four adjustments once
-per batch (Kornia's ColorJitter). The blur kernel is about 10% of the output side (odd). RandAugment's ops and
+per batch (torchvision's formulas, Kornia's kernels). The blur kernel is about 10% of the output side (odd). RandAugment's ops and
 magnitudes are listed in :mod:`contrastkit.augmentations._rand_augment`; each of the
 ``randaugment_ops`` ops is drawn per sample and applied with probability ``randaugment_p`` (0.5,
 as in timm); ``randaugment_ops = 0`` turns it off.
@@ -19,7 +19,9 @@ Channels: crop, flip and RandAugment's rotate / shear / translate move all chann
 jitter, blur, RandAugment's intensity ops and grayscale touch the first 3 channels only (a stacked
 depth map is moved, never recoloured). With 1 or 2 channels there is no RGB: jitter, grayscale and
 RandAugment's ``color`` op are skipped; blur and the other intensity ops act on all channels.
-Output values stay in [0, 1].
+Output values stay in [0, 1]. Crop, flip, jitter, blur and grayscale draw their parameters on the CPU
+and reach the device in one copy, and run on the whole batch with ``torch.where`` (no host-device sync;
+see :mod:`contrastkit.augmentations.batched`); RandAugment still groups samples by op.
 
 Example:
     >>> import torch
@@ -30,7 +32,8 @@ Example:
 
 from __future__ import annotations
 
-import kornia.augmentation as K
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -45,6 +48,17 @@ from contrastkit.augmentations._common import (
     photometric_channels,
 )
 from contrastkit.augmentations._rand_augment import RandAugment
+from contrastkit.augmentations.batched import (
+    apply_blur,
+    apply_crop_flip,
+    apply_jitter,
+    draw_blur,
+    draw_crop_flip,
+    draw_jitter,
+    grayscale,
+    keep,
+    to_device,
+)
 
 __all__ = ["InfoMinAugmentation"]
 
@@ -88,46 +102,41 @@ class InfoMinAugmentation(nn.Module):
         self.blur_p = check_probability("blur_p", blur_p)
         self.grayscale_p = check_probability("grayscale_p", grayscale_p)
         self.size = check_size(size)
-        self.flip = K.RandomHorizontalFlip(p=self.flip_p)
-        self.jitter = (
-            K.ColorJitter(*jitter_strengths(self.strength, _HUE), p=self.jitter_p)
-            if self.strength > 0 and self.jitter_p > 0
-            else None
-        )
+        self.jitter_strengths = jitter_strengths(self.strength, _HUE)
+        # Jitter at strength 0 is the identity: leave it out rather than draw unused parameters.
+        self.jitters = self.strength > 0 and self.jitter_p > 0
         self.rand_augment = RandAugment(num_ops=randaugment_ops, magnitude=randaugment_magnitude, p=randaugment_p)
-        self.grayscale = K.RandomGrayscale(p=self.grayscale_p) if self.grayscale_p > 0 else None
-        # Kornia's crop and blur need the output size up front; one per output size, built on first use.
-        self._crops: dict[tuple[int, int], nn.Module] = {}
-        self._blurs: dict[tuple[int, int], nn.Module] = {}
 
     def _out_size(self, images: Tensor) -> tuple[int, int]:
         return (self.size, self.size) if self.size is not None else (images.shape[-2], images.shape[-1])
 
-    def _crop(self, size: tuple[int, int]) -> nn.Module:
-        if size not in self._crops:
-            self._crops[size] = K.RandomResizedCrop(size=size, scale=self.crop_scale, ratio=self.crop_ratio)
-        return self._crops[size]
-
-    def _blur(self, size: tuple[int, int]) -> nn.Module:
-        if size not in self._blurs:
-            k = blur_kernel_size(*size)
-            self._blurs[size] = K.RandomGaussianBlur((k, k), self.blur_sigma, p=self.blur_p)
-        return self._blurs[size]
-
-    def _on_head(self, x: Tensor, op: nn.Module) -> Tensor:
+    def _on_head(self, x: Tensor, op: Callable[[Tensor], Tensor]) -> Tensor:
         """Apply an intensity op to the leading (RGB) channels only."""
         head = photometric_channels(x.shape[1])
         return torch.cat([op(x[:, :head]), x[:, head:]], dim=1)
 
     def forward(self, images: Tensor) -> Tensor:
         """``[B, C, H, W] -> [B, C, size, size]`` (or ``[B, C, H, W]`` without ``size``), values in [0, 1]."""
-        x = self.flip(self._crop(self._out_size(images))(images))
-        rgb = has_rgb(x.shape[1])
-        if rgb and self.jitter is not None:
-            x = self._on_head(x, self.jitter)
+        batch, _, height, width = images.shape
+        # Crop to grayscale (not RandAugment): parameters drawn on the CPU, one copy to the device.
+        params = draw_crop_flip(batch, height, width, scale=self.crop_scale, ratio=self.crop_ratio, flip_p=self.flip_p)
+        order = None
+        if self.jitters:
+            params |= draw_jitter(batch, self.jitter_strengths, self.jitter_p)
+            order = torch.randperm(4)
         if self.blur_p > 0:
-            x = self._on_head(x, self._blur((x.shape[-2], x.shape[-1])))
+            params |= draw_blur(batch, self.blur_sigma, self.blur_p)
+        if self.grayscale_p > 0:
+            params["grayscale"] = torch.rand(batch) < self.grayscale_p
+        params = to_device(params, images.device)
+        x = apply_crop_flip(images, params, self._out_size(images))
+        rgb = has_rgb(x.shape[1])
+        if rgb and order is not None:
+            x = self._on_head(x, lambda head: apply_jitter(head, params, order))
+        if self.blur_p > 0:
+            kernel = blur_kernel_size(x.shape[-2], x.shape[-1])
+            x = self._on_head(x, lambda head: apply_blur(head, params, kernel))
         x = self.rand_augment(x)  # splits geometric / intensity ops by channel itself
-        if rgb and self.grayscale is not None:
-            x = self._on_head(x, self.grayscale)
+        if rgb and self.grayscale_p > 0:
+            x = self._on_head(x, lambda head: keep(params["grayscale"], grayscale(head), head))
         return x.clamp(0.0, 1.0)

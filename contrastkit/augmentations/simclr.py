@@ -1,4 +1,4 @@
-"""``simclr``: SimCLR's augmentation, batch-wise on the device with Kornia.
+"""``simclr``: SimCLR's augmentation, batch-wise on the device (Kornia's kernels, no host-device sync).
 
 In order, each with fresh parameters per sample (drawn from the global torch RNG, so a resumed
 run that restores it repeats them):
@@ -8,7 +8,7 @@ run that restores it repeats them):
 2. horizontal flip with probability ``flip_p``;
 3. colour jitter ``(brightness, contrast, saturation, hue) = (0.8, 0.8, 0.8, 0.2) * strength``, applied
    with probability ``jitter_p`` (0.8); factors are drawn per sample, the order of the four
-   adjustments once per batch (Kornia's ColorJitter);
+   adjustments once per batch (torchvision's formulas, Kornia's kernels);
 4. grayscale with probability ``grayscale_p`` (0.2);
 5. Gaussian blur, kernel about 10% of the output side (odd), sigma in ``blur_sigma`` (0.1-2), with
    probability ``blur_p``: SimCLR used 0.5 on ImageNet and no blur on CIFAR-10 (``blur_p = 0``).
@@ -16,7 +16,9 @@ run that restores it repeats them):
 Channels: crop and flip move all channels together; jitter, grayscale and blur touch the first 3
 channels only (extra channels such as a stacked depth map keep their values). With 1 or 2 channels
 there is no RGB: jitter and grayscale are skipped and blur acts on all channels. Output values stay
-in [0, 1].
+in [0, 1]. Parameters are drawn on the CPU and reach the device in one copy, and random steps run on
+the whole batch with ``torch.where``: nothing waits for the GPU (see
+:mod:`contrastkit.augmentations.batched`).
 
 Example:
     >>> import torch
@@ -27,7 +29,6 @@ Example:
 
 from __future__ import annotations
 
-import kornia.augmentation as K
 import torch
 from torch import Tensor, nn
 
@@ -40,6 +41,17 @@ from contrastkit.augmentations._common import (
     has_rgb,
     jitter_strengths,
     photometric_channels,
+)
+from contrastkit.augmentations.batched import (
+    apply_blur,
+    apply_crop_flip,
+    apply_jitter,
+    draw_blur,
+    draw_crop_flip,
+    draw_jitter,
+    grayscale,
+    keep,
+    to_device,
 )
 
 __all__ = ["SimCLRAugmentation"]
@@ -81,46 +93,39 @@ class SimCLRAugmentation(nn.Module):
         self.grayscale_p = check_probability("grayscale_p", grayscale_p)
         self.blur_p = check_probability("blur_p", blur_p)
         self.size = check_size(size)
-        self.flip = K.RandomHorizontalFlip(p=self.flip_p)
+        self.jitter_strengths = jitter_strengths(self.strength, _HUE)
         # Jitter at strength 0 is the identity: leave it out rather than draw unused parameters.
-        self.jitter = (
-            K.ColorJitter(*jitter_strengths(self.strength, _HUE), p=self.jitter_p)
-            if self.strength > 0 and self.jitter_p > 0
-            else None
-        )
-        self.grayscale = K.RandomGrayscale(p=self.grayscale_p) if self.grayscale_p > 0 else None
-        # Kornia's crop and blur need the output size up front; one per output size, built on first use.
-        self._crops: dict[tuple[int, int], nn.Module] = {}
-        self._blurs: dict[tuple[int, int], nn.Module] = {}
+        self.jitters = self.strength > 0 and self.jitter_p > 0
 
     def _out_size(self, images: Tensor) -> tuple[int, int]:
         return (self.size, self.size) if self.size is not None else (images.shape[-2], images.shape[-1])
 
-    def _crop(self, size: tuple[int, int]) -> nn.Module:
-        if size not in self._crops:
-            self._crops[size] = K.RandomResizedCrop(size=size, scale=self.crop_scale, ratio=self.crop_ratio)
-        return self._crops[size]
-
-    def _blur(self, size: tuple[int, int]) -> nn.Module:
-        if size not in self._blurs:
-            k = blur_kernel_size(*size)
-            self._blurs[size] = K.RandomGaussianBlur((k, k), self.blur_sigma, p=self.blur_p)
-        return self._blurs[size]
-
-    def _photometric(self, x: Tensor) -> Tensor:
+    def _photometric(self, x: Tensor, params: dict[str, Tensor], order: Tensor | None) -> Tensor:
         """Jitter, grayscale, blur on the leading (RGB) channels ``x``."""
         if has_rgb(x.shape[1]):
-            if self.jitter is not None:
-                x = self.jitter(x)
-            if self.grayscale is not None:
-                x = self.grayscale(x)
+            if order is not None:
+                x = apply_jitter(x, params, order)
+            if self.grayscale_p > 0:
+                x = keep(params["grayscale"], grayscale(x), x)
         if self.blur_p > 0:
-            x = self._blur((x.shape[-2], x.shape[-1]))(x)
+            x = apply_blur(x, params, blur_kernel_size(x.shape[-2], x.shape[-1]))
         return x
 
     def forward(self, images: Tensor) -> Tensor:
         """``[B, C, H, W] -> [B, C, size, size]`` (or ``[B, C, H, W]`` without ``size``), values in [0, 1]."""
-        x = self.flip(self._crop(self._out_size(images))(images))
+        batch, _, height, width = images.shape
+        # Every parameter drawn on the CPU first, then one copy to the device (see augmentations.batched).
+        params = draw_crop_flip(batch, height, width, scale=self.crop_scale, ratio=self.crop_ratio, flip_p=self.flip_p)
+        order = None
+        if self.jitters:
+            params |= draw_jitter(batch, self.jitter_strengths, self.jitter_p)
+            order = torch.randperm(4)
+        if self.grayscale_p > 0:
+            params["grayscale"] = torch.rand(batch) < self.grayscale_p
+        if self.blur_p > 0:
+            params |= draw_blur(batch, self.blur_sigma, self.blur_p)
+        params = to_device(params, images.device)
+        x = apply_crop_flip(images, params, self._out_size(images))
         head = photometric_channels(x.shape[1])
-        x = torch.cat([self._photometric(x[:, :head]), x[:, head:]], dim=1)
+        x = torch.cat([self._photometric(x[:, :head], params, order), x[:, head:]], dim=1)
         return x.clamp(0.0, 1.0)
