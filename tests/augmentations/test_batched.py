@@ -26,6 +26,7 @@ from contrastkit.augmentations.batched import (
     to_device,
 )
 from contrastkit.augmentations.infomin import InfoMinAugmentation
+from contrastkit.errors import InvalidParameter
 from contrastkit.augmentations.simclr import SimCLRAugmentation
 
 
@@ -186,3 +187,32 @@ def test_same_seed_same_augmentation_on_cpu_and_gpu() -> None:
     on_gpu = aug(images.cuda()).cpu()
     torch.testing.assert_close(on_gpu, on_cpu, atol=2e-4, rtol=0)
     assert math.isfinite(float(on_gpu.sum()))
+
+
+def test_gaussian_blur_rejects_an_even_kernel() -> None:
+    with pytest.raises(InvalidParameter, match="kernel_size: must be an odd number of pixels"):
+        gaussian_blur(torch.rand(1, 3, 8, 8), torch.ones(1), 4)
+
+
+def test_gaussian_blur_matches_kornia_on_the_cpu() -> None:
+    import kornia.filters
+
+    x = torch.rand(4, 3, 20, 20, dtype=torch.float64)
+    sigma = torch.tensor([0.1, 0.7, 1.3, 2.0], dtype=torch.float64)
+    expected = kornia.filters.gaussian_blur2d(x, (7, 7), torch.stack([sigma, sigma], 1), border_type="reflect")
+    torch.testing.assert_close(gaussian_blur(x, sigma, 7), expected, atol=1e-12, rtol=0)
+
+
+def test_cpu_subset_path_equals_the_whole_batch_path() -> None:
+    """On the CPU a step runs on the chosen rows only; the GPU's run-on-all-then-keep gives the same images."""
+    torch.manual_seed(4)
+    x = torch.rand(6, 3, 12, 12)
+    jitter = draw_jitter(6, (0.8, 0.8, 0.8, 0.2), 0.5)
+    order = torch.randperm(4)
+    whole = color_jitter(x, brightness=jitter["brightness"], contrast=jitter["contrast"],
+                         saturation=jitter["saturation"], hue=jitter["hue"], order=order)
+    torch.testing.assert_close(apply_jitter(x, jitter, order), keep(jitter["jitter"], whole, x))
+    blur = {"sigma": torch.rand(6) + 0.1, "blur": torch.tensor([True, False, True, True, False, False])}
+    torch.testing.assert_close(apply_blur(x, blur, 5), keep(blur["blur"], gaussian_blur(x, blur["sigma"], 5), x))
+    none = {"sigma": torch.ones(6), "blur": torch.zeros(6, dtype=torch.bool)}
+    assert torch.equal(apply_blur(x, none, 5), x)
