@@ -74,7 +74,8 @@ _SCRIPT = textwrap.dedent(
 def _run(tmp_path: Path, negatives: str, steps: int) -> tuple[dict, dict, dict]:
     script = tmp_path / "ddp_train.py"
     script.write_text(_SCRIPT)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH")))), "OMP_NUM_THREADS": "1"}
+    path = os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH"))))  # keep what is set
+    env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, str(script), str(tmp_path), negatives, str(steps)], env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -47,7 +47,8 @@ progress = false
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH")))), "OMP_NUM_THREADS": "1"}
+    path = os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH"))))  # keep what is set
+    return {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
 
 
 def _recipe(tmp_path: Path, name: str, *, steps: int, width: int = 4) -> Path:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import attrs
 import kornia.color
 import kornia.enhance
 import torch
@@ -41,6 +42,7 @@ from torch import Tensor
 from contrastkit.errors import InvalidParameter
 
 __all__ = [
+    "RecipeDraws",
     "apply_blur",
     "apply_to_some",
     "apply_crop_flip",
@@ -49,6 +51,7 @@ __all__ = [
     "draw_blur",
     "draw_crop_flip",
     "draw_jitter",
+    "draw_recipe",
     "crop_flip_theta",
     "draw_crop_boxes",
     "draw_uniform",
@@ -368,3 +371,59 @@ def apply_blur(images: Tensor, params: dict[str, Tensor], kernel_size: int) -> T
     """
     return apply_to_some(params["blur"], lambda rows: gaussian_blur(images[rows], params["sigma"][rows], kernel_size),
                          images)
+
+
+@attrs.frozen
+class RecipeDraws:
+    """One batch's draws for a crop / flip / jitter / grayscale / blur recipe, already on the images' device.
+
+    ``params`` holds what :func:`draw_crop_flip`, :func:`draw_jitter` and :func:`draw_blur` drew, plus
+    ``"grayscale"`` (``[B]`` bool) when the recipe has one; ``order`` is the jitter order (a CPU
+    permutation of 0-3), ``None`` when the recipe does not jitter.
+
+    Example:
+        >>> draws = draw_recipe(torch.rand(2, 3, 8, 8), crop_scale=(0.5, 1.0), crop_ratio=(1.0, 1.0), flip_p=0.5,
+        ...                     jitter=None, jitter_p=0.0, grayscale_p=0.2, blur_sigma=(0.1, 2.0), blur_p=0.0)
+        >>> sorted(draws.params), draws.order is None
+        (['box', 'flip', 'grayscale'], True)
+    """
+
+    params: dict[str, Tensor]
+    order: Tensor | None
+
+
+def draw_recipe(
+    images: Tensor,
+    *,
+    crop_scale: tuple[float, float],
+    crop_ratio: tuple[float, float],
+    flip_p: float,
+    jitter: tuple[float, float, float, float] | None,
+    jitter_p: float,
+    grayscale_p: float,
+    blur_sigma: tuple[float, float],
+    blur_p: float,
+) -> RecipeDraws:
+    """Every random parameter of a crop / flip / jitter / grayscale / blur recipe for ``images``, in one copy.
+
+    Drawn on the CPU in a fixed order (crop, flip, jitter, grayscale, blur; a step with probability 0
+    or ``jitter=None`` draws nothing), then moved with :func:`to_device`.
+
+    Example:
+        >>> draws = draw_recipe(torch.rand(4, 3, 16, 16), crop_scale=(0.2, 1.0), crop_ratio=(0.75, 4 / 3),
+        ...                     flip_p=0.5, jitter=(0.4, 0.4, 0.4, 0.1), jitter_p=0.8, grayscale_p=0.2,
+        ...                     blur_sigma=(0.1, 2.0), blur_p=0.5)
+        >>> draws.params["box"].shape, sorted(draws.order.tolist())
+        (torch.Size([4, 4]), [0, 1, 2, 3])
+    """
+    batch, _, height, width = images.shape
+    params = draw_crop_flip(batch, height, width, scale=crop_scale, ratio=crop_ratio, flip_p=flip_p)
+    order = None
+    if jitter is not None and jitter_p > 0:
+        params |= draw_jitter(batch, jitter, jitter_p)
+        order = torch.randperm(4)
+    if grayscale_p > 0:
+        params["grayscale"] = torch.rand(batch) < grayscale_p
+    if blur_p > 0:
+        params |= draw_blur(batch, blur_sigma, blur_p)
+    return RecipeDraws(to_device(params, images.device), order)

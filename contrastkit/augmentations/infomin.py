@@ -10,8 +10,8 @@ The listing, in order, each step with fresh parameters per sample from the globa
     RandomGrayscale(p=0.2)
 
 ``strength`` is ``s``; jitter factors are drawn per sample, the order of the four adjustments once
-per batch (torchvision's formulas, Kornia's kernels). The blur kernel is about 10% of the output side (odd). RandAugment's ops and
-magnitudes are listed in :mod:`contrastkit.augmentations._rand_augment`; each of the
+per batch (torchvision's formulas, Kornia's kernels). The blur kernel is about 10% of the output
+side (odd). RandAugment's ops and magnitudes are listed in :mod:`contrastkit.augmentations._rand_augment`; each of the
 ``randaugment_ops`` ops is drawn per sample and applied with probability ``randaugment_p`` (0.5,
 as in timm); ``randaugment_ops = 0`` turns it off.
 
@@ -48,17 +48,7 @@ from contrastkit.augmentations._common import (
     photometric_channels,
 )
 from contrastkit.augmentations._rand_augment import RandAugment
-from contrastkit.augmentations.batched import (
-    apply_blur,
-    apply_crop_flip,
-    apply_jitter,
-    draw_blur,
-    draw_crop_flip,
-    draw_jitter,
-    grayscale,
-    keep,
-    to_device,
-)
+from contrastkit.augmentations.batched import apply_blur, apply_crop_flip, apply_jitter, draw_recipe, grayscale, keep
 
 __all__ = ["InfoMinAugmentation"]
 
@@ -103,8 +93,6 @@ class InfoMinAugmentation(nn.Module):
         self.grayscale_p = check_probability("grayscale_p", grayscale_p)
         self.size = check_size(size)
         self.jitter_strengths = jitter_strengths(self.strength, _HUE)
-        # Jitter at strength 0 is the identity: leave it out rather than draw unused parameters.
-        self.jitters = self.strength > 0 and self.jitter_p > 0
         self.rand_augment = RandAugment(num_ops=randaugment_ops, magnitude=randaugment_magnitude, p=randaugment_p)
 
     def _out_size(self, images: Tensor) -> tuple[int, int]:
@@ -117,18 +105,11 @@ class InfoMinAugmentation(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         """``[B, C, H, W] -> [B, C, size, size]`` (or ``[B, C, H, W]`` without ``size``), values in [0, 1]."""
-        batch, _, height, width = images.shape
         # Crop to grayscale (not RandAugment): parameters drawn on the CPU, one copy to the device.
-        params = draw_crop_flip(batch, height, width, scale=self.crop_scale, ratio=self.crop_ratio, flip_p=self.flip_p)
-        order = None
-        if self.jitters:
-            params |= draw_jitter(batch, self.jitter_strengths, self.jitter_p)
-            order = torch.randperm(4)
-        if self.blur_p > 0:
-            params |= draw_blur(batch, self.blur_sigma, self.blur_p)
-        if self.grayscale_p > 0:
-            params["grayscale"] = torch.rand(batch) < self.grayscale_p
-        params = to_device(params, images.device)
+        draws = draw_recipe(images, crop_scale=self.crop_scale, crop_ratio=self.crop_ratio, flip_p=self.flip_p,
+                            jitter=self.jitter_strengths if self.strength > 0 else None, jitter_p=self.jitter_p,
+                            grayscale_p=self.grayscale_p, blur_sigma=self.blur_sigma, blur_p=self.blur_p)
+        params, order = draws.params, draws.order
         x = apply_crop_flip(images, params, self._out_size(images))
         rgb = has_rgb(x.shape[1])
         if rgb and order is not None:

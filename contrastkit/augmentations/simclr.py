@@ -42,17 +42,7 @@ from contrastkit.augmentations._common import (
     jitter_strengths,
     photometric_channels,
 )
-from contrastkit.augmentations.batched import (
-    apply_blur,
-    apply_crop_flip,
-    apply_jitter,
-    draw_blur,
-    draw_crop_flip,
-    draw_jitter,
-    grayscale,
-    keep,
-    to_device,
-)
+from contrastkit.augmentations.batched import apply_blur, apply_crop_flip, apply_jitter, draw_recipe, grayscale, keep
 
 __all__ = ["SimCLRAugmentation"]
 
@@ -94,8 +84,6 @@ class SimCLRAugmentation(nn.Module):
         self.blur_p = check_probability("blur_p", blur_p)
         self.size = check_size(size)
         self.jitter_strengths = jitter_strengths(self.strength, _HUE)
-        # Jitter at strength 0 is the identity: leave it out rather than draw unused parameters.
-        self.jitters = self.strength > 0 and self.jitter_p > 0
 
     def _out_size(self, images: Tensor) -> tuple[int, int]:
         return (self.size, self.size) if self.size is not None else (images.shape[-2], images.shape[-1])
@@ -113,18 +101,11 @@ class SimCLRAugmentation(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         """``[B, C, H, W] -> [B, C, size, size]`` (or ``[B, C, H, W]`` without ``size``), values in [0, 1]."""
-        batch, _, height, width = images.shape
         # Every parameter drawn on the CPU first, then one copy to the device (see augmentations.batched).
-        params = draw_crop_flip(batch, height, width, scale=self.crop_scale, ratio=self.crop_ratio, flip_p=self.flip_p)
-        order = None
-        if self.jitters:
-            params |= draw_jitter(batch, self.jitter_strengths, self.jitter_p)
-            order = torch.randperm(4)
-        if self.grayscale_p > 0:
-            params["grayscale"] = torch.rand(batch) < self.grayscale_p
-        if self.blur_p > 0:
-            params |= draw_blur(batch, self.blur_sigma, self.blur_p)
-        params = to_device(params, images.device)
+        draws = draw_recipe(images, crop_scale=self.crop_scale, crop_ratio=self.crop_ratio, flip_p=self.flip_p,
+                            jitter=self.jitter_strengths if self.strength > 0 else None, jitter_p=self.jitter_p,
+                            grayscale_p=self.grayscale_p, blur_sigma=self.blur_sigma, blur_p=self.blur_p)
+        params, order = draws.params, draws.order
         x = apply_crop_flip(images, params, self._out_size(images))
         head = photometric_channels(x.shape[1])
         x = torch.cat([self._photometric(x[:, :head], params, order), x[:, head:]], dim=1)
