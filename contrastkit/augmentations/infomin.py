@@ -11,9 +11,10 @@ The listing, in order, each step with fresh parameters per sample from the globa
 
 ``strength`` is ``s``; jitter factors are drawn per sample, the order of the four adjustments once
 per batch (torchvision's formulas, Kornia's kernels). The blur kernel is about 10% of the output
-side (odd). RandAugment's ops and magnitudes are listed in :mod:`contrastkit.augmentations._rand_augment`; each of the
-``randaugment_ops`` ops is drawn per sample and applied with probability ``randaugment_p`` (0.5,
-as in timm); ``randaugment_ops = 0`` turns it off.
+side (odd). RandAugment's ops and magnitudes are listed in
+:mod:`contrastkit.augmentations._rand_augment`; each of the ``randaugment_ops`` ops is drawn per
+sample and applied with probability ``randaugment_p`` (0.5, as in timm); ``randaugment_ops = 0``
+turns it off.
 
 Channels: crop, flip and RandAugment's rotate / shear / translate move all channels together;
 jitter, blur, RandAugment's intensity ops and grayscale touch the first 3 channels only (a stacked

@@ -168,10 +168,12 @@ def test_one_randint_call_per_pair(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(calls) == 1
 
 
-def test_logits_score_the_positive_then_the_target_views_bank_rows() -> None:
+@pytest.mark.parametrize("positive", ["current", "bank"])
+def test_logits_score_the_positive_then_the_target_views_bank_rows(positive: str) -> None:
+    """Column 0: this step's positive, or (``positive = "bank"``, CMC's) its bank row; then K drawn rows."""
     torch.manual_seed(3)
     n, d, b, tau = 40, 5, 6, 0.3
-    s = sampler(n=n, d=d, m=3, num_negatives=7)
+    s = sampler(n=n, d=d, m=3, num_negatives=7, positive=positive, normalize_init=True)
     critic = CosineCritic(feature_dims=(d, d, d), head="none", temperature=tau)
     anchors, positives = unit(b, d), unit(b, d)
     index = torch.randperm(n)[:b]
@@ -183,7 +185,14 @@ def test_logits_score_the_positive_then_the_target_views_bank_rows() -> None:
     assert (pair.anchor_view, pair.target_view, pair.num_negatives) == (2, 1, 7)
     bank = s.bank.double()
     for i in range(b):
-        assert float(pair.logits[i, 0]) == pytest.approx(float(anchors[i].double() @ positives[i].double()) / tau, abs=1e-5)
+        current = float(anchors[i].double() @ positives[i].double()) / tau
+        if positive == "current":
+            assert float(pair.logits[i, 0]) == pytest.approx(current, abs=1e-5)
+        else:
+            # CMC: memory_ab[index], not this step's positive.
+            expected = float(anchors[i].double() @ bank[1, int(index[i])]) / tau
+            assert float(pair.logits[i, 0]) == pytest.approx(expected, abs=1e-5)
+            assert float(pair.logits[i, 0]) != pytest.approx(current, abs=1e-3)
         for k in range(7):
             expected = float(anchors[i].double() @ bank[1, int(drawn[i, k])]) / tau
             assert float(pair.logits[i, k + 1]) == pytest.approx(expected, abs=1e-5)
@@ -198,28 +207,6 @@ def test_gradients_reach_anchors_and_positives_but_not_the_bank() -> None:
     torch.nn.functional.cross_entropy(pair.logits, pair.target).backward()
     assert anchors.grad is not None and positives.grad is not None
     assert not s.bank.requires_grad
-
-
-def test_bank_positive_scores_the_positives_bank_row_against_a_float64_reference() -> None:
-    torch.manual_seed(5)
-    n, d, b, tau = 40, 5, 6, 0.3
-    s = sampler(n=n, d=d, m=3, num_negatives=7, positive="bank", normalize_init=True)
-    critic = CosineCritic(feature_dims=(d, d, d), head="none", temperature=tau)
-    anchors, positives = unit(b, d), unit(b, d)
-    index = torch.randperm(n)[:b]
-    torch.manual_seed(11)
-    drawn = s.sample_indices(index)
-    torch.manual_seed(11)
-    pair = s.pair_logits(critic, anchors, positives, index=index, anchor_view=0, target_view=2)
-    bank = s.bank.double()
-    for i in range(b):
-        # CMC: memory_ab[index], not this step's positive.
-        expected = float(anchors[i].double() @ bank[2, int(index[i])]) / tau
-        assert float(pair.logits[i, 0]) == pytest.approx(expected, abs=1e-5)
-        assert float(pair.logits[i, 0]) != pytest.approx(float(anchors[i] @ positives[i]) / tau, abs=1e-3)
-        for k in range(7):
-            assert float(pair.logits[i, k + 1]) == pytest.approx(
-                float(anchors[i].double() @ bank[2, int(drawn[i, k])]) / tau, abs=1e-5)
 
 
 def test_bank_positive_sends_no_gradient_to_the_positive_and_survives_the_update() -> None:
