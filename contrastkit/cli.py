@@ -166,6 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--quick", action="store_true", help="a smoke run of the whole experiment on tiny data (seconds, no result)"
     )
     experiment.add_argument("--fresh", action="store_true", help="retrain arms whose results are already saved")
+    experiment.add_argument(
+        "--seeds", metavar="N", help="train every arm with seeds 0..N-1 (default 3; 1 with --quick)"
+    )
+    experiment.add_argument(
+        "--scale", default="cpu", metavar="NAME",
+        help="cpu (default: minutes on 2 CPU cores) or paper (longer schedules and more data, for --device cuda)",
+    )
     experiment.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default auto)")
     experiment.add_argument(
         "--docs", metavar="PATH",
@@ -495,6 +502,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 def _cmd_experiment(args: argparse.Namespace) -> int:
     from contrastkit.errors import ConfigError
     from contrastkit.experiments import EXPERIMENTS, get_experiment, run_many, write_docs
+    from contrastkit.experiments.base import parse_scale, parse_seeds
 
     if args.list:
         for name, module in EXPERIMENTS.items():
@@ -509,10 +517,12 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
             get_experiment(name)
     if args.docs and args.quick:
         raise ConfigError("--docs: --quick results are smoke runs and never go into the docs; drop --quick")
+    seeds = None if args.seeds is None else parse_seeds(args.seeds)
+    scale = parse_scale(args.scale)
     _load_registry_reporting_warnings()
     root = Path(args.out)
     if args.names:
-        run_many(args.names, root, quick=args.quick, device=args.device, fresh=args.fresh)
+        run_many(args.names, root, quick=args.quick, device=args.device, fresh=args.fresh, seeds=seeds, scale=scale)
     if args.docs:
         print(f"wrote {write_docs(root, Path(args.docs))}")
     return 0

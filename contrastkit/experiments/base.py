@@ -1,23 +1,29 @@
 """What every reproduction shares: running one arm of a recipe, its result record, and the report.
 
 An experiment (``contrastkit experiment NAME``) trains a few *arms* — recipes that differ in the
-one thing the paper varies — with the same seed, data and schedule, probes each, and writes under
-its run directory ``<out>/<name>/``:
+one thing the paper varies — with the same data and schedule, once per seed (``--seeds N``: seeds
+``0 .. N-1``, the same seeds for every arm), probes each, and writes under its run directory
+``<out>/<name>/``:
 
-- ``<arm>/recipe.toml``: the arm's full recipe (rerun it alone with ``contrastkit train``);
-- ``<arm>/arm.json``: its probes and training figures; an arm whose recipe is unchanged is not
-  trained again when the experiment is rerun (``--fresh`` retrains), so an interrupted experiment
-  resumes where it stopped;
-- ``results.md`` (the table), ``plot.png`` and ``result.json`` (everything, read by the report).
+- ``<arm>/seed=<s>/recipe.toml``: the full recipe of one seed of an arm (rerun it alone with
+  ``contrastkit train``);
+- ``<arm>/seed=<s>/arm.json``: its probes, training figures and the :func:`code_version` that
+  trained it. It is reused when the experiment is rerun only if the recipe (seed included) and the
+  code are both unchanged (``--fresh`` retrains), so an interrupted experiment resumes where it
+  stopped and a result of other code is never shown as this code's;
+- ``results.md`` (the table), ``plot.png`` and ``result.json`` (every seed's numbers, read by the report).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
+import hashlib
 import json
 import math
 import numbers
 import shutil
+import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -25,21 +31,29 @@ from typing import Any
 
 import attrs
 
-from contrastkit.errors import ConfigError
+from contrastkit.errors import ConfigError, InvalidParameter, close_matches
+from contrastkit.experiments.stats import Summary, summarize
 
 __all__ = [
     "QUICK_SETTINGS",
+    "SCALES",
     "apply_quick_settings",
     "arm_recipe",
     "ArmResult",
+    "ArmSeeds",
+    "code_version",
+    "parse_scale",
+    "parse_seeds",
     "ExperimentResult",
     "RunSettings",
     "markdown_table",
     "recipe_toml",
     "saved_record",
+    "seed_table",
     "set_key",
     "probe_random_init",
     "train_arm",
+    "train_seed",
 ]
 
 #: Applied to every arm by ``--quick``: a smoke run of the whole experiment (tests, CI), not a result.
@@ -54,14 +68,66 @@ QUICK_SETTINGS: dict[str, Any] = {
 }
 
 
-@attrs.frozen
-class RunSettings:
-    """How an experiment runs: where, on which device, full or ``quick`` (a smoke run), and who prints.
+#: The schedules an experiment knows: ``cpu`` (the default: minutes on 2 CPU cores) and ``paper``
+#: (longer schedules and more data, for a GPU with ``--device cuda``); each experiment's ``SCALES``
+#: says what they mean for it.
+SCALES = ("cpu", "paper")
+#: Seeds per arm when ``--seeds`` is not given: 3 for a result (the docs page), 1 for a ``--quick`` smoke run.
+DEFAULT_SEEDS = 3
+
+
+def parse_seeds(text: str | int) -> tuple[int, ...]:
+    """``--seeds N``: the seeds ``0 .. N-1`` (a one-line :class:`ConfigError` naming the option otherwise).
 
     Example:
-        >>> s = RunSettings(out_dir=Path("runs/experiments/factors"), quick=True)
-        >>> s.arm_dir("share-digit").as_posix()
-        'runs/experiments/factors/share-digit'
+        >>> parse_seeds("3")
+        (0, 1, 2)
+        >>> parse_seeds("0")
+        Traceback (most recent call last):
+        ...
+        contrastkit.errors.ConfigError: --seeds: must be a whole number of seeds >= 1 (got '0'); e.g. --seeds 3
+    """
+    try:
+        count = int(str(text).strip())
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ConfigError(f"--seeds: must be a whole number of seeds >= 1 (got {str(text)!r}); e.g. --seeds 3")
+    return tuple(range(count))
+
+
+def parse_scale(text: str) -> str:
+    """``--scale NAME``: one of :data:`SCALES` (a one-line :class:`ConfigError` with close matches otherwise).
+
+    Example:
+        >>> parse_scale("paper")
+        'paper'
+        >>> parse_scale("papr")
+        Traceback (most recent call last):
+        ...
+        contrastkit.errors.ConfigError: --scale: unknown scale 'papr'; did you mean 'paper'? (choose from cpu, paper)
+    """
+    if text in SCALES:
+        return text
+    matches = close_matches(text, list(SCALES))
+    hint = f"did you mean {matches[0]!r}? " if matches else ""
+    raise ConfigError(f"--scale: unknown scale {text!r}; {hint}(choose from {', '.join(SCALES)})")
+
+
+def _check_seeds(instance: Any, attribute: Any, value: tuple[int, ...]) -> None:
+    if not value or len(set(value)) != len(value) or any(not isinstance(v, int) or v < 0 for v in value):
+        raise InvalidParameter("seeds", "must be distinct whole numbers >= 0, at least one", value)
+
+
+@attrs.frozen
+class RunSettings:
+    """How an experiment runs: where, on which device, with which seeds and schedule (``scale``), full or
+    ``quick`` (a smoke run), and who prints.
+
+    Example:
+        >>> s = RunSettings(out_dir=Path("runs/experiments/factors"), quick=True, seeds=(0, 1))
+        >>> s.arm_dir("share-digit", 1).as_posix()
+        'runs/experiments/factors/share-digit/seed=1'
     """
 
     out_dir: Path
@@ -69,10 +135,53 @@ class RunSettings:
     device: str = "auto"
     fresh: bool = False
     print_fn: Callable[[str], None] = print
+    seeds: tuple[int, ...] = attrs.field(default=(0,), converter=tuple, validator=_check_seeds)
+    scale: str = attrs.field(default="cpu", validator=attrs.validators.in_(SCALES))
 
-    def arm_dir(self, arm: str) -> Path:
-        """The run folder of one arm."""
-        return self.out_dir / arm
+    def arm_dir(self, arm: str, seed: int) -> Path:
+        """The run folder of one seed of one arm."""
+        return self.out_dir / arm / f"seed={seed}"
+
+
+def _package_files() -> list[Path]:
+    root = Path(__file__).resolve().parents[1]
+    return sorted(p for p in root.rglob("*") if p.suffix in {".py", ".json", ".toml"} and "__pycache__" not in p.parts)
+
+
+@functools.cache
+def code_version() -> str:
+    """A fingerprint of the code that trains an arm: the SHA-256 (first 16 hex digits) of every source file
+    of the installed ``contrastkit`` package, by path and content. A saved arm is reused only under the
+    same fingerprint, so an edit anywhere in the package retrains.
+
+    Example:
+        >>> len(code_version()), code_version() == code_version()
+        (16, True)
+    """
+    digest = hashlib.sha256()
+    root = Path(__file__).resolve().parents[1]
+    for path in _package_files():
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+@functools.cache
+def git_commit() -> str:
+    """The git commit of the package's checkout, with ``+dirty`` when its files differ from it ("" outside git).
+
+    Example:
+        >>> isinstance(git_commit(), str)
+        True
+    """
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "contrastkit"], cwd=root, capture_output=True,
+                               text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return head + ("+dirty" if dirty else "")
 
 
 def set_key(raw: dict[str, Any], dotted: str, value: Any) -> None:
@@ -150,13 +259,14 @@ def recipe_toml(raw: Mapping[str, Any]) -> str:
 
 @attrs.frozen
 class ArmResult:
-    """One trained arm: its probes (``"linear/digit"`` -> value), training figures and where it ran.
+    """One seed of one trained arm: its probes (``"linear/digit"`` -> value), training figures, where it ran,
+    its seed and the :func:`code_version` that trained it.
 
     ``probes`` hold top-1 accuracy in % for class labels and the mean error in pixels for ``position``.
 
     Example:
         >>> a = ArmResult(name="share-digit", probes={"linear/digit": 61.5}, steps=10, seconds=2.0,
-        ...               final_metrics={"loss": 3.2}, run_dir="runs/x")
+        ...               final_metrics={"loss": 3.2}, run_dir="runs/x", seed=1)
         >>> a.probe("linear", "digit")
         61.5
     """
@@ -167,6 +277,8 @@ class ArmResult:
     seconds: float
     final_metrics: dict[str, float]
     run_dir: str
+    seed: int = 0
+    code: str = ""
 
     def probe(self, probe: str, label: str) -> float:
         """The value of one probe on one label (``nan`` when the arm did not run it)."""
@@ -175,6 +287,52 @@ class ArmResult:
     def as_dict(self) -> dict[str, Any]:
         """Plain data (``arm.json``)."""
         return attrs.asdict(self)
+
+
+@attrs.frozen
+class ArmSeeds:
+    """Every seed of one arm: per-seed :class:`ArmResult` records and their :class:`Summary` per quantity.
+
+    Example:
+        >>> runs = [ArmResult(name="a", probes={"linear/digit": v}, steps=10, seconds=2.0, final_metrics={"loss": 1.0},
+        ...                   run_dir="r", seed=s) for s, v in enumerate([60.0, 64.0])]
+        >>> arm = ArmSeeds("a", tuple(runs))
+        >>> str(arm.probe("linear", "digit")), arm.seconds, arm.seeds
+        ('62.00 ± 2.83', 4.0, (0, 1))
+    """
+
+    name: str
+    runs: tuple[ArmResult, ...]
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """The seeds, in run order."""
+        return tuple(r.seed for r in self.runs)
+
+    @property
+    def seconds(self) -> float:
+        """Training (or probing) time over every seed."""
+        return round(sum(r.seconds for r in self.runs), 1)
+
+    @property
+    def steps(self) -> int:
+        """Steps per seed (the same schedule for every seed)."""
+        return max((r.steps for r in self.runs), default=0)
+
+    def probe(self, probe: str, label: str) -> Summary:
+        """One probe on one label over the seeds."""
+        return summarize(r.probe(probe, label) for r in self.runs)
+
+    def metric(self, key: str) -> Summary:
+        """A final training metric (``loss``, ``mi_lower_bound/v1-v2``, ...) over the seeds."""
+        return summarize(r.final_metrics.get(key, math.nan) for r in self.runs)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data (``result.json``): every seed's record, and each probe's mean and sd."""
+        keys = sorted({k for r in self.runs for k in r.probes})
+        summary = {k: {"mean": s.mean, "sd": s.sd, "n": s.n}
+                   for k in keys for s in [summarize(r.probes.get(k, math.nan) for r in self.runs)]}
+        return {"name": self.name, "seeds": [r.as_dict() for r in self.runs], "summary": summary}
 
 
 def apply_quick_settings(raw: dict[str, Any]) -> None:
@@ -191,45 +349,57 @@ def apply_quick_settings(raw: dict[str, Any]) -> None:
         stage["set"] = {k: v for k, v in stage.get("set", {}).items() if not k.startswith("train.")}
 
 
-def arm_recipe(name: str, recipe: Mapping[str, Any], settings: RunSettings, *, stages: bool = True) -> dict[str, Any]:
-    """The recipe an arm runs: a copy of ``recipe`` (``stages`` dropped unless ``stages``), shrunk by
-    ``quick``, run in the arm's folder on ``settings.device`` without a progress bar.
+def arm_recipe(name: str, recipe: Mapping[str, Any], settings: RunSettings, *, seed: int,
+               stages: bool = True) -> dict[str, Any]:
+    """The recipe one seed of an arm runs: a copy of ``recipe`` (``stages`` dropped unless ``stages``), shrunk
+    by ``quick``, with ``train.seed = seed``, run in its folder on ``settings.device`` without a progress bar.
 
     Example:
-        >>> r = arm_recipe("a", {"train": {"max_steps": 900}}, RunSettings(out_dir=Path("runs/x"), quick=True, device="cpu"))
-        >>> r["train"]["max_steps"], r["train"]["out_dir"], r["log"]["progress"]
-        (2, 'runs/x/a', False)
+        >>> r = arm_recipe("a", {"train": {"max_steps": 900}}, RunSettings(out_dir=Path("runs/x"), quick=True,
+        ...                device="cpu"), seed=2)
+        >>> r["train"]["max_steps"], r["train"]["seed"], r["train"]["out_dir"], r["log"]["progress"]
+        (2, 2, 'runs/x/a/seed=2', False)
     """
     raw = copy.deepcopy(dict(recipe))
     if not stages:
         raw.pop("stages", None)
     if settings.quick:
         apply_quick_settings(raw)
-    set_key(raw, "train.out_dir", settings.arm_dir(name).as_posix())
+    set_key(raw, "train.seed", seed)
+    set_key(raw, "train.out_dir", settings.arm_dir(name, seed).as_posix())
     set_key(raw, "train.device", settings.device)
     set_key(raw, "log.progress", False)
     return raw
 
 
 def saved_record(folder: Path, text: str, record_name: str, *, fresh: bool) -> dict[str, Any] | None:
-    """The record saved in ``folder`` for the recipe ``text``, else ``None`` (then ``recipe.toml`` holds
-    ``text``, and no record, checkpoints or TensorBoard logs of another recipe are left behind).
+    """The record saved in ``folder`` for the recipe ``text`` by this :func:`code_version`, else ``None`` (then
+    ``recipe.toml`` holds ``text``, and no record, checkpoints or TensorBoard logs of another recipe or other
+    code are left behind).
 
     Example:
         >>> import tempfile
         >>> d = Path(tempfile.mkdtemp())
         >>> saved_record(d, "a = 1\\n", "arm.json", fresh=False) is None
         True
-        >>> _ = (d / "arm.json").write_text('{"x": 1}')
-        >>> saved_record(d, "a = 1\\n", "arm.json", fresh=False), saved_record(d, "a = 2\\n", "arm.json", fresh=False)
-        ({'x': 1}, None)
+        >>> _ = (d / "arm.json").write_text(json.dumps({"x": 1, "code": code_version()}))
+        >>> saved_record(d, "a = 1\\n", "arm.json", fresh=False)["x"], saved_record(d, "a = 2\\n", "arm.json", fresh=False)
+        (1, None)
         >>> (d / "arm.json").exists()
         False
+        >>> _ = (d / "arm.json").write_text(json.dumps({"x": 1, "code": "other code"}))
+        >>> saved_record(d, "a = 2\\n", "arm.json", fresh=False) is None  # same recipe, trained by other code
+        True
     """
     folder.mkdir(parents=True, exist_ok=True)
     recipe_path, record = folder / "recipe.toml", folder / record_name
     if not fresh and record.is_file() and recipe_path.is_file() and recipe_path.read_text() == text:
-        return json.loads(record.read_text())
+        try:
+            saved = json.loads(record.read_text())
+        except json.JSONDecodeError:
+            saved = None  # a record cut short by a kill: train again
+        if isinstance(saved, dict) and saved.get("code") == code_version():
+            return saved
     recipe_path.write_text(text)
     record.unlink(missing_ok=True)
     for stale in folder.iterdir():  # another recipe's run outputs (stages too): curves and weights would mix in
@@ -238,15 +408,22 @@ def saved_record(folder: Path, text: str, record_name: str, *, fresh: bool) -> d
     return None
 
 
+def _write_record(path: Path, record: Mapping[str, Any]) -> None:
+    """Write ``record`` as JSON through a temporary file, so a kill never leaves half a record."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    tmp.replace(path)
+
+
 def _probe_dict(results: Sequence[Any]) -> dict[str, float]:
     return {f"{r.probe}/{r.label}": float(r.value) for r in results}
 
 
-def train_arm(name: str, recipe: Mapping[str, Any], settings: RunSettings) -> ArmResult:
-    """Train one arm (a recipe, ``[[stages]]`` allowed) in ``settings.arm_dir(name)`` and return its probes.
+def train_seed(name: str, recipe: Mapping[str, Any], settings: RunSettings, *, seed: int) -> ArmResult:
+    """Train one seed of one arm (a recipe, ``[[stages]]`` allowed) in ``settings.arm_dir(name, seed)``.
 
-    The recipe is written to ``recipe.toml`` next to the run; when ``arm.json`` there holds the
-    result of the same recipe, that result is returned without training (``settings.fresh`` retrains).
+    The recipe is written to ``recipe.toml`` next to the run; when ``arm.json`` there holds the result
+    of the same recipe trained by the same code, it is returned without training (``settings.fresh`` retrains).
 
     Example:
         >>> import tempfile
@@ -254,25 +431,26 @@ def train_arm(name: str, recipe: Mapping[str, Any], settings: RunSettings) -> Ar
         ...           "encoder": {"name": "convnet", "width": 4, "depth": 2},
         ...           "eval": {"labels": ["background"], "knn": True, "linear": False}}
         >>> s = RunSettings(out_dir=Path(tempfile.mkdtemp()), quick=True, device="cpu", print_fn=lambda m: None)
-        >>> arm = train_arm("tiny", recipe, s)
-        >>> arm.steps, sorted(arm.probes)
-        (2, ['knn/background'])
-        >>> train_arm("tiny", recipe, s).seconds == arm.seconds  # same recipe: read back, not retrained
+        >>> arm = train_seed("tiny", recipe, s, seed=0)
+        >>> arm.steps, sorted(arm.probes), arm.code == code_version()
+        (2, ['knn/background'], True)
+        >>> train_seed("tiny", recipe, s, seed=0).seconds == arm.seconds  # same recipe and code: read back
         True
     """
     from contrastkit.config import config_from_dict, stages_from_dict
     from contrastkit.trainer import StagedTrainer, Trainer
 
-    raw = arm_recipe(name, recipe, settings)
-    folder = settings.arm_dir(name)
+    raw = arm_recipe(name, recipe, settings, seed=seed)
+    folder = settings.arm_dir(name, seed)
     recipe_path, record = folder / "recipe.toml", folder / "arm.json"
     saved = saved_record(folder, recipe_toml(raw), "arm.json", fresh=settings.fresh)
+    tag = f"{name} seed {seed}"
     if saved is not None:
-        settings.print_fn(f"[{name}] unchanged recipe: reusing {record} (--fresh retrains)")
+        settings.print_fn(f"[{tag}] unchanged recipe and code: reusing {record} (--fresh retrains)")
         return ArmResult(**saved)
 
     def say(message: str) -> None:
-        settings.print_fn(f"[{name}] {message}")
+        settings.print_fn(f"[{tag}] {message}")
 
     start = time.perf_counter()
     if "stages" in raw:
@@ -292,28 +470,32 @@ def train_arm(name: str, recipe: Mapping[str, Any], settings: RunSettings) -> Ar
         seconds=round(seconds, 1),
         final_metrics={k: float(v) for k, v in result.final_metrics.items()},
         run_dir=folder.as_posix(),
+        seed=seed,
+        code=code_version(),
     )
-    record.write_text(json.dumps(arm.as_dict(), indent=2) + "\n")
+    _write_record(record, arm.as_dict())
     say(f"{steps} steps in {seconds:.0f} s; " + ", ".join(f"{k} {v:.2f}" for k, v in arm.probes.items()))
     return arm
 
 
-def probe_random_init(name: str, recipe: Mapping[str, Any], settings: RunSettings) -> ArmResult:
-    """The recipe's probes with freshly initialised encoders (seeded by ``train.seed``): the untrained baseline.
-
-    What ``contrastkit eval --random-init`` reports; the result is cached in ``<arm>/arm.json`` like
-    :func:`train_arm`'s.
+def train_arm(name: str, recipe: Mapping[str, Any], settings: RunSettings) -> ArmSeeds:
+    """Train (or read back) every seed of ``settings.seeds`` of one arm: :func:`train_seed` per seed.
 
     Example:
         >>> import tempfile
         >>> recipe = {"data": {"name": "colorful-moving-digits", "image_size": 16, "digit_size": 8},
         ...           "encoder": {"name": "convnet", "width": 4, "depth": 2},
-        ...           "eval": {"labels": ["digit"], "knn": False, "linear": True}}
-        >>> s = RunSettings(out_dir=Path(tempfile.mkdtemp()), quick=True, device="cpu", print_fn=lambda m: None)
-        >>> arm = probe_random_init("random-init", recipe, s)
-        >>> arm.steps, sorted(arm.probes)
-        (0, ['linear/digit'])
+        ...           "eval": {"labels": ["background"], "knn": True, "linear": False}}
+        >>> s = RunSettings(out_dir=Path(tempfile.mkdtemp()), quick=True, device="cpu", print_fn=lambda m: None,
+        ...                 seeds=(0, 1))
+        >>> arm = train_arm("tiny", recipe, s)
+        >>> arm.seeds, arm.probe("knn", "background").n
+        ((0, 1), 2)
     """
+    return ArmSeeds(name, tuple(train_seed(name, recipe, settings, seed=seed) for seed in settings.seeds))
+
+
+def _probe_random_seed(name: str, recipe: Mapping[str, Any], settings: RunSettings, seed: int) -> ArmResult:
     import torch
 
     from contrastkit.config import config_from_dict
@@ -321,8 +503,8 @@ def probe_random_init(name: str, recipe: Mapping[str, Any], settings: RunSetting
     from contrastkit.pipeline import Pipeline
     from contrastkit.trainer import select_device
 
-    raw = arm_recipe(name, recipe, settings, stages=False)
-    folder = settings.arm_dir(name)
+    raw = arm_recipe(name, recipe, settings, seed=seed, stages=False)
+    folder = settings.arm_dir(name, seed)
     recipe_path, record = folder / "recipe.toml", folder / "arm.json"
     saved = saved_record(folder, recipe_toml(raw), "arm.json", fresh=settings.fresh)
     if saved is not None:
@@ -339,10 +521,29 @@ def probe_random_init(name: str, recipe: Mapping[str, Any], settings: RunSetting
         seed=config.train.seed,
     )
     arm = ArmResult(name=name, probes=_probe_dict(results), steps=0, seconds=round(time.perf_counter() - start, 1),
-                    final_metrics={}, run_dir=folder.as_posix())
-    record.write_text(json.dumps(arm.as_dict(), indent=2) + "\n")
-    settings.print_fn(f"[{name}] random-init encoders: " + ", ".join(f"{k} {v:.2f}" for k, v in arm.probes.items()))
+                    final_metrics={}, run_dir=folder.as_posix(), seed=seed, code=code_version())
+    _write_record(record, arm.as_dict())
+    settings.print_fn(f"[{name} seed {seed}] random-init encoders: "
+                      + ", ".join(f"{k} {v:.2f}" for k, v in arm.probes.items()))
     return arm
+
+
+def probe_random_init(name: str, recipe: Mapping[str, Any], settings: RunSettings) -> ArmSeeds:
+    """The recipe's probes with freshly initialised encoders, one set per seed (``train.seed``): the untrained
+    baseline, what ``contrastkit eval --random-init`` reports; cached in ``<arm>/seed=<s>/arm.json`` like
+    :func:`train_seed`'s.
+
+    Example:
+        >>> import tempfile
+        >>> recipe = {"data": {"name": "colorful-moving-digits", "image_size": 16, "digit_size": 8},
+        ...           "encoder": {"name": "convnet", "width": 4, "depth": 2},
+        ...           "eval": {"labels": ["digit"], "knn": False, "linear": True}}
+        >>> s = RunSettings(out_dir=Path(tempfile.mkdtemp()), quick=True, device="cpu", print_fn=lambda m: None)
+        >>> arm = probe_random_init("random-init", recipe, s)
+        >>> arm.steps, sorted(arm.runs[0].probes)
+        (0, ['linear/digit'])
+    """
+    return ArmSeeds(name, tuple(_probe_random_seed(name, recipe, settings, seed) for seed in settings.seeds))
 
 
 @attrs.frozen
@@ -377,6 +578,10 @@ class ExperimentResult:
     device: str = ""
     versions: str = ""
     date: str = ""
+    seeds: list[int] = attrs.field(factory=list)
+    scale: str = "cpu"
+    code: str = ""
+    evidence: str = ""
 
     @property
     def over_budget(self) -> bool:
@@ -409,9 +614,15 @@ class ExperimentResult:
         ]
         if self.setup:
             parts += [f"**Setup:** {self.setup}", ""]
+        if self.seeds:
+            parts += [f"**Seeds:** {len(self.seeds)} per arm ({', '.join(map(str, self.seeds))}), the same for every "
+                      "arm; tables show mean ± sample standard deviation over seeds, the plot every seed's value."
+                      + (" One seed: the noise rule cannot be met." if len(self.seeds) < 2 else ""), ""]
         parts += [self.table, ""]
         if plot_link:
             parts += [f"![{self.name}]({plot_link})", ""]
+        if self.evidence:
+            parts += [f"**Why, measured:** {self.evidence}", ""]
         parts.append(
             f"Command: `{self.command}` — ran in {minutes:.1f} min (budget {self.budget_seconds / 60:.0f} min"
             + ("; **over budget**)" if self.over_budget else ")")
@@ -420,20 +631,22 @@ class ExperimentResult:
             + "."
         )
         if self.versions:
-            parts.append(f"Versions: {self.versions}.")
+            parts.append(f"Versions: {self.versions}" + (f"; code {self.code}" if self.code else "") + ".")
         return "\n".join(parts) + "\n"
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A markdown table; floats are printed with 2 decimals.
+    """A markdown table; floats are printed with 2 decimals, a :class:`Summary` as ``mean ± sd``.
 
     Example:
-        >>> print(markdown_table(["arm", "digit top-1 (%)"], [["share digit", 61.456]]))
-        | arm | digit top-1 (%) |
-        | --- | --- |
-        | share digit | 61.46 |
+        >>> print(markdown_table(["arm", "digit top-1 (%)", "seeds"], [["share digit", 61.456, summarize([1, 3])]]))
+        | arm | digit top-1 (%) | seeds |
+        | --- | --- | --- |
+        | share digit | 61.46 | 2.00 ± 1.41 |
     """
     def cell(value: Any) -> str:
+        if isinstance(value, Summary):
+            return value.format()
         if isinstance(value, float):
             return "–" if math.isnan(value) else f"{value:.2f}"
         return str(value)
@@ -441,3 +654,19 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def seed_table(arms: Mapping[str, ArmSeeds], columns: Sequence[tuple[str, Callable[[ArmResult], float]]]) -> str:
+    """Every seed's numbers: one row per arm and seed, one column per ``(header, value of a seed)``.
+
+    Example:
+        >>> runs = tuple(ArmResult(name="a", probes={"linear/digit": v}, steps=1, seconds=1.0, final_metrics={},
+        ...                        run_dir="r", seed=s) for s, v in enumerate([60.0, 64.0]))
+        >>> print(seed_table({"a": ArmSeeds("a", runs)}, [("digit (%)", lambda r: r.probe("linear", "digit"))]))
+        | arm | seed | digit (%) |
+        | --- | --- | --- |
+        | a | 0 | 60.00 |
+        | a | 1 | 64.00 |
+    """
+    rows = [[name, run.seed, *(float(value(run)) for _, value in columns)] for name, arm in arms.items() for run in arm.runs]
+    return markdown_table(["arm", "seed", *(header for header, _ in columns)], rows)

@@ -1,7 +1,9 @@
 """The experiments' PNG plots, drawn with PIL only (matplotlib is not a dependency).
 
 Two kinds: :func:`bar_panels` (one panel per task, one bar per arm: seed 000's Table 1, learned
-vs raw views) and :func:`line_plot` (a score against a swept quantity: accuracy against K).
+vs raw views) and :func:`line_plot` (a score against a swept quantity: accuracy against K). A value
+may be a :class:`~contrastkit.experiments.stats.Summary` over seeds: the bar or point is its mean,
+with a ±1 sd whisker and every seed's value drawn as a dot.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 import attrs
 
 from contrastkit.errors import InvalidParameter
+from contrastkit.experiments.stats import Summary
 
 __all__ = ["Panel", "bar_panels", "line_plot", "nice_ticks"]
 
@@ -29,17 +32,39 @@ class Panel:
     """
 
     title: str
-    bars: list[tuple[str, float]]
+    bars: list[tuple[str, float | Summary]]
     higher_is_better: bool = True
 
     @property
     def best(self) -> str:
-        """The label of the best finite bar."""
-        finite = [(label, v) for label, v in self.bars if math.isfinite(v)]
+        """The label of the best finite bar (by its mean)."""
+        finite = [(label, _mean(v)) for label, v in self.bars if math.isfinite(_mean(v))]
         if not finite:
             return ""
         pick = max if self.higher_is_better else min
         return pick(finite, key=lambda item: item[1])[0]
+
+
+def _mean(value: float | Summary) -> float:
+    return value.mean if isinstance(value, Summary) else float(value)
+
+
+def _seed_values(value: float | Summary) -> list[float]:
+    return [v for v in value.values if math.isfinite(v)] if isinstance(value, Summary) else []
+
+
+def _whisker(value: float | Summary) -> tuple[float, float] | None:
+    if isinstance(value, Summary) and math.isfinite(value.sd):
+        return value.mean - value.sd, value.mean + value.sd
+    return None
+
+
+def _extent(values: Sequence[float | Summary]) -> list[float]:
+    """Every number a plot must show: means, whisker ends and seed values."""
+    out = []
+    for v in values:
+        out += [_mean(v), *_seed_values(v), *(_whisker(v) or ())]
+    return [x for x in out if math.isfinite(x)]
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -88,8 +113,7 @@ def bar_panels(path: str | Path, title: str, panels: Sequence[Panel]) -> Path:
     draw.text((10, 10), title, fill="black")
     for index, panel in enumerate(panels):
         x_origin = 10 + index * panel_w
-        values = [v for _, v in panel.bars if math.isfinite(v)]
-        high = max([*values, 0.0]) * 1.1 or 1.0
+        high = max([*_extent([v for _, v in panel.bars]), 0.0]) * 1.1 or 1.0
         ticks = nice_ticks(0.0, high)
         plot_h = height - top - bottom
         draw.text((x_origin + left, top - 25), panel.title + ("" if panel.higher_is_better else "  (lower is better)"),
@@ -102,14 +126,27 @@ def bar_panels(path: str | Path, title: str, panels: Sequence[Panel]) -> Path:
             draw.text((x_origin + 5, y - 6), f"{tick:g}", fill="black")
         slot = (panel_w - left - 20) / len(panel.bars)
         best = panel.best
+        def to_y(v: float) -> float:
+            return top + plot_h - max(v, 0.0) / high * plot_h
+
         for j, (label, value) in enumerate(panel.bars):
             x0 = x_origin + left + 5 + j * slot
             x1 = x0 + slot * 0.7
-            if math.isfinite(value):
-                y = top + plot_h - value / high * plot_h
+            mean = _mean(value)
+            if math.isfinite(mean):
+                y = to_y(mean)
                 outline = "black" if label == best else None
                 draw.rectangle([x0, y, x1, top + plot_h], fill=_COLOURS[j % len(_COLOURS)], outline=outline, width=2)
-                draw.text((x0, y - 14), f"{value:.1f}", fill="black")
+                whisker = _whisker(value)
+                mid = (x0 + x1) / 2
+                if whisker:
+                    draw.line([(mid, to_y(whisker[0])), (mid, to_y(whisker[1]))], fill="black", width=2)
+                    for end in whisker:
+                        draw.line([(mid - 5, to_y(end)), (mid + 5, to_y(end))], fill="black", width=2)
+                for seed_value in _seed_values(value):
+                    sy = to_y(seed_value)
+                    draw.ellipse([mid + 8 - 3, sy - 3, mid + 8 + 3, sy + 3], fill="white", outline="black")
+                draw.text((x0, min(y, to_y(whisker[1]) if whisker else y) - 14), f"{mean:.1f}", fill="black")
             for k, word in enumerate(label.split(" ")):  # labels wrap at spaces under the bar
                 draw.text((x0, top + plot_h + 6 + 12 * k), word, fill="black")
     return _save(image, path)
@@ -121,10 +158,12 @@ def line_plot(
     *,
     x_label: str,
     y_label: str,
-    series: Sequence[tuple[str, Sequence[tuple[float, float]]]],
+    series: Sequence[tuple[str, Sequence[tuple[float, float | Summary]]]],
     log2_x: bool = False,
 ) -> Path:
     """Lines of ``(x, y)`` points, one per named series (``log2_x``: x on a log-2 axis); writes a PNG.
+
+    A ``y`` that is a :class:`Summary` is drawn at its mean with a ±1 sd whisker and a dot per seed.
 
     Example:
         >>> import tempfile, pathlib
@@ -135,7 +174,7 @@ def line_plot(
     """
     from PIL import Image, ImageDraw
 
-    points = [(x, y) for _, s in series for x, y in s if math.isfinite(y)]
+    points = [(x, y) for _, s in series for x, value in s for y in _extent([value])]
     if not points:
         raise InvalidParameter("series", "need at least one finite point", len(series))
     width, height, left, right, top, bottom = 720, 480, 80, 150, 40, 60
@@ -172,10 +211,20 @@ def line_plot(
     draw.text((10, 25), y_label, fill="black")
     for index, (name, data) in enumerate(series):
         colour = _COLOURS[index % len(_COLOURS)]
-        pixels = [to_pixel(x, y) for x, y in data if math.isfinite(y)]
+        pixels = [to_pixel(x, _mean(y)) for x, y in data if math.isfinite(_mean(y))]
         if len(pixels) > 1:
             draw.line(pixels, fill=colour, width=2)
         for px, py in pixels:
             draw.ellipse([px - 4, py - 4, px + 4, py + 4], fill=colour, outline="black")
+        for x, value in data:
+            whisker = _whisker(value)
+            if whisker:
+                (px, lo), (_, hi) = to_pixel(x, whisker[0]), to_pixel(x, whisker[1])
+                draw.line([(px, lo), (px, hi)], fill=colour, width=1)
+                for end in (lo, hi):
+                    draw.line([(px - 4, end), (px + 4, end)], fill=colour, width=1)
+            for seed_value in _seed_values(value):
+                px, py = to_pixel(x, seed_value)
+                draw.ellipse([px + 5, py - 2, px + 9, py + 2], fill=colour)
         draw.text((width - right + 10, top + 16 * index), name, fill=colour)
     return _save(image, path)

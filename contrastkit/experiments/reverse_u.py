@@ -36,11 +36,14 @@ from typing import Any
 import attrs
 
 from contrastkit.experiments.base import (
-    ExperimentResult, RunSettings, arm_recipe, probe_random_init, recipe_toml, saved_record,
+    ExperimentResult, RunSettings, arm_recipe, code_version, markdown_table, probe_random_init, recipe_toml,
+    saved_record,
 )
+from contrastkit.experiments.plots import line_plot
+from contrastkit.experiments.stats import Summary, clears, noise_note, summarize
 
-__all__ = ["BUDGET_SECONDS", "CRITERION", "KEY", "LABEL", "PAPER", "POINTS", "SharePoint", "TITLE", "interior_peak",
-           "recipe", "run"]
+__all__ = ["BUDGET_SECONDS", "CRITERION", "KEY", "LABEL", "PAPER", "POINTS", "SCALES", "SharePoint", "TITLE",
+           "interior_peak", "recipe", "run"]
 
 TITLE = "accuracy against I_NCE: a reverse U (seed 000, InfoMin)"
 PAPER = (
@@ -50,8 +53,9 @@ PAPER = (
     "information and little else."
 )
 CRITERION = (
-    "sorted by I_NCE, the best background accuracy is at an interior point, at least 1 point above the sweep's "
-    "accuracy at both the lowest and the highest I_NCE."
+    "sorted by the mean I_NCE over seeds, the best mean background accuracy is at an interior point, at least 1 "
+    "point and more than twice the standard error of the difference above the sweep's mean accuracy at both the "
+    "lowest and the highest I_NCE."
 )
 BUDGET_SECONDS = 30 * 60
 #: The swept quantity, the first column of the table.
@@ -59,6 +63,8 @@ KEY = "views share"
 LABEL = "background"
 STEPS = 400
 BATCH = 128
+#: Schedules: ``cpu`` fits 3 seeds in 30 minutes on 2 cores; ``paper`` is for a GPU (``--device cuda``).
+SCALES: dict[str, dict[str, int]] = {"cpu": {"steps": STEPS, "size": 4096}, "paper": {"steps": 10000, "size": 50000}}
 
 
 @attrs.frozen
@@ -97,11 +103,11 @@ _SETUP = (
     "every factor not shared drawn different), no augmentation. `same image`: `augmented-copies`, random crop "
     "(scale 0.5-1) and flip per view. Per point {steps} AdamW steps (2e-3) at batch {batch}, I_NCE on up to 16 "
     "held-out test batches (K = {k}, ceiling log(K+1) = {ceiling:.2f} nats), then a linear probe of the background "
-    "class on 2000 train / 2000 test images; seed 0 for every point."
+    "class on 2000 train / 2000 test images; the same seeds for every point."
 )
 
 
-def recipe(point: SharePoint = POINTS[1]) -> dict[str, Any]:
+def recipe(point: SharePoint = POINTS[1], *, size: int = 4096) -> dict[str, Any]:
     """The recipe of one point of the sweep.
 
     Example:
@@ -117,7 +123,7 @@ def recipe(point: SharePoint = POINTS[1]) -> dict[str, Any]:
         views = {"name": "factor-pair", "share": list(point.share)}
         augment = {"name": "none"}
     return {
-        "data": {"name": "colorful-moving-digits", "size": 4096, "image_size": 32, "palette": "random"},
+        "data": {"name": "colorful-moving-digits", "size": size, "image_size": 32, "palette": "random"},
         "augment": augment,
         "views": views,
         # A 4x4 grid, as in `factors`: with global pooling a shared position is hardly visible to the encoder.
@@ -128,25 +134,35 @@ def recipe(point: SharePoint = POINTS[1]) -> dict[str, Any]:
     }
 
 
-def interior_peak(i_nce: Sequence[float], accuracy: Sequence[float], *, margin: float = 1.0) -> bool:
-    """Whether, sorted by ``i_nce``, the best ``accuracy`` is interior and ``margin`` above both ends.
+def interior_peak(i_nce: Sequence[float], accuracy: Sequence[float | Summary], *, margin: float = 1.0) -> bool:
+    """Whether, sorted by ``i_nce``, the best mean ``accuracy`` is interior and ``margin`` above both ends; with
+    :class:`Summary` accuracies also by more than twice the standard error of each difference.
 
     Example:
         >>> interior_peak([1, 2, 3], [60, 70, 65]), interior_peak([1, 2, 3], [60, 70, 69.5])
+        (True, False)
+        >>> a, b = summarize([60, 61, 59]), summarize([70, 71, 69])
+        >>> interior_peak([1, 2, 3], [a, b, a]), interior_peak([1, 2, 3], [a, summarize([70, 90, 50]), a])
         (True, False)
     """
     if not all(math.isfinite(v) for v in i_nce):
         return False
     order = sorted(range(len(i_nce)), key=lambda i: i_nce[i])
-    acc = [accuracy[i] for i in order]
-    if len(acc) < 3 or not all(math.isfinite(a) for a in acc):
+    acc = [accuracy[i] if isinstance(accuracy[i], Summary) else None for i in order]
+    means = [a.mean if a is not None else float(accuracy[i]) for a, i in zip(acc, order)]
+    if len(means) < 3 or not all(math.isfinite(m) for m in means):
         return False
-    best = max(range(len(acc)), key=lambda i: acc[i])
-    return 0 < best < len(acc) - 1 and acc[best] - acc[0] >= margin and acc[best] - acc[-1] >= margin
+    best = max(range(len(means)), key=lambda i: means[i])
+    if not 0 < best < len(means) - 1:
+        return False
+    if all(a is not None for a in acc):
+        return clears(acc[best], acc[0], margin) and clears(acc[best], acc[-1], margin)
+    return means[best] - means[0] >= margin and means[best] - means[-1] >= margin
 
 
-def _point(point: SharePoint, settings: RunSettings, steps: int, batch: int) -> dict[str, Any]:
-    """One point: train the critic, estimate I_NCE, probe; cached in ``<out>/share=<name>/point.json``."""
+def _point(point: SharePoint, settings: RunSettings, seed: int, steps: int, batch: int, size: int) -> dict[str, Any]:
+    """One seed of one point: train the critic, estimate I_NCE, probe; cached in
+    ``<out>/share=<name>/seed=<s>/point.json`` (same recipe and code only)."""
     import torch
 
     from contrastkit.analysis import estimate_view_information, probe_accuracy
@@ -154,13 +170,13 @@ def _point(point: SharePoint, settings: RunSettings, steps: int, batch: int) -> 
     from contrastkit.pipeline import Pipeline
     from contrastkit.trainer import select_device
 
-    raw = arm_recipe(point.folder, recipe(point), settings)
-    folder = settings.arm_dir(point.folder)
+    raw = arm_recipe(point.folder, recipe(point, size=size), settings, seed=seed)
+    folder = settings.arm_dir(point.folder, seed)
     recipe_path, record = folder / "recipe.toml", folder / "point.json"
     text = recipe_toml(raw) + f"# analyze: --steps {steps} --batch {batch}\n"
     saved = saved_record(folder, text, "point.json", fresh=settings.fresh)
     if saved is not None:
-        settings.print_fn(f"[{point.name}] unchanged recipe: reusing {record}")
+        settings.print_fn(f"[{point.name} seed {seed}] unchanged recipe and code: reusing {record}")
         return saved
     config = config_from_dict(raw, path=str(recipe_path))
     start = time.perf_counter()
@@ -171,19 +187,18 @@ def _point(point: SharePoint, settings: RunSettings, steps: int, batch: int) -> 
                                           seed=config.train.seed)
     result = probe_accuracy(pipeline, pipeline.dataset, test, label=LABEL, config=config)
     saved_point = {
-        "value": point.name, "i_nce": estimates[0].i_nce, "num_negatives": estimates[0].num_negatives,
+        "value": point.name, "seed": seed, "i_nce": estimates[0].i_nce, "num_negatives": estimates[0].num_negatives,
         "ceiling": estimates[0].ceiling, "saturated": estimates[0].saturated, "accuracy": float(result.value),
-        "seconds": round(time.perf_counter() - start, 1),
+        "seconds": round(time.perf_counter() - start, 1), "code": code_version(),
     }
     record.write_text(json.dumps(saved_point, indent=2) + "\n")
-    settings.print_fn(f"[{point.name}] I_NCE {saved_point['i_nce']:.3f} nats, {LABEL} linear top-1 "
+    settings.print_fn(f"[{point.name} seed {seed}] I_NCE {saved_point['i_nce']:.3f} nats, {LABEL} linear top-1 "
                       f"{saved_point['accuracy']:.2f}% ({saved_point['seconds']:.0f} s)")
     return saved_point
 
 
-def run(settings: RunSettings, *, points: Sequence[SharePoint] = POINTS, steps: int = STEPS,
-        batch: int = BATCH) -> ExperimentResult:
-    """Sweep what the views share: I_NCE and background accuracy per point, then judge the reverse U.
+def run(settings: RunSettings, *, points: Sequence[SharePoint] = POINTS) -> ExperimentResult:
+    """Sweep what the views share (every seed): I_NCE and background accuracy per point, then judge the reverse U.
 
     Example:
         >>> import tempfile
@@ -194,41 +209,55 @@ def run(settings: RunSettings, *, points: Sequence[SharePoint] = POINTS, steps: 
         >>> result.status, [p["value"] for p in result.data["points"]]
         ('smoke run', ['nothing', 'background'])
     """
-    from contrastkit.analysis import PairEstimate, SweepPoint, sweep_table, write_sweep_plot
-
+    steps, size, batch = SCALES[settings.scale]["steps"], SCALES[settings.scale]["size"], BATCH
     if settings.quick:
         steps, batch = 2, 16
-    measured = [_point(p, settings, steps, batch) for p in points]
+    seeds = settings.seeds
+    measured = [[_point(p, settings, seed, steps, batch, size) for seed in seeds] for p in points]
     # The untrained encoder of the sweet-spot recipe: what "learned nothing" looks like on this probe.
-    baseline = probe_random_init("random-init", recipe(POINTS[1]), settings).probe("linear", LABEL)
-    sweep = [
-        SweepPoint(value=p["value"], estimates=[PairEstimate("v1-v2", p["i_nce"], math.log(p["num_negatives"] + 1)
-                                                             - p["i_nce"], p["num_negatives"], 1)],
-                   metric="top1", accuracy=p["accuracy"])
-        for p in measured
-    ]
-    table = sweep_table(KEY, sweep, label=LABEL)
-    i_nce, accuracy = [p["i_nce"] for p in measured], [p["accuracy"] for p in measured]
-    saturated = [p["value"] for p in measured if p["saturated"]]
+    baseline = probe_random_init("random-init", recipe(POINTS[1], size=size), settings).probe("linear", LABEL)
+    i_nce = [summarize(r["i_nce"] for r in runs) for runs in measured]
+    accuracy = [summarize(r["accuracy"] for r in runs) for runs in measured]
+    num_negatives = measured[0][0]["num_negatives"]
+    ceiling = math.log(num_negatives + 1)
+    saturated = [p.name for p, runs in zip(points, measured) if any(r["saturated"] for r in runs)]
     # Saturated estimates sit at log(K + 1): their order along I_NCE is noise, so no shape can be read.
-    peak = interior_peak(i_nce, accuracy) and len(saturated) < 2
-    order = sorted(range(len(measured)), key=lambda i: i_nce[i])
-    best = max(order, key=lambda i: accuracy[i])
+    peak = interior_peak([s.mean for s in i_nce], accuracy) and len(saturated) < 2
+    order = sorted(range(len(points)), key=lambda i: i_nce[i].mean)
+    best = max(order, key=lambda i: accuracy[i].mean)
+    table = markdown_table(
+        [KEY, "I_NCE v1-v2 (nats)", "K", "log(K+1)", f"{LABEL} linear top-1 (%)"],
+        [[points[i].name, i_nce[i], num_negatives, ceiling, accuracy[i]] for i in order],
+    )
+    table += "\n\nEvery seed:\n\n" + markdown_table(
+        [KEY, "seed", "I_NCE v1-v2 (nats)", f"{LABEL} linear top-1 (%)"],
+        [[points[i].name, r["seed"], float(r["i_nce"]), float(r["accuracy"])] for i in order for r in measured[i]],
+    )
+    ends = [(f"{points[best].name} vs {points[order[j]].name}", accuracy[best], accuracy[order[j]])
+            for j in (0, -1) if order[j] != best]
     verdict = (
-        "Sorted by I_NCE, accuracy goes "
-        + " -> ".join(f"{accuracy[i]:.1f}% ({i_nce[i]:.2f} nats, {measured[i]['value']})" for i in order)
-        + f" (random init {baseline:.1f}%). The best accuracy is at `{measured[best]['value']}`"
-        + (", an interior point: a reverse U." if peak else ", not clearly interior: no reverse U at this budget.")
+        f"Sorted by the mean I_NCE over {len(seeds)} seed(s), mean accuracy goes "
+        + " -> ".join(f"{accuracy[i].mean:.1f}% ({i_nce[i].mean:.2f} nats, {points[i].name})" for i in order)
+        + f" (random init {baseline.mean:.1f}%). The best mean accuracy is at `{points[best].name}`"
+        + (", an interior point clear of both ends: a reverse U." if peak
+           else ", not an interior point clear of both ends: no reverse U at this budget.")
+        + noise_note(ends)
         + (f" Saturated estimates (within 5% of log(K+1); raise the batch): {', '.join(saturated)}."
            if saturated else "")
     )
-    plot = write_sweep_plot(settings.out_dir / "plot.png", KEY, sweep, label=LABEL)
-    k = batch - 1
+    plot = line_plot(
+        settings.out_dir / "plot.png", "InfoMin's reverse U on the embedded data (mean, sd, seeds)",
+        x_label="I_NCE(v1; v2) (nats, mean over seeds)", y_label=f"{LABEL} linear top-1 (%)",
+        series=[("linear probe", [(i_nce[i].mean, accuracy[i]) for i in order])],
+    )
     return ExperimentResult(
         name="reverse-u", title=TITLE, paper=PAPER, criterion=CRITERION,
         reproduced=None if settings.quick else peak, verdict=verdict, table=table, plot=plot.name,
-        seconds=sum(p["seconds"] for p in measured), budget_seconds=BUDGET_SECONDS, quick=settings.quick,
-        command="contrastkit experiment reverse-u",
-        setup=_SETUP.format(steps=steps, batch=batch, k=k, ceiling=math.log(k + 1)),
-        data={"points": measured, "key": KEY, "label": LABEL, "random_init": baseline},
+        seconds=round(sum(r["seconds"] for runs in measured for r in runs), 1), budget_seconds=BUDGET_SECONDS,
+        quick=settings.quick, command="contrastkit experiment reverse-u",
+        setup=_SETUP.format(steps=steps, batch=batch, k=batch - 1, ceiling=math.log(batch)),
+        data={"points": [{"value": p.name, "seeds": runs, "i_nce": {"mean": i.mean, "sd": i.sd},
+                          "accuracy": {"mean": a.mean, "sd": a.sd}}
+                         for p, runs, i, a in zip(points, measured, i_nce, accuracy)],
+              "key": KEY, "label": LABEL, "random_init": baseline.mean},
     )
