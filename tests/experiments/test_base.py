@@ -17,8 +17,8 @@ from contrastkit.config import config_from_dict, stages_from_dict
 from contrastkit.errors import ConfigError
 from contrastkit.experiments import factors, learned_views, negatives, reverse_u
 from contrastkit.experiments.base import (
-    QUICK_SETTINGS, ArmResult, ExperimentResult, RunSettings, apply_quick_settings, markdown_table, probe_random_init,
-    recipe_toml, set_key, train_arm,
+    QUICK_SETTINGS, ArmResult, ArmSeeds, ExperimentResult, RunSettings, apply_quick_settings, code_version,
+    markdown_table, probe_random_init, recipe_toml, saved_record, set_key, train_arm,
 )
 from contrastkit.pipeline import Pipeline
 from contrastkit.trainer import StagedTrainer, Trainer, TrainResult
@@ -47,14 +47,16 @@ def quiet(out_dir: Path, **kwargs: Any) -> RunSettings:
     return RunSettings(out_dir=out_dir, device="cpu", print_fn=lambda message: None, **kwargs)
 
 
-def expected_text(recipe: dict[str, Any], settings: RunSettings, name: str, *, random_init: bool = False) -> str:
+def expected_text(recipe: dict[str, Any], settings: RunSettings, name: str, *, seed: int = 0,
+                  random_init: bool = False) -> str:
     """The recipe.toml ``train_arm`` (or ``probe_random_init``) writes, built here from its documented edits."""
     raw = copy.deepcopy(recipe)
     if random_init:
         raw.pop("stages", None)
     if settings.quick:
         apply_quick_settings(raw)
-    set_key(raw, "train.out_dir", settings.arm_dir(name).as_posix())
+    set_key(raw, "train.seed", seed)
+    set_key(raw, "train.out_dir", settings.arm_dir(name, seed).as_posix())
     set_key(raw, "train.device", settings.device)
     set_key(raw, "log.progress", False)
     return recipe_toml(raw)
@@ -190,14 +192,16 @@ def test_train_arm_trains_once_then_reuses_the_saved_arm(tmp_path: Path, monkeyp
 
     monkeypatch.setattr(Trainer, "fit", counting_fit)
     settings = quiet(tmp_path, quick=True)
-    first = train_arm("tiny", TINY, settings)
+    first = train_arm("tiny", TINY, settings).runs[0]
     assert fits == [QUICK_SETTINGS["train.max_steps"]] and first.steps == 2
     assert sorted(first.probes) == ["knn/background"] and 0 <= first.probes["knn/background"] <= 100
-    assert (tmp_path / "tiny" / "recipe.toml").read_text() == expected_text(TINY, settings, "tiny")
-    assert json.loads((tmp_path / "tiny" / "arm.json").read_text()) == first.as_dict()
-    assert (tmp_path / "tiny" / "checkpoints").is_dir()  # it ran in the arm's folder
+    folder = tmp_path / "tiny" / "seed=0"
+    assert (folder / "recipe.toml").read_text() == expected_text(TINY, settings, "tiny")
+    assert json.loads((folder / "arm.json").read_text()) == first.as_dict()
+    assert first.code == code_version() and first.seed == 0
+    assert (folder / "checkpoints").is_dir()  # it ran in the arm's folder
 
-    again = train_arm("tiny", TINY, settings)
+    again = train_arm("tiny", TINY, settings).runs[0]
     assert fits == [2]  # not retrained
     assert again == first and again.seconds == first.seconds
 
@@ -211,27 +215,77 @@ def test_fresh_or_a_changed_recipe_retrains(tmp_path: Path, monkeypatch: pytest.
 
     monkeypatch.setattr(Trainer, "fit", fake_fit)
     settings = quiet(tmp_path, quick=True)
-    assert train_arm("tiny", TINY, settings).probes == {"knn/background": 10.0}
-    assert train_arm("tiny", TINY, settings).probes == {"knn/background": 10.0} and len(fits) == 1
+    folder = tmp_path / "tiny" / "seed=0"
+
+    def probes(arm: ArmSeeds) -> dict[str, float]:
+        return arm.runs[0].probes
+
+    assert probes(train_arm("tiny", TINY, settings)) == {"knn/background": 10.0}
+    assert probes(train_arm("tiny", TINY, settings)) == {"knn/background": 10.0} and len(fits) == 1
 
     fresh = train_arm("tiny", TINY, quiet(tmp_path, quick=True, fresh=True))
-    assert len(fits) == 2 and fresh.probes == {"knn/background": 20.0} and fresh.steps == 2
-    assert json.loads((tmp_path / "tiny" / "arm.json").read_text())["probes"] == {"knn/background": 20.0}
+    assert len(fits) == 2 and probes(fresh) == {"knn/background": 20.0} and fresh.steps == 2
+    assert json.loads((folder / "arm.json").read_text())["probes"] == {"knn/background": 20.0}
 
     wider = copy.deepcopy(TINY)
     wider["encoder"]["width"] = 6
     changed = train_arm("tiny", wider, settings)
-    assert len(fits) == 3 and changed.probes == {"knn/background": 30.0}
-    assert "width = 6" in (tmp_path / "tiny" / "recipe.toml").read_text()
-    assert train_arm("tiny", wider, settings).probes == {"knn/background": 30.0} and len(fits) == 3
+    assert len(fits) == 3 and probes(changed) == {"knn/background": 30.0}
+    assert "width = 6" in (folder / "recipe.toml").read_text()
+    assert probes(train_arm("tiny", wider, settings)) == {"knn/background": 30.0} and len(fits) == 3
 
     # the full (not quick) recipe is another recipe too
     train_arm("tiny", wider, quiet(tmp_path))
     assert len(fits) == 4
     # a lost arm.json is retrained even though recipe.toml matches
-    (tmp_path / "tiny" / "arm.json").unlink()
+    (folder / "arm.json").unlink()
     train_arm("tiny", wider, quiet(tmp_path))
     assert len(fits) == 5
+    # another seed is another run, in its own folder; the seed already trained is reused
+    both = train_arm("tiny", wider, quiet(tmp_path, seeds=(0, 1)))
+    assert len(fits) == 6 and both.seeds == (0, 1) and (tmp_path / "tiny" / "seed=1" / "arm.json").is_file()
+    assert "seed = 1" in (tmp_path / "tiny" / "seed=1" / "recipe.toml").read_text()
+
+
+def test_the_cache_refuses_a_result_trained_by_other_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fits: list[int] = []
+
+    def fake_fit(self: Trainer, **kwargs: Any) -> TrainResult:
+        fits.append(1)
+        return fake_train_result(2, {"knn/background": 10.0 * len(fits)})
+
+    monkeypatch.setattr(Trainer, "fit", fake_fit)
+    settings = quiet(tmp_path, quick=True)
+    record = tmp_path / "tiny" / "seed=0" / "arm.json"
+    train_arm("tiny", TINY, settings)
+    saved = json.loads(record.read_text())
+    assert saved["code"] == code_version() and len(fits) == 1
+    for other in ({**saved, "code": "0123456789abcdef"}, {k: v for k, v in saved.items() if k != "code"}):
+        record.write_text(json.dumps(other))  # the same recipe and seed, trained by other (or unknown) code
+        again = train_arm("tiny", TINY, settings)
+        assert again.runs[0].probes == {"knn/background": 10.0 * len(fits)} and again.runs[0].code == code_version()
+    assert len(fits) == 3
+    record.write_text('{"name": "tiny", "pro')  # a record cut short by a kill
+    train_arm("tiny", TINY, settings)
+    assert len(fits) == 4
+
+
+def test_code_version_hashes_the_package_source(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import contrastkit.experiments.base as base
+
+    fake_root = tmp_path / "contrastkit"
+    (fake_root / "experiments").mkdir(parents=True)
+    (fake_root / "a.py").write_text("x = 1\n")
+    (fake_root / "experiments" / "base.py").write_text("")
+    monkeypatch.setattr(base, "__file__", str(fake_root / "experiments" / "base.py"))
+    base.code_version.cache_clear()
+    try:
+        first = base.code_version()
+        (fake_root / "a.py").write_text("x = 2\n")
+        base.code_version.cache_clear()
+        assert base.code_version() != first
+    finally:
+        base.code_version.cache_clear()
 
 
 def test_a_staged_arm_sums_its_stages_steps_and_keeps_the_last_stages_probes(
@@ -248,11 +302,11 @@ def test_a_staged_arm_sums_its_stages_steps_and_keeps_the_last_stages_probes(
     recipe["data"] |= {"image_size": 16, "digit_size": 8}
     recipe["encoder"] = {"name": "convnet", "width": 4, "depth": 2}
     settings = quiet(tmp_path, quick=True)
-    arm = train_arm("learned", recipe, settings)
+    arm = train_arm("learned", recipe, settings).runs[0]
     assert calls == [["views", "contrast"]]
     assert arm.steps == 7 and arm.probes == {"linear/background": 55.0} and arm.final_metrics == {"loss": 1.5}
-    assert (tmp_path / "learned" / "recipe.toml").read_text() == expected_text(recipe, settings, "learned")
-    assert train_arm("learned", recipe, settings) == arm and len(calls) == 1
+    assert (tmp_path / "learned" / "seed=0" / "recipe.toml").read_text() == expected_text(recipe, settings, "learned")
+    assert train_arm("learned", recipe, settings).runs[0] == arm and len(calls) == 1
 
 
 def test_probe_random_init_is_seeded_drops_stages_and_is_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -266,32 +320,30 @@ def test_probe_random_init_is_seeded_drops_stages_and_is_cached(tmp_path: Path, 
         return [SimpleNamespace(probe="knn", label="background", value=42.0)]
 
     monkeypatch.setattr(contrastkit.evaluation, "evaluate", fake_evaluate)
-    recipe = {**copy.deepcopy(TINY), "train": {"seed": 3},
+    recipe = {**copy.deepcopy(TINY), "train": {"seed": 99},
               "stages": [{"name": "views", "set": {"views.mode": "adversarial"}}]}
-    settings = quiet(tmp_path / "a", quick=True)
+    settings = quiet(tmp_path / "a", quick=True, seeds=(3,))
     arm = probe_random_init("random-init", recipe, settings)
-    assert arm.steps == 0 and arm.probes == {"knn/background": 42.0}
-    text = (tmp_path / "a" / "random-init" / "recipe.toml").read_text()
-    assert text == expected_text(recipe, settings, "random-init", random_init=True) and "[[stages]]" not in text
+    assert arm.steps == 0 and arm.runs[0].probes == {"knn/background": 42.0} and arm.seeds == (3,)
+    text = (tmp_path / "a" / "random-init" / "seed=3" / "recipe.toml").read_text()
+    assert text == expected_text(recipe, settings, "random-init", seed=3, random_init=True)
+    assert "[[stages]]" not in text
     assert seen[0]["labels"] == ["background"] and seen[0]["max_samples"] == QUICK_SETTINGS["eval.max_samples"]
     assert seen[0]["seed"] == 3
 
     assert probe_random_init("random-init", recipe, settings) == arm and len(seen) == 1  # cached
-    probe_random_init("random-init", recipe, quiet(tmp_path / "b", quick=True))  # another folder: same weights
+    probe_random_init("random-init", recipe, quiet(tmp_path / "b", quick=True, seeds=(3,)))  # another folder
     torch.testing.assert_close(seen[1]["weight"], seen[0]["weight"], rtol=0, atol=0)
-    recipe["train"]["seed"] = 4
-    probe_random_init("random-init", recipe, quiet(tmp_path / "c", quick=True))
+    probe_random_init("random-init", recipe, quiet(tmp_path / "c", quick=True, seeds=(4,)))
     assert not torch.equal(seen[2]["weight"], seen[0]["weight"])
 
 
 def test_a_changed_recipe_clears_the_previous_runs_outputs(tmp_path: Path) -> None:
-    from contrastkit.experiments.base import saved_record
-
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "views" / "tensorboard").mkdir(parents=True)
-    (tmp_path / "arm.json").write_text("{}")
+    (tmp_path / "arm.json").write_text(json.dumps({"code": code_version()}))
     (tmp_path / "recipe.toml").write_text("a = 1\n")
-    assert saved_record(tmp_path, "a = 1\n", "arm.json", fresh=False) == {}
+    assert saved_record(tmp_path, "a = 1\n", "arm.json", fresh=False) == {"code": code_version()}
     assert (tmp_path / "checkpoints").is_dir(), "an unchanged recipe keeps its run"
     assert saved_record(tmp_path, "a = 2\n", "arm.json", fresh=False) is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["recipe.toml"]

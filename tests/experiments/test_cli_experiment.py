@@ -12,7 +12,7 @@ import pytest
 
 from contrastkit.cli import main
 from contrastkit.experiments import EXPERIMENTS, factors
-from contrastkit.experiments.base import RunSettings, apply_quick_settings, recipe_toml, set_key
+from contrastkit.experiments.base import RunSettings, apply_quick_settings, code_version, recipe_toml, set_key
 from contrastkit.pipeline import Pipeline
 
 
@@ -24,22 +24,26 @@ def forbid_building(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Pipeline, "from_config", classmethod(refuse))
 
 
-def seed_quick_factors(out_dir: Path) -> None:
-    """The arms ``contrastkit experiment factors --quick --device cpu`` would train, with made-up probes."""
-    settings = RunSettings(out_dir=out_dir, quick=True, device="cpu")
+def seed_quick_factors(out_dir: Path, seeds: tuple[int, ...] = (0,)) -> None:
+    """The arms ``contrastkit experiment factors --quick --device cpu`` would train, with made-up probes
+    (digit accuracy 50 + seed)."""
+    settings = RunSettings(out_dir=out_dir, quick=True, device="cpu", seeds=seeds)
     for arm in ("share-digit", "share-background", "share-position", "random-init"):
-        random_init = arm == "random-init"
-        raw = copy.deepcopy(factors.recipe(["digit"] if random_init else [arm.removeprefix("share-")]))
-        apply_quick_settings(raw)
-        folder = settings.arm_dir(arm)
-        set_key(raw, "train.out_dir", folder.as_posix())
-        set_key(raw, "train.device", "cpu")
-        set_key(raw, "log.progress", False)
-        folder.mkdir(parents=True)
-        (folder / "recipe.toml").write_text(recipe_toml(raw))
-        probes = {"linear/digit": 50.0, "linear/background": 40.0, "linear/position": 6.0}
-        (folder / "arm.json").write_text(json.dumps({"name": arm, "probes": probes, "steps": 2, "seconds": 1.0,
-                                                     "final_metrics": {}, "run_dir": folder.as_posix()}))
+        for seed in seeds:
+            random_init = arm == "random-init"
+            raw = copy.deepcopy(factors.recipe(["digit"] if random_init else [arm.removeprefix("share-")]))
+            apply_quick_settings(raw)
+            folder = settings.arm_dir(arm, seed)
+            set_key(raw, "train.seed", seed)
+            set_key(raw, "train.out_dir", folder.as_posix())
+            set_key(raw, "train.device", "cpu")
+            set_key(raw, "log.progress", False)
+            folder.mkdir(parents=True)
+            (folder / "recipe.toml").write_text(recipe_toml(raw))
+            probes = {"linear/digit": 50.0 + seed, "linear/background": 40.0, "linear/position": 6.0}
+            (folder / "arm.json").write_text(json.dumps({
+                "name": arm, "probes": probes, "steps": 2, "seconds": 1.0, "final_metrics": {},
+                "run_dir": folder.as_posix(), "seed": seed, "code": code_version()}))
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
@@ -65,6 +69,12 @@ def test_list_names_every_experiment(capsys: pytest.CaptureFixture[str]) -> None
         (["all", "factors"], "error: experiment: 'all' runs every experiment; give it alone"),
         (["factors", "--quick", "--docs", "page.md"], "error: --docs: --quick results are smoke runs"),
         ([], "error: experiment: name an experiment (factors, reverse-u, learned-views, negatives, all) or give --docs"),
+        (["factors", "--seeds", "0"], "error: --seeds: must be a whole number of seeds >= 1 (got '0'); e.g. --seeds 3"),
+        (["factors", "--seeds", "-2"], "error: --seeds: must be a whole number of seeds >= 1 (got '-2')"),
+        (["factors", "--seeds", "2.5"], "error: --seeds: must be a whole number of seeds >= 1 (got '2.5')"),
+        (["factors", "--seeds", "three"], "error: --seeds: must be a whole number of seeds >= 1 (got 'three')"),
+        (["factors", "--scale", "papr"], "error: --scale: unknown scale 'papr'; did you mean 'paper'?"),
+        (["factors", "--scale", "huge"], "error: --scale: unknown scale 'huge'; (choose from cpu, paper)"),
     ],
 )
 def test_argument_errors_exit_2_with_one_line_before_anything_runs(
@@ -92,8 +102,9 @@ def test_a_quick_run_reports_writes_its_files_and_stays_out_of_the_docs(
     seed_quick_factors(tmp_path / "runs" / "factors")
     code, out, _ = run_cli(capsys, "factors", "--quick", "--out", tmp_path / "runs", "--device", "cpu")
     assert code == 0
-    assert f"== experiment factors: {factors.TITLE}" in out and "== factors: smoke run (0.1 min)." in out
-    assert out.count("unchanged recipe: reusing") == 3  # the three trained arms (random-init probes quietly)
+    assert f"== experiment factors: {factors.TITLE} (1 seed(s), scale cpu)" in out
+    assert "== factors: smoke run (0.1 min)." in out
+    assert out.count("unchanged recipe and code: reusing") == 3  # the three trained arms (random-init quietly)
     folder = tmp_path / "runs" / "factors"
     assert f"wrote {folder / 'results.md'} and {folder / 'plot.png'}" in out
     assert json.loads((folder / "result.json").read_text())["quick"] is True
@@ -119,6 +130,24 @@ def test_docs_from_full_results(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert (tmp_path / "docs" / "reproductions" / "negatives.png").read_bytes() == (folder / "plot.png").read_bytes()
 
 
+def test_a_seeded_quick_run_gives_per_seed_rows_and_a_mean(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forbid_building(monkeypatch)
+    seed_quick_factors(tmp_path / "runs" / "factors", seeds=(0, 1, 2))
+    code, out, _ = run_cli(capsys, "factors", "--quick", "--seeds", "3", "--out", tmp_path / "runs", "--device", "cpu")
+    assert code == 0 and "(3 seed(s), scale cpu)" in out and out.count("unchanged recipe and code: reusing") == 9
+    saved = json.loads((tmp_path / "runs" / "factors" / "result.json").read_text())
+    assert saved["seeds"] == [0, 1, 2] and saved["command"] == "contrastkit experiment factors --seeds 3 --quick"
+    arm = saved["data"]["arms"]["share-digit"]
+    assert [r["probes"]["linear/digit"] for r in arm["seeds"]] == [50.0, 51.0, 52.0]
+    assert arm["summary"]["linear/digit"] == {"mean": 51.0, "sd": 1.0, "n": 3}
+    # digit error 50, 49, 48 %: mean ± sd in the table, and one row per seed
+    assert "| only the digit | 49.00 ± 1.00 |" in saved["table"]
+    for seed, error in enumerate([50.0, 49.0, 48.0]):
+        assert f"| share-digit | {seed} | {error:.2f} |" in saved["table"]
+
+
 @pytest.mark.slow
 def test_end_to_end_quick_factors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Really trains the three quick arms (a couple of steps each) and probes them: ~30 s on 2 CPU cores."""
@@ -133,11 +162,12 @@ def test_end_to_end_quick_factors(tmp_path: Path, capsys: pytest.CaptureFixture[
     arms = saved["data"]["arms"]
     assert sorted(arms) == ["random-init", "share-background", "share-digit", "share-position"]
     for name, arm in arms.items():
-        assert arm["steps"] == (0 if name == "random-init" else 2)
-        assert {"linear/digit", "linear/background", "linear/position"} <= set(arm["probes"])
-        assert all(math.isfinite(v) for v in arm["probes"].values())
-        assert (folder / name / "recipe.toml").is_file()
+        [run] = arm["seeds"]
+        assert run["steps"] == (0 if name == "random-init" else 2)
+        assert {"linear/digit", "linear/background", "linear/position"} <= set(run["probes"])
+        assert all(math.isfinite(v) for v in run["probes"].values())
+        assert (folder / name / "seed=0" / "recipe.toml").is_file()
 
     code, out, _ = run_cli(capsys, *args)  # rerun: every arm read back, same numbers
-    assert code == 0 and out.count("unchanged recipe: reusing") == 3
+    assert code == 0 and out.count("unchanged recipe and code: reusing") == 3
     assert json.loads((folder / "result.json").read_text())["data"] == saved["data"]
