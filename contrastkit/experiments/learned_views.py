@@ -38,6 +38,20 @@ CRITERION = (
     "error of the difference above them."
 )
 MARGIN = 1.0
+#: The investigation of the failure, measured on 2026-12-05 (1 CPU thread each).
+EVIDENCE = (
+    "The semi-supervised term does not learn in stage 1: the logged `view_maker/classification` (c1 + c2 "
+    "cross-entropy, chance 2 log 10 = 4.61) went 4.629 -> 4.583 (seed 0) and 4.612 -> 4.574 (seed 1) over 300 "
+    "steps, so g plays the unsupervised game. Its wiring is right (gradients reach c1, c2 and g; g minimises "
+    "the term; tested). Training c1, c2 alone on the identity views for 300 steps isolates the cause, the "
+    "labels per step: the current set-up (lr 3e-3, width 16, 10% labelled = ~13 images per batch) reached "
+    "15.6% held-out accuracy; classifier lr 1e-2 27.4%; 4 conv layers 22.5%; no augmentation 25.8% "
+    "(overfits the 410 labelled images); every image labelled 41.3%. Even with every image labelled inside the "
+    "adversarial game the term only fell 4.613 -> 4.439, and those views gave 83.85% background accuracy, "
+    "below raw. Per seed: raw Y | DbDr 93.15% (seed 0) and 90.8% (seed 1); semi-supervised 85.15% and 72.15%. "
+    "InfoMin alternates whole labelled and unlabelled batches; contrastkit mixes ~13 labelled images into each "
+    "batch, which is the measured bottleneck and needs a sampler change that is not made yet."
+)
 BUDGET_SECONDS = 30 * 60
 LABEL = "background"
 VIEW_STEPS = 300

@@ -35,6 +35,23 @@ CRITERION = (
     "twice the standard error of the difference."
 )
 BUDGET_SECONDS = 30 * 60
+#: The investigation of the failure, measured on 2026-12-05 (1 CPU thread each, 500 steps unless said).
+EVIDENCE = (
+    "Seed noise is larger than any K effect at this budget: background linear accuracy at K = 16 was 71.9 / "
+    "57.6 / 63.2% over seeds 0-2 (sd 7.2) and at K = 4095 63.65 / 57.45 / 64.45% (sd 3.8); the paired "
+    "K = 4095 minus K = 16 difference was -8.25 / -0.15 / +1.25 points. The arms barely train: I_NCE peaks at "
+    "1.0-1.3 nats (ceilings 2.8 and 8.3) and falls in the last 100 steps as the learning rate decays "
+    "(1.31 -> 0.69 nats); in-batch negatives reach 96% on the same recipe. Variants toward CMC's set-up, none "
+    "of which gives a rising trend: CMC's NCE loss (fixed Z; the slides call Figure 6's loss NCE-based) 62.3% "
+    "(K = 16) vs 51.8% (K = 4095); a dataset 4x larger than the bank's K (16384 images) 46.4% vs 47.8%, about "
+    "the untrained encoder's 44%, since each image is seen ~4 times; false negatives are not the cause: the "
+    "bank already excludes the anchor's own row (`exclude_positive`, 0 draws measured; CMC's own code would "
+    "draw it 1.03 times per anchor at K = 4095). The one change that makes the bank learn is a longer "
+    "schedule: 800 steps gave 83.0% (K = 16) and 77.15% (K = 4095), seed 0, still no rise with K. CMC trained "
+    "240 epochs over ImageNet-100 (126k images); 500 steps here are ~15 epochs over 4096 images: the measured "
+    "cause is a schedule far too short for the bank objective to leave the regime where bank staleness, not "
+    "K, decides the result. Momentum is CMC's 0.5."
+)
 #: The swept numbers of negatives per anchor (drawn with replacement from the 4096-image bank, as in CMC).
 COUNTS = (16, 64, 256, 1024, 4095)
 TASK = "background"

@@ -341,7 +341,13 @@ def view_classification_loss(
             f"view_classification_loss: labels must be [B] with B the views' batch size, got {tuple(labels.shape)} "
             f"for views {[tuple(v.shape) for v in views]}"
         )
-    labelled = (labels != ignore_index).sum().clamp_min(1)
+    keep = labels != ignore_index
+    labelled = keep.sum().clamp_min(1)
+    if bool(keep.any()) and not bool(keep.all()):
+        # Only the labelled samples go through the classifiers (10% of a batch with labelled_fraction
+        # = 0.1): the same loss for a tenth of the compute. With none labelled, all go through and
+        # every term is 0, so each classifier still takes part in the graph (DDP).
+        views, labels = [v[keep] for v in views], labels[keep]
     total = views[0].new_zeros(())
     for view, classifier in zip(views, classifiers):
         logits = classifier(view)

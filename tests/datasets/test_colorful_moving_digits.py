@@ -449,3 +449,21 @@ def test_worker_augmented_dataset_forwards_the_epoch() -> None:
     wrapped = WorkerAugmentedDataset(ds, [None], seed=0)
     wrapped.set_epoch(3)
     assert ds.epoch == 3
+
+
+def test_background_contrast_softens_the_texture_not_the_digit_or_labels() -> None:
+    full = ColorfulMovingDigits(size=64, seed=2, palette="random", pair=["digit"])
+    soft = ColorfulMovingDigits(size=64, seed=2, palette="random", pair=["digit"], background_contrast=0.3)
+    explicit = ColorfulMovingDigits(size=64, seed=2, palette="random", pair=["digit"], background_contrast=1.0)
+    assert torch.equal(full.images, explicit.images), "1.0 is the default and changes nothing"
+    for name in ("digit", "background", "position", "pair_digit", "pair_background", "pair_position"):
+        assert torch.equal(getattr(full, name), getattr(soft, name)), name
+    # the texture's spread around the image's mean drops (the digit's pixels aside)
+    assert float(soft.images.float().std(dim=(2, 3)).mean()) < 0.7 * float(full.images.float().std(dim=(2, 3)).mean())
+    assert float(soft.image_pairs.float().std(dim=(2, 3)).mean()) < float(full.image_pairs.float().std(dim=(2, 3)).mean())
+
+
+@pytest.mark.parametrize("value", [0.0, -0.5, 1.5, True])
+def test_background_contrast_out_of_range_is_refused(value: float) -> None:
+    with pytest.raises(InvalidParameter, match=r"^background_contrast: must be in \(0, 1\]"):
+        ColorfulMovingDigits(size=4, background_contrast=value)
