@@ -168,9 +168,12 @@ def reproductions_page(results: Sequence[tuple[ExperimentResult, str]]) -> str:
     for result, link in results:
         lines += [result.markdown(plot_link=link, heading="##"), ""]
     for name in missing:
+        evidence = getattr(EXPERIMENTS[name], "EVIDENCE", "")
         lines += [f"## `{name}`: {EXPERIMENTS[name].TITLE}", "", f"**Paper:** {EXPERIMENTS[name].PAPER}", "",
                   f"**Not run yet** with the current code: `contrastkit experiment {name}`, then "
                   "`contrastkit experiment --docs docs/reproductions.md`.", ""]
+        if evidence:  # the investigation of an earlier failure stays visible until the seeded rerun lands
+            lines += [f"**Why it failed before, measured:** {evidence}", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
