@@ -457,6 +457,9 @@ def test_write_docs_lists_every_result_with_its_status(tmp_path: Path) -> None:
     assert summary.count("\n| `") == 4  # every experiment; the two that did not run say so
     assert f"| `reverse-u` | {reverse_u.TITLE} | not run yet | – |" in summary
     assert "**Not run yet** with the current code: `contrastkit experiment learned-views`" in page
+    # a failure's measured evidence stays on the page until its seeded rerun lands
+    assert f"**Why it failed before, measured:** {learned_views.EVIDENCE}" in page
+    assert f"**Why, measured:** {negatives.EVIDENCE}" in page  # and is part of a result's section
 
 
 def test_reproductions_page_lists_each_status() -> None:
