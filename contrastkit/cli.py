@@ -2,7 +2,7 @@
 
 Commands::
 
-    contrastkit train CONFIG [--set table.key=value ...] [--dry-run] [--quiet] [--resume]
+    contrastkit train CONFIG [--set table.key=value ...] [--dry-run] [--quiet] [--resume [--allow-change KEY]]
         (a recipe with [[stages]] trains each stage in turn in train.out_dir/<stage name>;
         --set applies to every stage and wins over a stage's own set)
     contrastkit eval CONFIG [--checkpoint PATH | --random-init] [--set table.key=value ...] [--json]
@@ -67,7 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--resume",
         action="store_true",
-        help="continue from the latest checkpoint in train.out_dir (same recipe)",
+        help="continue from the newest valid checkpoint in train.out_dir (same recipe)",
+    )
+    train.add_argument(
+        "--allow-change",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="with --resume: accept this optimisation key changed by --set (train.lr, train.min_lr, "
+        "train.view_maker_lr, train.warmup_steps, train.schedule, train.grad_clip, train.weight_decay); repeatable",
     )
 
     evaluate = sub.add_parser(
@@ -244,7 +252,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(trainer)
     print(f"training {args.config} on {trainer.device} -> {trainer.out_dir}")
-    _report(trainer.fit(resume=args.resume))
+    _report(trainer.fit(resume=args.resume, allow_changes=args.allow_change))
     return 0
 
 
@@ -272,7 +280,7 @@ def _train_stages(args: argparse.Namespace) -> int:
             _dry_run(trainer)
         return 0
     print(f"training {args.config} in {len(stages)} stages on {staged.trainers[0].device}")
-    results = staged.fit(resume=args.resume)
+    results = staged.fit(resume=args.resume, allow_changes=args.allow_change)
     for stage, result in zip(stages, results):
         print(f"== stage {stage.index + 1}/{stage.count} {stage.name}")
         _report(result)
@@ -317,10 +325,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
     from contrastkit.config import load_config
-    from contrastkit.errors import ConfigError, close_matches
+    from contrastkit.errors import CheckpointError, ConfigError, close_matches
     from contrastkit.evaluation import evaluate
-    from contrastkit.checkpoint import CheckpointDir, state_dict_mismatch
-    from contrastkit.export import read_checkpoint
+    from contrastkit.checkpoint import CheckpointDir, nonfinite_in_checkpoint, read_checkpoint, state_dict_mismatch
     from contrastkit.pipeline import Pipeline
     from contrastkit.trainer import select_device
 
@@ -334,8 +341,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     checkpoint = None
     if not args.random_init:  # read the checkpoint before the (slower) dataset is built
         folder = Path(config.train.out_dir or "runs/default") / "checkpoints"
-        checkpoint = Path(args.checkpoint) if args.checkpoint else CheckpointDir(folder).latest()
-        payload = read_checkpoint(checkpoint if checkpoint is not None else folder)
+        if args.checkpoint:
+            checkpoint = Path(args.checkpoint)
+            payload = read_checkpoint(checkpoint)
+            bad = nonfinite_in_checkpoint({"model": payload["model"]})
+            if bad is not None:
+                raise CheckpointError(f"{checkpoint}: {bad} holds NaN or inf (the run diverged); evaluate an "
+                                      "earlier checkpoint from its checkpoints/ folder")
+        else:  # the newest checkpoint that reads and is finite; newer broken ones are named
+            checkpoint, payload, skipped = CheckpointDir(folder).newest_valid(resumable=False)
+            for line in skipped:
+                print(f"skipped {line}", file=sys.stderr)
+            if checkpoint is None:
+                raise CheckpointError(skipped[0] if skipped else f"{folder}: checkpoint not found; train first or pass "
+                                      "--checkpoint")
     device = select_device(config.train.device)
     torch.manual_seed(config.train.seed)  # --random-init: the weights training would have started from
     pipeline = Pipeline.from_config(config, path=args.config)

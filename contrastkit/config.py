@@ -66,6 +66,22 @@ def _check(predicate: Callable[[Any], bool], problem: str) -> Callable[[Any, att
 _positive = _check(lambda v: v > 0, "must be > 0")
 _non_negative = _check(lambda v: v >= 0, "must be >= 0")
 _at_least_one = _check(lambda v: v >= 1, "must be >= 1")
+#: ``train.seed`` range: the trainer derives per-rank and per-epoch seeds from it (``seed * 1_000_003 + n``),
+#: which must stay inside torch's 64-bit generator seed.
+SEED_MAX = 2**32 - 1
+
+
+def _min_lr_at_most_lr(instance: Any, attribute: attrs.Attribute, value: float) -> None:
+    # A floor above the peak would make the cosine "decay" raise the learning rate.
+    if value > instance.lr:
+        raise InvalidParameter(attribute.name, f"must be <= train.lr ({instance.lr!r}); lower min_lr or raise lr", value)
+
+
+def _non_empty_path(_: Any, attribute: attrs.Attribute, value: str | None) -> None:
+    if value is not None and not value.strip():
+        raise InvalidParameter(attribute.name, "must be a folder path; omit the key for runs/<recipe file stem>", value)
+
+
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
@@ -114,7 +130,7 @@ class TrainConfig:
     #: Learning-rate schedule after warm-up: ``cosine`` decays to ``min_lr``; ``constant`` keeps ``lr``.
     schedule: Literal["cosine", "constant"] = "cosine"
     warmup_steps: int = attrs.field(default=0, validator=_non_negative)
-    min_lr: float = attrs.field(default=0.0, validator=_non_negative)
+    min_lr: float = attrs.field(default=0.0, validator=[_non_negative, _min_lr_at_most_lr])
     #: Clip the global gradient norm to this value; ``None`` disables clipping.
     grad_clip: float | None = attrs.field(default=None, validator=_positive)
     #: Micro-batches per optimizer step (effective batch = batch_size x accumulate_steps).
@@ -130,11 +146,11 @@ class TrainConfig:
     deterministic: bool = False
     #: Learning rate of a trainable view maker's own optimizer (Adam); ``None`` uses ``lr``.
     view_maker_lr: float | None = attrs.field(default=None, validator=_positive)
-    seed: int = 0
+    seed: int = attrs.field(default=0, validator=_check(lambda v: 0 <= v <= SEED_MAX, f"must be in [0, {SEED_MAX}]"))
     #: ``auto`` picks cuda, then mps, then cpu.
     device: str = attrs.field(default="auto", validator=_check(lambda v: bool(_DEVICE.match(v)), "must be auto, cpu, mps, cuda or cuda:N"))
     #: Run directory for TensorBoard logs and checkpoints; default ``runs/<recipe file stem>``.
-    out_dir: str | None = None
+    out_dir: str | None = attrs.field(default=None, validator=_non_empty_path)
     #: Write a checkpoint every N optimizer steps (and always at each epoch end); ``None``: epoch ends only.
     checkpoint_every_n_steps: int | None = attrs.field(default=None, validator=_at_least_one)
     #: How many periodic checkpoints to keep (the final one is always kept).

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
+    "CheckpointError",
     "ConfigError",
     "ContrastkitError",
     "DuplicateNameError",
@@ -169,6 +170,15 @@ class ShapeError(ContrastkitError, ValueError):
     Example:
         >>> str(ShapeError("views.color-split: view 1 has 3 channels, declared 2"))
         'views.color-split: view 1 has 3 channels, declared 2'
+    """
+
+
+class CheckpointError(ContrastkitError):
+    """A checkpoint or export file cannot be read or written: ``file: what is wrong; what to do``.
+
+    Example:
+        >>> str(CheckpointError("run/final.pt: empty file (0 bytes); delete it and resume from an earlier checkpoint"))
+        'run/final.pt: empty file (0 bytes); delete it and resume from an earlier checkpoint'
     """
 
 

@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,10 @@ import attrs
 import torch
 from torch import nn
 
-from contrastkit.errors import ContrastkitError, InvalidParameter
+from contrastkit.checkpoint import first_nonfinite, read_checkpoint
+from contrastkit.errors import CheckpointError, ContrastkitError, InvalidParameter
 from contrastkit.factories import build_component
+from contrastkit.preflight import check_export_target
 from contrastkit.registry import Registry, get_registry
 
 __all__ = [
@@ -102,30 +105,6 @@ class ExportInfo:
         return meta
 
 
-# -- checkpoints -----------------------------------------------------------------------------------
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a training checkpoint (``weights_only``, on the CPU); problems are one-line errors.
-
-    Example:
-        >>> read_checkpoint("no/such.pt")
-        Traceback (most recent call last):
-        ...
-        contrastkit.errors.ContrastkitError: no/such.pt: checkpoint not found; train first or pass --checkpoint
-    """
-    from contrastkit.checkpoint import load_checkpoint
-
-    if not Path(path).is_file():
-        raise ContrastkitError(f"{path}: checkpoint not found; train first or pass --checkpoint")
-    try:
-        payload = load_checkpoint(path, map_location="cpu")
-    except Exception as exc:  # noqa: BLE001 - truncated, foreign or pickled-object files
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ContrastkitError(f"{path}: cannot read checkpoint: {detail}") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("model"), Mapping):
-        raise ContrastkitError(f"{path}: not a contrastkit checkpoint (no 'model' state dict)")
-    return payload
-
-
 # -- building and exporting ------------------------------------------------------------------------
 def build_encoders(config: Mapping[str, Any], view_channels: Sequence[int], view_encoder: Sequence[int], *,
                    registry: Registry | None = None) -> nn.ModuleList:
@@ -171,8 +150,16 @@ def _write(path: str | Path, encoders: nn.Module, info: ExportInfo) -> None:
     # clone: safetensors refuses tensors that share storage (tied weights, views)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in encoders.state_dict().items()}
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(out), metadata=info.metadata())
+    check_export_target(out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:  # atomic: a failed or killed write leaves an earlier export at `out` as it was
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_file(tensors, str(tmp), metadata=info.metadata())
+        os.replace(tmp, out)
+    except (OSError, RuntimeError) as exc:
+        tmp.unlink(missing_ok=True)
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+        raise CheckpointError(f"{out}: cannot write the export: {detail}; free space or choose another --out") from None
 
 
 def export_encoders(pipeline: nn.Module, path: str | Path, *, step: int | None = None) -> ExportInfo:
@@ -222,6 +209,7 @@ def export_checkpoint(checkpoint: str | Path, path: str | Path, *, registry: Reg
         >>> info.view_encoder, info.step
         ((0, 0), 1)
     """
+    check_export_target(path, source=checkpoint)
     payload = read_checkpoint(checkpoint)
     config = payload.get("config")
     if not isinstance(config, Mapping):
@@ -231,6 +219,10 @@ def export_checkpoint(checkpoint: str | Path, path: str | Path, *, registry: Reg
     weights = {k[len("encoders.") :]: v for k, v in model.items() if k.startswith("encoders.")}
     if not weights:
         raise ContrastkitError(f"{checkpoint}: the checkpoint has no encoder weights ('encoders.*')")
+    bad = first_nonfinite(weights.items())
+    if bad is not None:
+        raise CheckpointError(f"{checkpoint}: encoders.{bad} holds NaN or inf (the run diverged); export an earlier "
+                              "checkpoint from its checkpoints/ folder")
     with torch.random.fork_rng(devices=[]):
         view_maker = build_component(registry, "view_makers", config.get("views", "color-split"), table="views")
     view_channels = tuple(int(c) for c in view_maker.view_channels)
@@ -330,7 +322,12 @@ def load_encoder(path: str | Path, *, view: int | None = None, device: str | tor
     from safetensors.torch import load_file
 
     encoders = build_encoders(info.config, info.view_channels, info.view_encoder, registry=registry)
-    _load_strict(encoders, load_file(str(path), device="cpu"), source=str(path))
+    weights = load_file(str(path), device="cpu")
+    bad = first_nonfinite(weights.items())
+    if bad is not None:
+        raise CheckpointError(f"{path}: {bad} holds NaN or inf (exported from a diverged run); export an earlier "
+                              "checkpoint")
+    _load_strict(encoders, weights, source=str(path))
     encoders = encoders.to(device).eval()
     if view is not None:
         return encoders[info.view_encoder[view]]

@@ -27,7 +27,7 @@ import inspect
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,22 +36,27 @@ import torch
 from torch import Tensor, nn
 
 from contrastkit.checkpoint import (
-    state_dict_mismatch,
+    CHECKPOINT_FORMAT,
     CheckpointDir,
     capture_rng_state,
+    first_nonfinite,
     load_checkpoint,
+    read_checkpoint,
     restore_rng_state,
     save_checkpoint,
+    state_dict_mismatch,
 )
 from contrastkit import distributed
 from contrastkit.config import Config, EvalConfig, LogConfig, Stage, TrainConfig
-from contrastkit.errors import ConfigError, TrainingError, close_matches
+from contrastkit.errors import CheckpointError, ConfigError, TrainingError, close_matches
 from contrastkit.evaluation import KnnResult, evaluate
 from contrastkit.interfaces import describe, is_trainable
 from contrastkit.optim import LARS, param_groups, warmup_cosine
 from contrastkit.pipeline import Pipeline
+from contrastkit.preflight import check_free_space, check_run_dir, checkpoint_bytes
 
 __all__ = [
+    "CHANGEABLE_ON_RESUME",
     "EpochBatchSampler",
     "StagedTrainer",
     "TrainResult",
@@ -62,10 +67,13 @@ __all__ = [
     "select_device",
 ]
 
-CHECKPOINT_FORMAT = 2
 # Keys that may change between a run and its resumption (they do not change what is computed).
 _RESUMABLE_CHANGES = ("train.max_steps", "train.epochs", "train.out_dir", "train.device", "train.num_workers",
                       "train.checkpoint_every_n_steps", "train.keep_checkpoints", "log.", "eval.")
+#: Optimisation settings ``--resume`` accepts changed when named by ``--allow-change`` (e.g. a lower
+#: ``train.lr`` after the loss diverged); the resumed optimizer takes the new values.
+CHANGEABLE_ON_RESUME = ("train.lr", "train.min_lr", "train.view_maker_lr", "train.warmup_steps", "train.schedule",
+                        "train.grad_clip", "train.weight_decay")
 
 
 def select_device(requested: str) -> torch.device:
@@ -201,9 +209,25 @@ class _FiniteGuard:
 
 
 class _NonFinite(Exception):
-    def __init__(self, step: int, value: float) -> None:
-        super().__init__(step, value)
-        self.step, self.value = step, value
+    def __init__(self, step: int, value: float, where: str = "loss") -> None:
+        super().__init__(step, value, where)
+        self.step, self.value, self.where = step, value, where
+
+
+def _nonfinite_state(pipeline: nn.Module, optimizers: Sequence[torch.optim.Optimizer]) -> str | None:
+    """Which parameter, buffer or optimizer slot holds NaN or inf (``None``: all finite); one host sync."""
+    names = {id(p): name for name, p in pipeline.named_parameters()}
+
+    def named() -> Iterator[tuple[str, Tensor]]:
+        yield from pipeline.named_parameters()
+        yield from pipeline.named_buffers()
+        for o in optimizers:
+            for param, slots in o.state.items():
+                for slot, value in slots.items():
+                    if isinstance(value, Tensor):
+                        yield f"optimizer {slot} of {names.get(id(param), '<a parameter>')}", value
+
+    return first_nonfinite(named())
 
 
 class Trainer:
@@ -457,27 +481,104 @@ class Trainer:
         dtype = torch.bfloat16 if precision == "bf16" else torch.float16
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
-    def _check_resumable(self, saved: dict[str, Any] | None, path: Path) -> None:
+    def _check_resumable(self, saved: dict[str, Any] | None, path: Path, allow_changes: Sequence[str]) -> None:
         if saved is None or self.config is None:
             return
         now, then = _flatten(self.config.as_dict()), _flatten(saved)
         for key in sorted(set(now) | set(then)):
             if key.startswith(_RESUMABLE_CHANGES) or now.get(key) == then.get(key):
                 continue
+            if key in allow_changes:
+                self.print(f"resume: {key} changed from {then.get(key)!r} to {now.get(key)!r} (--allow-change {key})")
+                continue
+            hint = f", or pass --allow-change {key}" if key in CHANGEABLE_ON_RESUME else ""
             raise ConfigError(
                 f"{key}: differs from the recipe of checkpoint {path} (checkpoint {then.get(key)!r}, now "
-                f"{now.get(key)!r}); resume with the same recipe or train into a new train.out_dir"
+                f"{now.get(key)!r}); resume with the same recipe{hint} or train into a new train.out_dir"
             )
 
+    def preflight(self) -> None:
+        """Checks before the first step: the run folder is writable, the disk has room, no stale temp files.
+
+        Raises :class:`CheckpointError` naming ``train.out_dir``'s problem; a short disk is a warning.
+        """
+        if not self.is_main:
+            return
+        check_run_dir(self.out_dir)
+        for stale in self.checkpoints.remove_stale_tmp():
+            self.print(f"removed {stale}, left by a save that was killed mid-write")
+        slots = 2 if self.train_cfg.optimizer == "adamw" else 1
+        needed = checkpoint_bytes([self.pipeline], optimizer_slots=slots) * (self.train_cfg.keep_checkpoints + 2)
+        check_free_space(self.out_dir, needed, warn=self.print)
+
+    def _restore(self, pipeline: Pipeline, optimizers: Sequence[torch.optim.Optimizer], schedulers: Sequence[Any],
+                 scaler: Any, *, allow_changes: Sequence[str],
+                 lr_factor: Callable[[int], float]) -> tuple[Path, dict[str, Any]] | None:
+        """Load the newest valid checkpoint into the run's state; ``None`` when there is none to resume."""
+        latest, state, skipped = self.checkpoints.newest_valid(map_location=self.device)
+        for line in skipped:
+            self.print(f"resume: skipped {line}")
+        if latest is None or state is None:
+            if skipped:
+                raise CheckpointError(f"{skipped[0]}; no valid checkpoint is left in {self.checkpoints.path} to "
+                                      "resume from: train into a new train.out_dir")
+            return None
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != self.world_size:
+            raise ConfigError(
+                f"{latest}: written by {saved_world} process(es), resumed with {self.world_size}; resume "
+                f"with torchrun --nproc_per_node {saved_world} (the data order depends on the process count)"
+            )
+        self._check_resumable(state.get("config"), latest, allow_changes)
+        fresh = [[{k: v for k, v in g.items() if k != "params"} for g in o.param_groups] for o in optimizers]
+        try:
+            pipeline.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            raise CheckpointError(f"{latest}: its weights do not fit this recipe's pipeline "
+                                  f"({state_dict_mismatch(exc)}); resume with the recipe that wrote it or train "
+                                  "into a new train.out_dir") from None
+        saved_optimizers = [state["optimizer"], state.get("view_optimizer")][: len(optimizers)]
+        try:
+            for o, saved in zip(optimizers, saved_optimizers):
+                o.load_state_dict(saved)
+            for sched, sched_state in zip(schedulers, state["schedulers"]):
+                sched.load_state_dict(sched_state)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{latest}: its optimizer state does not fit this recipe's ({exc}); resume with "
+                                  "the recipe that wrote it or train into a new train.out_dir") from None
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        if allow_changes:  # the loaded groups carry the old rates; the recipe's new ones take over
+            step = int(state["step"])
+            for o, groups, sched in zip(optimizers, fresh, schedulers):
+                for group, new in zip(o.param_groups, groups):
+                    group.update({k: new[k] for k in ("initial_lr", "weight_decay") if k in new})
+                sched.base_lrs = [g["initial_lr"] for g in o.param_groups]
+                for g in o.param_groups:
+                    g["lr"] = g["initial_lr"] * lr_factor(step)
+                sched._last_lr = [g["lr"] for g in o.param_groups]
+            self.print(f"resume: optimizer reloaded from {latest} with the recipe's {', '.join(allow_changes)}")
+        ranks_rng = state.get("rng_ranks") or [state["rng"]]
+        restore_rng_state(ranks_rng[self.rank])  # every rank continues its own random stream
+        return latest, state
+
     # -- the loop ------------------------------------------------------------------------------
-    def fit(self, *, resume: bool = False) -> TrainResult:
+    def fit(self, *, resume: bool = False, allow_changes: Sequence[str] = ()) -> TrainResult:
         """Train, write checkpoints, run the probes; returns a :class:`TrainResult`.
 
-        ``resume=True`` continues from the latest checkpoint in ``<out_dir>/checkpoints`` (a fresh
+        :meth:`preflight` runs first. ``allow_changes`` (keys of :data:`CHANGEABLE_ON_RESUME`) may
+        differ from the checkpoint's recipe on resume; the optimizer then takes the new values.
+        ``resume=True`` continues from the newest valid checkpoint in ``<out_dir>/checkpoints`` (a fresh
         start when there is none). A NaN or inf loss raises :class:`TrainingError` naming the step;
         the checkpoints written before it stay loadable.
         """
         cfg = self.train_cfg
+        for key in allow_changes:
+            if key not in CHANGEABLE_ON_RESUME:
+                matches = close_matches(key, CHANGEABLE_ON_RESUME)
+                hint = f"did you mean {matches[0]!r}?" if matches else f"one of {', '.join(CHANGEABLE_ON_RESUME)}"
+                raise ConfigError(f"--allow-change: {key!r} cannot change on resume; {hint}")
+        self.preflight()
         self._setup_determinism()
         pipeline = self.pipeline.to(self.device)
         if cfg.channels_last:
@@ -515,32 +616,16 @@ class Trainer:
                 f"per process x {cfg.accumulate_steps} accumulation -> effective batch "
                 f"{cfg.batch_size * cfg.accumulate_steps * self.world_size}"
             )
+        restored = None
         if resume:
-            latest = self.checkpoints.latest()
-            if latest is not None:
-                state = load_checkpoint(latest, map_location=self.device)
-                if state.get("format") != CHECKPOINT_FORMAT or "rng" not in state:
-                    raise ConfigError(f"{latest}: not a resumable checkpoint (format {state.get('format')!r})")
-                saved_world = int(state.get("world_size", 1))
-                if saved_world != self.world_size:
-                    raise ConfigError(
-                        f"{latest}: written by {saved_world} process(es), resumed with {self.world_size}; resume "
-                        f"with torchrun --nproc_per_node {saved_world} (the data order depends on the process count)"
-                    )
-                self._check_resumable(state.get("config"), latest)
-                pipeline.load_state_dict(state["model"])
-                optimizer.load_state_dict(state["optimizer"])
-                if view_optimizer is not None:
-                    view_optimizer.load_state_dict(state["view_optimizer"])
-                for sched, sched_state in zip(schedulers, state["schedulers"]):
-                    sched.load_state_dict(sched_state)
-                if scaler is not None and state.get("scaler"):
-                    scaler.load_state_dict(state["scaler"])
-                ranks_rng = state.get("rng_ranks") or [state["rng"]]
-                restore_rng_state(ranks_rng[self.rank])  # every rank continues its own random stream
-                step, epoch, position = int(state["step"]), int(state["epoch"]), int(state["position"])
-                resumed_from = latest
-                self.print(f"resuming from {latest} at step {step} (epoch {epoch + 1}, batch {position})")
+            restored = self._restore(pipeline, optimizers, schedulers, scaler, allow_changes=allow_changes,
+                                     lr_factor=lr_factor)
+        elif allow_changes:
+            raise ConfigError("--allow-change: only applies with --resume")
+        if restored is not None:
+            resumed_from, state = restored
+            step, epoch, position = int(state["step"]), int(state["epoch"]), int(state["position"])
+            self.print(f"resuming from {resumed_from} at step {step} (epoch {epoch + 1}, batch {position})")
         if cfg.compile:
             for encoder in pipeline.encoders:
                 encoder.compile()
@@ -554,6 +639,9 @@ class Trainer:
         def payload(complete: bool) -> dict[str, Any]:
             # Called on every rank (the RNG gather is a collective); only rank 0 writes it.
             guard.flush()  # never write weights that came from a non-finite step
+            bad = _nonfinite_state(pipeline, optimizers)  # nor a finite loss over inf statistics or moments
+            if bad is not None:
+                raise _NonFinite(step, float("nan"), where=bad)
             rng = capture_rng_state()
             return {
                 "world_size": self.world_size,
@@ -642,6 +730,9 @@ class Trainer:
                         now = time.perf_counter()
                         names = list(sums)
                         means = (torch.stack([sums[n] for n in names]) / window_steps).tolist()  # one sync
+                        bad = _nonfinite_state(pipeline, optimizers)  # the log step syncs anyway
+                        if bad is not None:
+                            raise _NonFinite(step, float("nan"), where=bad)
                         last = dict(zip(names, means))
                         elapsed = max(now - window_start, 1e-9)
                         rate = window_steps * cfg.batch_size * cfg.accumulate_steps / elapsed
@@ -676,12 +767,7 @@ class Trainer:
                     distributed.barrier()
             guard.flush()
         except _NonFinite as exc:
-            kept = self.checkpoints.latest()
-            where = f"the last good checkpoint is {kept}" if kept is not None else "no checkpoint was written yet"
-            raise TrainingError(
-                f"loss became {exc.value} at step {exc.step}; stopped ({where}); lower train.lr, set "
-                "train.grad_clip or check the data"
-            ) from None
+            raise self._stopped(exc) from None
         finally:
             progress.close()
             if writer is not None:
@@ -689,7 +775,10 @@ class Trainer:
         seconds = time.perf_counter() - start
 
         if step > start_step or resumed_from is None:
-            final = payload(complete=True)
+            try:
+                final = payload(complete=True)
+            except _NonFinite as exc:
+                raise self._stopped(exc) from None
             if self.is_main:
                 checkpoint = self.checkpoints.save_final(final)
             distributed.barrier()
@@ -714,6 +803,18 @@ class Trainer:
             tensorboard_dir=self.out_dir / "tensorboard" if writer is not None else None,
             knn=knn,
             resumed_from=resumed_from,
+        )
+
+    def _stopped(self, exc: _NonFinite) -> TrainingError:
+        """The one line for a non-finite loss or state: what, when, and the checkpoint to go back to."""
+        kept, _, _ = self.checkpoints.newest_valid()
+        what = f"loss became {exc.value}" if exc.where == "loss" else f"{exc.where} became NaN or inf"
+        if kept is None:
+            return TrainingError(f"{what} at step {exc.step}; stopped (no checkpoint was written yet); lower "
+                                 "train.lr, set train.grad_clip or check the data")
+        return TrainingError(
+            f"{what} at step {exc.step}; stopped (the last good checkpoint is {kept}); resume from it with a "
+            "lower rate: --resume --set train.lr=... --allow-change train.lr (or set train.grad_clip)"
         )
 
     def _save(self, payload: dict[str, Any], *, step: int) -> None:
@@ -810,7 +911,7 @@ def load_carried_modules(pipeline: Pipeline, checkpoint: Path, modules: list[str
         True
     """
     children = dict(pipeline.named_children())
-    state = load_checkpoint(checkpoint, map_location="cpu")["model"]
+    state = read_checkpoint(checkpoint)["model"]
     for name in modules:
         if name not in children:
             raise ConfigError(
@@ -870,14 +971,17 @@ class StagedTrainer:
                     )
             self.trainers.append(trainer)
 
-    def fit(self, *, resume: bool = False) -> list[TrainResult]:
-        """Run every stage (skipping finished ones when ``resume``); one :class:`TrainResult` per stage."""
+    def fit(self, *, resume: bool = False, allow_changes: Sequence[str] = ()) -> list[TrainResult]:
+        """Run every stage (skipping finished ones when ``resume``); one :class:`TrainResult` per stage.
+
+        ``allow_changes`` is passed to each resumed stage's :meth:`Trainer.fit`.
+        """
         results: list[TrainResult] = []
         for stage, trainer in zip(self.stages, self.trainers):
             header = f"stage {stage.index + 1}/{stage.count} {stage.name} -> {trainer.out_dir}"
             final = trainer.checkpoints.final
             if resume and final.is_file() and not stage.is_last:
-                state = load_checkpoint(final, map_location="cpu")
+                state = read_checkpoint(final)
                 self.print(f"{header}: finished ({final}), skipped")
                 results.append(TrainResult(
                     steps=int(state.get("step", 0)), seconds=0.0, images_per_second=0.0,
@@ -897,7 +1001,7 @@ class StagedTrainer:
                 self.print(f"{header} (carrying {', '.join(stage.entry.carry)} from {previous})")
             else:
                 self.print(header)
-            results.append(trainer.fit(resume=resume))
+            results.append(trainer.fit(resume=resume, allow_changes=allow_changes if resume else ()))
         return results
 
 

@@ -179,5 +179,7 @@ def test_train_resume_passes_resume_to_fit(
     recipe, _ = run
     assert main(["train", str(recipe), "--quiet", "--resume"]) == 0
     assert main(["train", str(recipe), "--quiet"]) == 0
-    assert calls == [{"resume": True}, {"resume": False}]
+    assert main(["train", str(recipe), "--quiet", "--resume", "--allow-change", "train.lr"]) == 0
+    assert calls == [{"resume": True, "allow_changes": []}, {"resume": False, "allow_changes": []},
+                     {"resume": True, "allow_changes": ["train.lr"]}]
     assert "trained 2 steps" in capsys.readouterr().out

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from contrastkit import checkpoint as checkpoint_module
 from contrastkit.checkpoint import CheckpointDir, load_checkpoint
+from contrastkit.errors import CheckpointError
 from contrastkit.config import config_from_dict
 from contrastkit.errors import ConfigError, TrainingError
 from contrastkit.optim import LARS, param_groups
@@ -172,7 +173,7 @@ def test_a_crash_while_writing_a_checkpoint_leaves_the_previous_one_loadable(
         real_save(obj, fh)
 
     monkeypatch.setattr(checkpoint_module.torch, "save", failing_save)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(CheckpointError, match=r"step-00000004\.pt: cannot write: disk full \(no partial file"):
         trainer_for(raw).fit()
     folder = tmp_path / "checkpoints"
     assert sorted(p.name for p in folder.iterdir()) == ["step-00000002.pt"]  # no partial or temp file
