@@ -3,9 +3,12 @@
 Built-ins register through the same ``register(name, factory)`` call as third-party plugins. Entry
 points load one at a time; one that fails to import, validate (``check_pending``) or register is
 reported with its entry point and distribution, rolled back, and everything else keeps working.
+"Fails" means raises anything at all, ``SystemExit``, ``GeneratorExit`` and other ``BaseException``
+subclasses included; only ``KeyboardInterrupt`` is let through.
 
 Environment:
-    ``CONTRASTKIT_STRICT_PLUGINS=1``  a plugin failure or duplicate name is fatal.
+    ``CONTRASTKIT_STRICT_PLUGINS=1``  a plugin failure or duplicate name is fatal (a switch read by
+        :func:`contrastkit.env.env_flag`: ``1/true/yes/on`` or ``0/false/no/off``, any case).
     ``CONTRASTKIT_DISABLE_PLUGINS=a,b``  entry points named ``a`` and ``b`` are not loaded.
 
 Example:
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import traceback
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -29,6 +33,7 @@ import attrs
 import pluggy
 
 from contrastkit import hookspecs
+from contrastkit.env import env_flag
 from contrastkit.errors import DuplicateNameError, PluginLoadError, PluginLoadWarning, UnknownNameError
 
 __all__ = [
@@ -97,7 +102,10 @@ class PluginInfo:
     version: str | None = None
     entry_point: str | None = None
     registered: dict[str, list[str]] = attrs.field(factory=lambda: {kind: [] for kind in KINDS})
+    #: One line: what failed (``register_encoders raised RuntimeError: ...``); ``None`` if it loaded.
     error: str | None = None
+    #: The full traceback of the plugin's exception, kept for debugging when it failed.
+    traceback: str | None = attrs.field(default=None, repr=False)
 
     @property
     def label(self) -> str:
@@ -138,9 +146,9 @@ class Registry:
     """Name -> factory tables for the eight kinds, filled through pluggy hooks.
 
     ``builtins`` registers contrastkit's own plugin; ``entry_points`` loads the ``contrastkit``
-    entry-point group. ``strict`` (default: ``CONTRASTKIT_STRICT_PLUGINS``) makes plugin failures
-    and duplicate names raise; ``disabled`` (default: ``CONTRASTKIT_DISABLE_PLUGINS``) blocks entry
-    points by name.
+    entry-point group. ``strict`` (default: the ``CONTRASTKIT_STRICT_PLUGINS`` switch, see
+    :func:`~contrastkit.env.env_flag`) makes plugin failures and duplicate names raise; ``disabled``
+    (default: ``CONTRASTKIT_DISABLE_PLUGINS``) blocks entry points by name.
 
     Example:
         >>> registry = Registry(entry_points=False)
@@ -158,7 +166,7 @@ class Registry:
         strict: bool | None = None,
         disabled: Iterable[str] | None = None,
     ) -> None:
-        self.strict = os.environ.get(STRICT_ENV, "") not in ("", "0") if strict is None else strict
+        self.strict = env_flag(STRICT_ENV, default=False) if strict is None else strict
         if disabled is None:
             disabled = (n.strip() for n in os.environ.get(DISABLE_ENV, "").split(","))
         self.disabled = {name for name in disabled if name}
@@ -191,7 +199,9 @@ class Registry:
             )
             try:
                 plugin = ep.load()
-            except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin may raise anything on import
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - a plugin may raise anything on import, SystemExit too
                 self._fail(info, exc)
                 continue
             self._add(plugin, info)
@@ -217,12 +227,15 @@ class Registry:
         try:
             pm.register(plugin, name=info.name)
             pm.check_pending()
-        except Exception as exc:  # noqa: BLE001 - pluggy validation errors, name clashes
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - pluggy validation errors, name clashes, plugin attributes
             if pm.is_registered(plugin):
                 pm.unregister(plugin)
             self._fail(info, exc)
             return
         staged: list[Registration] = []
+        hook = ""
         try:
             for kind in KINDS:
                 caller = getattr(pm.hook, f"register_{kind}")
@@ -237,10 +250,14 @@ class Registry:
                             raise TypeError(f"register_{_kind}: factory for {name!r} is not callable")
                         staged.append(Registration(kind=_kind, name=name, factory=factory, plugin=info))
 
+                    hook = f"register_{kind}"
                     impl.function(**{arg: register for arg in impl.argnames})
-        except Exception as exc:  # noqa: BLE001 - isolate a plugin that raises while registering
+        except KeyboardInterrupt:
             pm.unregister(plugin)
-            self._fail(info, exc)
+            raise
+        except BaseException as exc:  # noqa: BLE001 - isolate a plugin that raises anything while registering
+            pm.unregister(plugin)
+            self._fail(info, exc, hook=hook)
             return
         if self.strict:  # check before committing anything, so a caught error leaves no half-plugin
             seen: set[tuple[str, str]] = set()
@@ -256,8 +273,9 @@ class Registry:
             info.registered[reg.kind].append(reg.name)
         self.plugins[info.name] = info
 
-    def _fail(self, info: PluginInfo, exc: BaseException) -> None:
-        info.error = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+    def _fail(self, info: PluginInfo, exc: BaseException, *, hook: str = "") -> None:
+        info.error = f"{hook} raised {_describe(exc)}" if hook else _describe(exc)
+        info.traceback = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         self.failures.append(info)
         where = f"entry point '{info.entry_point}'" if info.entry_point else "registered directly"
         dist = f", distribution {info.distribution} {info.version}" if info.distribution else ""
@@ -300,6 +318,18 @@ class Registry:
         if kind not in self._table:
             raise UnknownNameError("plugin kind", kind, KINDS)
         return self._table[kind]
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: first line of the message`` (``SystemExit`` alone when it has no message), on one line."""
+    try:
+        text = str(exc)
+    except KeyboardInterrupt:
+        raise
+    except BaseException:  # noqa: BLE001 - a plugin's exception may not even print
+        text = ""
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 _registry: Registry | None = None
