@@ -116,15 +116,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
-def _load_problem(exc: BaseException) -> str:
+def _load_problem(exc: BaseException, *, zip_header: bool) -> str:
     text = str(exc).strip()
     unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", text)
     if unsafe:
         return (f"holds a pickled Python object ({unsafe.group(1)}) that the safe loader refuses, so it was not "
                 "written by contrastkit; do not load it with weights_only=False unless you trust its source: save "
                 "the weights as a plain state dict instead")
-    if isinstance(exc, EOFError) or "central directory" in text or "failed reading zip" in text:
-        return "truncated (e.g. a killed copy or save); delete it and use an earlier checkpoint"
+    if isinstance(exc, EOFError) or zip_header or "central directory" in text or "failed reading zip" in text:
+        # torch files are zip archives: a good header with unreadable contents is a cut-off copy
+        return "truncated or damaged (e.g. a killed copy); delete it and use an earlier checkpoint"
     return "not a torch checkpoint file (unreadable contents); point to a file from <train.out_dir>/checkpoints/"
 
 
@@ -162,7 +163,9 @@ def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     except PermissionError:
         raise CheckpointError(f"{path}: not readable (permission denied); fix its permissions") from None
     except Exception as exc:  # noqa: BLE001 - every other fault of a user's file is reported as one line
-        raise CheckpointError(f"{path}: {_load_problem(exc)}") from None
+        with open(path, "rb") as fh:
+            zip_header = fh.read(4) == b"PK\x03\x04"
+        raise CheckpointError(f"{path}: {_load_problem(exc, zip_header=zip_header)}") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("model"), Mapping):
         raise CheckpointError(f"{path}: not a contrastkit checkpoint (no 'model' state dict); pass a file from "
                               "<train.out_dir>/checkpoints/")

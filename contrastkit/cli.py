@@ -27,6 +27,7 @@ import contextlib
 import json
 import os
 import sys
+import traceback
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -575,5 +576,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{where}interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        # A plugin's own bug: its traceback is what its author needs, headed by who and where.
+        from contrastkit.registry import get_registry, plugin_at_fault
+
+        heading = plugin_at_fault(exc, get_registry())
+        if heading is None:
+            raise
+        print(f"{where}error: {heading}", file=sys.stderr)
+        traceback.print_exception(exc, file=sys.stderr)
+        return 1
     finally:
         distributed.shutdown()  # leave the process group the trainer joined (no-op otherwise)

@@ -44,6 +44,7 @@ __all__ = [
     "Registration",
     "Registry",
     "get_registry",
+    "plugin_at_fault",
     "reset_registry",
 ]
 
@@ -330,6 +331,51 @@ def _describe(exc: BaseException) -> str:
         text = ""
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def plugin_at_fault(exc: BaseException, registry: Registry) -> str | None:
+    """One line naming the plugin whose code raised ``exc`` and the slot it fills, or ``None``.
+
+    The innermost traceback frame inside the top-level package of a registered factory decides.
+    Built-in components are contrastkit's own code and are not blamed (``None``: a bare traceback).
+
+    Example:
+        >>> import sys, types
+        >>> from contrastkit.hookspecs import hookimpl
+        >>> module = types.ModuleType("ck_fault_example")
+        >>> exec("def broken(): return 1 / 0", module.__dict__)
+        >>> registry = Registry(entry_points=False)
+        >>> plugin = types.SimpleNamespace(register_encoders=hookimpl(lambda register: register("broken", module.broken)))
+        >>> _ = registry.add_plugin(plugin, name="broken")
+        >>> try:
+        ...     module.broken()
+        ... except ZeroDivisionError as exc:
+        ...     print(plugin_at_fault(exc, registry))
+        plugin broken raised ZeroDivisionError: division by zero, in the encoder 'broken' it registers ([encoder] table); its traceback follows
+    """
+    owners: dict[str, Registration] = {}  # top-level package -> its first registration
+    exact: dict[object, Registration] = {}  # a factory class or a factory function's code -> registration
+    for reg in registry.registrations():
+        module = str(getattr(reg.factory, "__module__", "") or "")
+        if not module or module.split(".")[0] == "contrastkit":
+            continue
+        owners.setdefault(module.split(".")[0], reg)
+        exact[reg.factory if isinstance(reg.factory, type) else getattr(reg.factory, "__code__", reg.factory)] = reg
+    tb, found, precise = exc.__traceback__, None, None
+    while tb is not None:  # the innermost frame wins; a frame of the component itself beats its package
+        frame = tb.tb_frame
+        owner = type(frame.f_locals.get("self", None))
+        hit = exact.get(frame.f_code) or next((exact[c] for c in owner.__mro__ if c in exact), None)
+        precise = hit or precise
+        found = owners.get(str(frame.f_globals.get("__name__", "")).split(".")[0], found)
+        tb = tb.tb_next
+    found = precise or found
+    if found is None:
+        return None
+    table = next((t for t, k in SLOTS.items() if k == found.kind), found.kind)
+    what = found.kind[:-1].replace("_", " ")
+    return (f"plugin {found.plugin.label} raised {_describe(exc)}, in the {what} {found.name!r} it registers "
+            f"([{table}] table); its traceback follows")
 
 
 _registry: Registry | None = None

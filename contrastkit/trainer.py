@@ -774,7 +774,8 @@ class Trainer:
                 writer.flush()
         seconds = time.perf_counter() - start
 
-        if step > start_step or resumed_from is None:
+        # A resume from a periodic file at the end (final.pt broken or older) writes final.pt again.
+        if step > start_step or resumed_from is None or resumed_from != self.checkpoints.final:
             try:
                 final = payload(complete=True)
             except _NonFinite as exc:
