@@ -35,7 +35,7 @@ from pathlib import Path
 from contrastkit import __version__
 from contrastkit.errors import ContrastkitError, PluginLoadWarning
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "one_line"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -553,6 +553,23 @@ _COMMANDS = {
 }
 
 
+def one_line(exc: BaseException) -> str:
+    """The error's own line, also when a DataLoader worker re-raised it with the worker's traceback inside.
+
+    Example:
+        >>> from contrastkit.errors import ConfigError
+        >>> wrapped = ConfigError("Caught ConfigError in DataLoader worker process 0.\\nOriginal Traceback (most "
+        ...                       "recent call last):\\n  File ...\\ncontrastkit.errors.ConfigError: a.png: cannot decode")
+        >>> one_line(wrapped)
+        'a.png: cannot decode'
+    """
+    text = str(exc)
+    if "Original Traceback" not in text:
+        return text
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    return last.split(": ", 1)[1] if ": " in last and "Error" in last.split(": ", 1)[0] else last
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 a contrastkit error).
 
@@ -571,7 +588,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with quiet:
             return _COMMANDS[args.command](args)
     except ContrastkitError as exc:
-        print(f"{where}error: {exc}", file=sys.stderr)
+        print(f"{where}error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{where}interrupted", file=sys.stderr)

@@ -187,3 +187,41 @@ def test_a_run_killed_mid_save_resumes_from_the_newest_valid_checkpoint(tmp_path
     assert f"resume: skipped {newest}" in done.stdout and "removed " in done.stdout
     assert load_checkpoint(folder.final)["step"] == 30
     assert not list(folder.path.glob(".*.tmp"))
+
+
+def test_a_bad_image_in_a_loader_worker_is_the_files_line_not_the_workers_traceback(
+    tmp_path: Path, cli: Callable[..., Outcome]
+) -> None:
+    import numpy as np
+    from PIL import Image
+
+    images = tmp_path / "images" / "cls"
+    images.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(images / f"{i:02d}.png")
+    (images / "07.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    recipe = tmp_path / "images.toml"
+    recipe.write_text(
+        RECIPE.replace('name = "colorful-moving-digits"\nsize = 64',
+                       f'name = "image-folder"\nroot = "{images.parent.as_posix()}"\nimage_size = 16')
+        .replace('device = "cpu"', 'device = "cpu"\nnum_workers = 2')
+        .replace("{out_dir}", (tmp_path / "run").as_posix()) + '\n[views]\nname = "augmented-copies"\n'
+    )
+    line = cli("train", str(recipe), "--quiet").error_line()
+    assert line.startswith(f"error: {images / '07.png'}: cannot decode image")
+
+
+def test_a_save_fsyncs_the_folder_after_the_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import contrastkit.checkpoint as checkpoint_module
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}") if Path("/proc/self/fd").is_dir() else str(fd))
+        real_fsync(fd)
+
+    monkeypatch.setattr(checkpoint_module.os, "fsync", recording_fsync)
+    checkpoint_module.save_checkpoint(tmp_path / "c.pt", {"model": {}})
+    assert synced[-1] == str(tmp_path), synced  # the folder, after the file itself
