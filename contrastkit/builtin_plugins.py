@@ -27,9 +27,11 @@ from contrastkit.hookspecs import Register, hookimpl
 from contrastkit.negatives.in_batch import InBatchNegatives
 from contrastkit.negatives.memory_bank import MemoryBankNegatives
 from contrastkit.negatives.queue import QueueNegatives
+from contrastkit.objectives.align_uniform import AlignUniform
 from contrastkit.objectives.infonce import InfoNCE
 from contrastkit.objectives.nce import NCEObjective
 from contrastkit.objectives.nt_logistic import NTLogistic
+from contrastkit.objectives.supcon import SupCon
 from contrastkit.objectives.triplet import MarginTriplet
 from contrastkit.regularizers.relic import RelicKL
 from contrastkit.views.augmented_copies import AugmentedCopies
@@ -101,6 +103,8 @@ def register_objectives(register: Register) -> None:
     register("nce", NCEObjective)
     register("nt-logistic", NTLogistic)
     register("triplet", MarginTriplet)
+    register("supcon", SupCon)
+    register("align-uniform", AlignUniform)
 
 
 @hookimpl

@@ -13,6 +13,7 @@ Data flow of one training step (who calls what is in ``docs/architecture.md``)::
       -> Critic.embed(features, view=i)       -> embeddings [B, D]
       -> NegativeSampler.pair_logits(...)     -> PairLogits: logits [B, K+1], target [B]
       -> Objective(logits, target)            -> loss (scalar);  Regularizer(forward, backward) -> extra term
+         or PairObjective.pair_loss(pair)     -> loss from the whole PairLogits: embeddings, positive mask, labels
       -> NegativeSampler.update(embeddings, index)   (after the step's forward, no gradient)
 
 Example:
@@ -43,8 +44,11 @@ __all__ = [
     "Dataset",
     "Encoder",
     "NegativeSampler",
+    "LabelledObjective",
     "Objective",
     "PairLogits",
+    "PairObjective",
+    "PositiveSampler",
     "Regularizer",
     "ViewMaker",
 ]
@@ -174,22 +178,44 @@ class PairLogits:
     negatives in the other columns (a column set to ``-inf`` is excluded). This is the layout
     ``cross_entropy`` wants, so in-batch InfoNCE needs no copy of the ``[B, B]`` score matrix.
 
+    The pipeline also fills the optional context that a :class:`PairObjective` or a
+    :class:`Regularizer` may read (samplers leave it empty):
+
+    - ``anchors`` ``[B, D]``: the anchor view's embeddings (with gradient);
+    - ``positives`` ``[B, D]``: the target view's embeddings of the same samples (a momentum
+      encoder's keys when the recipe has one);
+    - ``labels`` ``[B]``: the anchors' labels, when the objective names one (:class:`LabelledObjective`);
+    - ``positive_mask`` ``[B, K+1]`` bool: every column that is a positive of its row (always
+      ``True`` at ``target``), from a :class:`PositiveSampler` given ``labels``. ``None`` means
+      one positive per row, at ``target``: :meth:`positives_of_rows` gives the mask either way.
+
     Example:
         >>> import torch
         >>> pl = PairLogits(logits=torch.zeros(4, 4), target=torch.arange(4), anchor_view=0, target_view=1)
-        >>> pl.num_negatives
-        3
+        >>> pl.num_negatives, pl.positives_of_rows().sum(dim=1).tolist()
+        (3, [1, 1, 1, 1])
     """
 
     logits: Tensor
     target: Tensor
     anchor_view: int
     target_view: int
+    anchors: Tensor | None = None
+    positives: Tensor | None = None
+    labels: Tensor | None = None
+    positive_mask: Tensor | None = None
 
     @property
     def num_negatives(self) -> int:
         """``K``: candidates per anchor other than the positive (``-inf`` columns count as present)."""
         return self.logits.shape[1] - 1
+
+    def positives_of_rows(self) -> Tensor:
+        """``[B, K+1]`` bool: ``positive_mask`` if set, else ``True`` at each row's ``target`` only."""
+        if self.positive_mask is not None:
+            return self.positive_mask
+        mask = torch.zeros(self.logits.shape, dtype=torch.bool, device=self.logits.device)
+        return mask.scatter_(1, self.target.view(-1, 1), True)
 
 
 @runtime_checkable
@@ -259,6 +285,75 @@ class Objective(Protocol):
     def __call__(self, logits: Tensor, target: Tensor) -> Tensor: ...
 
     def mi_lower_bound(self, loss: Tensor, num_negatives: int) -> Tensor | None: ...
+
+
+@runtime_checkable
+class PairObjective(Protocol):
+    """An objective that reads the whole :class:`PairLogits`: embeddings, several positives, labels.
+
+    ``pair_loss(pair) -> []`` replaces ``Objective(logits, target)``: the pipeline calls it for
+    every view pair (both directions when ``two_way``) with the pair's context filled in. Losses on
+    embeddings (alignment + uniformity) read ``pair.anchors`` and ``pair.positives``; losses with
+    several positives per row (SupCon) read ``pair.positives_of_rows()``. ``mi_lower_bound`` and
+    ``two_way`` mean what they mean for :class:`Objective`. Single-positive objectives need none of this.
+
+    Example:
+        >>> import torch
+        >>> class MeanPositive(torch.nn.Module):  # a toy: minus the mean positive logit
+        ...     two_way = True
+        ...     def pair_loss(self, pair):
+        ...         mask = pair.positives_of_rows()
+        ...         return -(pair.logits * mask).sum() / mask.sum()
+        ...     def mi_lower_bound(self, loss, num_negatives):
+        ...         return None
+        >>> pair = PairLogits(logits=torch.eye(3), target=torch.arange(3), anchor_view=0, target_view=1)
+        >>> isinstance(MeanPositive(), PairObjective), float(MeanPositive().pair_loss(pair))
+        (True, -1.0)
+    """
+
+    two_way: bool
+
+    def pair_loss(self, pair: PairLogits) -> Tensor: ...
+
+    def mi_lower_bound(self, loss: Tensor, num_negatives: int) -> Tensor | None: ...
+
+
+@runtime_checkable
+class LabelledObjective(Protocol):
+    """An objective whose positives are the samples sharing a label: ``label`` names the batch entry.
+
+    With ``label`` set (e.g. ``"digit"``), the pipeline passes ``pair.labels`` and asks the
+    negative sampler (a :class:`PositiveSampler`) for ``pair.positive_mask``; ``None`` keeps one
+    positive per row (the unsupervised case). The label must be one of the dataset's ``label_keys``.
+
+    Example:
+        >>> class Supervised:
+        ...     label = "digit"
+        >>> isinstance(Supervised(), LabelledObjective)
+        True
+    """
+
+    label: str | None
+
+
+@runtime_checkable
+class PositiveSampler(Protocol):
+    """A negative sampler that can also say which candidates are positives: ``positive_mask``.
+
+    ``positive_mask(pair, labels [B]) -> [B, K+1]`` bool marks every candidate column sharing the
+    anchor's label (and always the row's ``target``), in the sampler's own column layout. Samplers
+    that bring positives of their own (a support set for nearest neighbours) return them here too.
+
+    Example:
+        >>> import torch
+        >>> from contrastkit.negatives.in_batch import InBatchNegatives
+        >>> sampler = InBatchNegatives(num_views=2, dataset_size=4, embedding_dim=2)
+        >>> pair = PairLogits(logits=torch.zeros(3, 3), target=torch.arange(3), anchor_view=0, target_view=1)
+        >>> isinstance(sampler, PositiveSampler), sampler.positive_mask(pair, torch.tensor([0, 1, 0])).int().tolist()
+        (True, [[1, 0, 1], [0, 1, 0], [1, 0, 1]])
+    """
+
+    def positive_mask(self, pair: PairLogits, labels: Tensor) -> Tensor: ...
 
 
 @runtime_checkable

@@ -27,9 +27,11 @@ import torch
 from torch import Tensor, nn
 
 from contrastkit.config import Config, PluginTable, load_config
-from contrastkit.errors import ConfigError, ContrastkitError, ShapeError
+from contrastkit.errors import ConfigError, ContrastkitError, ShapeError, close_matches
 from contrastkit.factories import build_component, factory_parameters, split_spec
-from contrastkit.interfaces import Batch, PairLogits, describe, is_trainable
+from contrastkit.interfaces import (
+    Batch, LabelledObjective, PairLogits, PairObjective, PositiveSampler, describe, is_trainable,
+)
 from contrastkit.momentum import MomentumTarget
 from contrastkit.registry import Registry, get_registry
 
@@ -181,6 +183,8 @@ class Pipeline(nn.Module):
         self.graph = graph
         self.pairs = view_pairs(num_views, graph)
         self.two_way = bool(getattr(self.objective, "two_way", True))
+        self._pair_objective = isinstance(self.objective, PairObjective)
+        self._label = self._objective_label()  # SupCon-style positives: checked before training
         self._pair_options = self._pair_keywords()  # NT-Xent's same-view negatives, checked before training
         # MoCo/ReLIC: a component exposing ``key_momentum`` gets an EMA copy of the encoders and critic
         # whose keys (no gradient) replace the target-side embeddings; a submodule, so it is checkpointed.
@@ -467,10 +471,11 @@ class Pipeline(nn.Module):
 
         metrics: dict[str, Tensor] = {}
         total: Tensor | None = None
+        labels = batch[self._label] if self._label is not None else None
         for i, j in self.pairs:
             tag = f"v{i + 1}-v{j + 1}"
-            forward = self._pair(embeddings, keys, index, i, j)
-            loss = self.objective(forward.logits, forward.target)
+            forward = self._with_context(self._pair(embeddings, keys, index, i, j), embeddings[i], keys[j], labels)
+            loss = self._objective_loss(forward)
             mi = self.objective.mi_lower_bound(loss, forward.num_negatives)
             backward: PairLogits | None = None
             if self.two_way or self.regularizer is not None:
@@ -478,9 +483,10 @@ class Pipeline(nn.Module):
                     backward = self.negatives.reverse_pair_logits(forward)
                 if backward is None:
                     backward = self._pair(embeddings, keys, index, j, i)
+                backward = self._with_context(backward, embeddings[j], keys[i], labels)
             if self.two_way:
                 assert backward is not None
-                loss_back = self.objective(backward.logits, backward.target)
+                loss_back = self._objective_loss(backward)
                 mi_back = self.objective.mi_lower_bound(loss_back, backward.num_negatives)
                 loss = loss + loss_back
                 mi = None if mi is None or mi_back is None else (mi + mi_back) / 2
@@ -505,6 +511,36 @@ class Pipeline(nn.Module):
             detached = [e.detach() for e in keys]  # with a momentum target the sampler stores keys (MoCo's queue)
             self.negatives.update(detached, index)
         return PipelineOutput(loss=total, metrics=metrics, views=views, embeddings=embeddings)
+
+    def _objective_label(self) -> str | None:
+        """The batch label an objective takes positives from (``None``: one positive per row), checked."""
+        label = self.objective.label if isinstance(self.objective, LabelledObjective) else None
+        if label is None:
+            return None
+        name = describe(self.objective)
+        if self.dataset is not None:
+            keys = tuple(getattr(self.dataset, "label_keys", ()))
+            if label not in keys:
+                matches = close_matches(label, keys)
+                hint = f"did you mean {matches[0]!r}?" if matches else f"the dataset's labels: {', '.join(keys) or 'none'}"
+                raise ConfigError(f"objective.label: {name} takes positives from label {label!r}, which the "
+                                  f"dataset does not have; {hint} (got {label!r})")
+        if not isinstance(self.negatives, PositiveSampler):
+            raise ConfigError(f"objective.label: {name} needs a negative sampler that can mark same-label "
+                              f"candidates; negatives.{describe(self.negatives)} cannot (no positive_mask): use "
+                              "negatives = \"in-batch\", or remove objective.label")
+        return label
+
+    def _objective_loss(self, pair: PairLogits) -> Tensor:
+        return self.objective.pair_loss(pair) if self._pair_objective else self.objective(pair.logits, pair.target)
+
+    def _with_context(self, pair: PairLogits, anchors: Tensor, positives: Tensor, labels: Tensor | None) -> PairLogits:
+        """The pair's embeddings, labels and positive mask, for the objectives and regularisers that read them."""
+        mask = None
+        if labels is not None:
+            assert isinstance(self.negatives, PositiveSampler)
+            mask = self.negatives.positive_mask(pair, labels)
+        return attrs.evolve(pair, anchors=anchors, positives=positives, labels=labels, positive_mask=mask)
 
     def _pair_keywords(self) -> dict[str, Any]:
         """Extra ``pair_logits`` keywords: ``same_view=True`` when the objective asks for same-view negatives.

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from contrastkit.critics.cosine import CosineCritic
-from contrastkit.interfaces import PairLogits, is_trainable
+from contrastkit.interfaces import LabelledObjective, PairLogits, PairObjective, is_trainable
 from contrastkit.registry import KINDS, Registry, get_registry
 
 __all__ = [
@@ -194,21 +194,46 @@ def check_negative_sampler(sampler: Any, *, embedding_dim: int = 16, steps: int 
 def check_objective(objective: Any) -> None:
     """Finite scalar with gradients; raising the positive's logit never raises the loss; MI bound finite or None.
 
+    A :class:`~contrastkit.interfaces.PairObjective` gets a full :class:`PairLogits` (embeddings
+    included); one that takes positives from a label (:class:`~contrastkit.interfaces.LabelledObjective`)
+    must change its loss when rows gain extra positives — a loss that ignores them fails here.
+
     Example:
         >>> from contrastkit.objectives.infonce import InfoNCE
-        >>> check_objective(InfoNCE())
+        >>> from contrastkit.objectives.supcon import SupCon
+        >>> check_objective(InfoNCE()); check_objective(SupCon(label="digit"))
     """
     torch.manual_seed(0)
     logits = torch.randn(8, 9, dtype=torch.float32, requires_grad=True)
     target = torch.arange(8)
-    loss = objective(logits, target)
+    anchors = torch.randn(8, 16, requires_grad=True)
+    positives = torch.randn(8, 16, requires_grad=True)
+    by_pair = isinstance(objective, PairObjective)
+
+    def loss_of(scores: Tensor, mask: Tensor | None = None) -> Tensor:
+        if not by_pair:
+            return objective(scores, target)
+        labels = torch.arange(8) if mask is None else torch.zeros(8, dtype=torch.long)
+        return objective.pair_loss(PairLogits(logits=scores, target=target, anchor_view=0, target_view=1,
+                                              anchors=anchors, positives=positives, labels=labels,
+                                              positive_mask=mask))
+
+    loss = loss_of(logits)
     assert isinstance(loss, Tensor) and loss.ndim == 0, "objective must return a scalar tensor"
     _finite(loss, "loss")
     loss.backward()
-    assert logits.grad is not None and torch.isfinite(logits.grad).all(), "no finite gradient w.r.t. the logits"
-    better = logits.detach().clone()
-    better[torch.arange(8), target] += 2.0
-    assert float(objective(better, target).detach()) <= float(loss.detach()) + 1e-6, "a higher positive logit increased the loss"
+    grads = [t.grad for t in (logits, anchors, positives) if t.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads), "no finite gradient w.r.t. the logits or embeddings"
+    if logits.grad is not None and logits.grad.abs().sum() > 0:  # a loss on the logits
+        better = logits.detach().clone()
+        better[torch.arange(8), target] += 2.0
+        assert float(loss_of(better).detach()) <= float(loss.detach()) + 1e-6, "a higher positive logit increased the loss"
+    if isinstance(objective, LabelledObjective) and objective.label is not None:
+        extra = torch.zeros(8, 9, dtype=torch.bool)
+        extra[torch.arange(8), target] = True
+        extra[torch.arange(8), (target + 1) % 9] = True  # a second positive in every row
+        with_extra = float(loss_of(logits.detach(), extra))
+        assert abs(with_extra - float(loss.detach())) > 1e-6, "the loss ignores the extra positives in positive_mask"
     bound = objective.mi_lower_bound(loss.detach(), 8)
     assert bound is None or (isinstance(bound, Tensor) and bound.ndim == 0 and math.isfinite(float(bound))), (
         "mi_lower_bound must return a finite scalar tensor or None"

@@ -147,5 +147,33 @@ class InBatchNegatives:
         return PairLogits(logits=logits.T, target=forward.target, anchor_view=forward.target_view,
                           target_view=forward.anchor_view)
 
+    def positive_mask(self, pair: PairLogits, labels: Tensor) -> Tensor:
+        """``[B, K+1]`` bool: the candidates sharing the anchor's label, in this sampler's column layout.
+
+        The cross-view block is the (global) batch in rank order; with same-view negatives the anchor
+        view's other samples follow, the anchor itself left out (see the module docstring). Labels
+        of other ranks are all-gathered. The row's own positive (``target``) is always ``True``.
+
+        Example:
+            >>> import torch
+            >>> sampler = InBatchNegatives(num_views=2, dataset_size=4, embedding_dim=2)
+            >>> pair = PairLogits(logits=torch.zeros(3, 5), target=torch.arange(3), anchor_view=0, target_view=1)
+            >>> sampler.positive_mask(pair, torch.tensor([7, 8, 7])).int().tolist()  # [B, B + B - 1]
+            [[1, 0, 1, 0, 1], [0, 1, 0, 0, 0], [1, 0, 1, 1, 0]]
+        """
+        batch = labels.shape[0]
+        gather = distributed.world_size() > 1
+        offset = distributed.rank() * batch if gather else 0
+        all_labels = distributed.gather_with_grad(labels) if gather else labels
+        same = labels.view(-1, 1) == all_labels.view(1, -1)  # [B, W*B]
+        columns = pair.logits.shape[1]
+        if columns == all_labels.shape[0]:
+            return same
+        if columns != 2 * all_labels.shape[0] - 1:
+            raise ShapeError(f"in-batch positive_mask: logits {tuple(pair.logits.shape)} are not this sampler's "
+                             f"layout for a batch of {batch} x {all_labels.shape[0] // batch} rank(s)")
+        local = same[:, offset : offset + batch]
+        return torch.cat([same, same[:, :offset], drop_diagonal(local), same[:, offset + batch :]], dim=1)
+
     def update(self, embeddings: Sequence[Tensor], index: Tensor | None) -> None:
         """Nothing to store: the negatives are recomputed from every batch."""
