@@ -26,6 +26,7 @@ from contrastkit.encoders.torchvision_arch import TorchvisionEncoder
 from contrastkit.hookspecs import Register, hookimpl
 from contrastkit.negatives.in_batch import InBatchNegatives
 from contrastkit.negatives.memory_bank import MemoryBankNegatives
+from contrastkit.negatives.nearest_neighbour import NearestNeighbourPositives
 from contrastkit.negatives.queue import QueueNegatives
 from contrastkit.objectives.align_uniform import AlignUniform
 from contrastkit.objectives.infonce import InfoNCE
@@ -95,6 +96,7 @@ def register_negative_samplers(register: Register) -> None:
     register("in-batch", InBatchNegatives)
     register("memory-bank", MemoryBankNegatives)
     register("queue", QueueNegatives)
+    register("nnclr", NearestNeighbourPositives)
 
 
 @hookimpl

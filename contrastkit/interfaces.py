@@ -49,6 +49,7 @@ __all__ = [
     "PairLogits",
     "PairObjective",
     "PositiveSampler",
+    "PositiveSupplier",
     "Regularizer",
     "ViewMaker",
 ]
@@ -354,6 +355,25 @@ class PositiveSampler(Protocol):
     """
 
     def positive_mask(self, pair: PairLogits, labels: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
+class PositiveSupplier(Protocol):
+    """A negative sampler that supplies the positive itself: each anchor's stand-in on the positive side.
+
+    ``supplied_anchors(anchors [B, D]) -> [B, D]`` (no gradient) replaces the anchors before they are
+    scored, so the target column holds ``score(supplied_anchors(z_i), z_j)``, not ``score(z_i, z_j)``:
+    NNCLR's nearest neighbours from a support set (``nnclr``). The contract kit checks that column.
+
+    Example:
+        >>> import torch
+        >>> from contrastkit.negatives.nearest_neighbour import NearestNeighbourPositives
+        >>> sampler = NearestNeighbourPositives(num_views=2, dataset_size=4, embedding_dim=2, size=3)
+        >>> isinstance(sampler, PositiveSupplier), tuple(sampler.supplied_anchors(torch.randn(5, 2)).shape)
+        (True, (5, 2))
+    """
+
+    def supplied_anchors(self, anchors: Tensor) -> Tensor: ...
 
 
 @runtime_checkable

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from contrastkit.critics.cosine import CosineCritic
-from contrastkit.interfaces import LabelledObjective, PairLogits, PairObjective, is_trainable
+from contrastkit.interfaces import LabelledObjective, PairLogits, PairObjective, PositiveSupplier, is_trainable
 from contrastkit.registry import KINDS, Registry, get_registry
 
 __all__ = [
@@ -186,7 +186,9 @@ def check_negative_sampler(sampler: Any, *, embedding_dim: int = 16, steps: int 
         assert pair.target.shape == (6,) and pair.target.dtype == torch.int64, "target must be int64 [B]"
         assert bool(((pair.target >= 0) & (pair.target < pair.logits.shape[1])).all()), "target column out of range"
         positive = pair.logits.gather(1, pair.target[:, None]).squeeze(1)
-        expected = (z1 * z2).sum(1) / 0.5
+        # A sampler that supplies its positives scores its stand-ins for the anchors (NNCLR's neighbours).
+        queries = sampler.supplied_anchors(z1) if isinstance(sampler, PositiveSupplier) else z1
+        expected = (queries * z2).sum(1) / 0.5
         assert torch.allclose(positive, expected, atol=1e-4), "the target column does not hold the positive pair's score"
         sampler.update([z1.detach(), z2.detach()], index)
 
