@@ -104,16 +104,55 @@ class _ReverseGradient(torch.autograd.Function):
         return -grad
 
 
+def _declared_in_channels(encoder: nn.Module) -> int | None:
+    """An encoder's input channels: its ``in_channels`` (the Encoder factories' argument) or its first convolution's."""
+    declared = getattr(encoder, "in_channels", None)
+    if isinstance(declared, int) and not isinstance(declared, bool):
+        return declared
+    first = next((m for m in encoder.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
+    return int(first.in_channels) if first is not None else None
+
+
 class Pipeline(nn.Module):
     """The contrastive model: builds every slot, checks they fit together, computes the loss.
 
-    ``data`` is optional: it is only needed for training and for samplers that size themselves by
-    the dataset (or pass ``dataset_size``). ``graph`` picks the view pairs (see :func:`view_pairs`).
+    Every slot takes a registered name (``"infonce"``), a table as in TOML (``{"name": "cosine",
+    "temperature": 0.1}``) or a ready instance; tables are checked like recipe tables (unknown keys
+    with close matches, bad values named). The keyword arguments, each with the recipe table it mirrors:
+
+    - ``data`` (``[data]``): the dataset, e.g. ``{"name": "colorful-moving-digits", "size": 64}``;
+      optional, only training and dataset-sized samplers need it.
+    - ``augment`` (``[augment]``): ``"none"`` (default), ``{"name": "simclr", "strength": 0.5}``,
+      or a list with one entry per view.
+    - ``views`` (``[views]``): the view maker, default ``"color-split"`` (L | ab).
+    - ``encoder`` (``[encoder]``): a name or table built once per view, a list of per-view tables,
+      or ``nn.Module`` instances (one shared, or one per view; their input channels are checked
+      against the views when the pipeline is built).
+    - ``critic`` (``[critic]``): default ``"cosine"``; receives the encoders' ``feature_dims``.
+    - ``negatives`` (``[negatives]``): default ``"in-batch"``; also ``"memory-bank"``, ``"queue"``, ``"nnclr"``.
+    - ``objective`` (``[objective]``): default ``"infonce"``; ``{"name": "supcon", "label": "digit"}``
+      takes same-label positives from the data.
+    - ``regularizer`` (``[regularizer]``): ``None`` (default) or e.g. ``{"name": "relic", "alpha": 1.0}``.
+    - ``graph`` (``train.graph``): ``"core"`` (view 1 with every other, default) or ``"full"`` (all pairs).
+    - ``shared_encoder`` (``encoder.shared``): one encoder for every view (equal channel counts).
+    - ``dataset_size``: the sampler's dataset size when ``data`` is not given (memory banks).
+    - ``registry``: where names are looked up (default: the process-wide one, plugins included).
 
     Example:
         >>> pipe = Pipeline(encoder={"name": "convnet", "width": 8})
         >>> pipe.view_channels, pipe.feature_dims, pipe.critic.embedding_dim
         ((1, 2), (64, 64), 128)
+        >>> Pipeline(data={"name": "colorful-moving-digits", "size": 32}, augment="crop-flip",
+        ...          views={"name": "augmented-copies", "num_views": 2, "channels": 3},
+        ...          encoder={"name": "convnet", "width": 4, "depth": 2}, shared_encoder=True,
+        ...          critic={"name": "cosine", "temperature": 0.1}, negatives={"name": "memory-bank", "num_negatives": 16},
+        ...          objective={"name": "nce"}, graph="full").view_encoder
+        [0, 0]
+        >>> Pipeline(data={"name": "colorful-moving-digits", "size": 32}, objective={"name": "supcon", "label": "digit"},
+        ...          regularizer={"name": "relic", "alpha": 0.5}).objective.label
+        'digit'
+        >>> Pipeline(negatives={"name": "memory-bank", "num_negatives": 8}, dataset_size=100).negatives.num_negatives
+        8
     """
 
     def __init__(
@@ -301,10 +340,12 @@ class Pipeline(nn.Module):
     def _build_encoders(self, spec: Any, *, shared: bool) -> tuple[nn.ModuleList, list[int]]:
         num_views = len(self.view_channels)
         if isinstance(spec, nn.Module):  # one instance: shared by every view (SimCLR)
+            self._check_instance_channels([spec] * num_views)
             return nn.ModuleList([spec]), [0] * num_views
         if isinstance(spec, Sequence) and not isinstance(spec, str) and spec and all(isinstance(e, nn.Module) for e in spec):
             if len(spec) != num_views:
                 raise ShapeError(f"encoder: got {len(spec)} encoder instances for {num_views} views")
+            self._check_instance_channels(list(spec))
             return nn.ModuleList(spec), list(range(num_views))
         specs = self._per_view_specs(spec, "encoder")
         if specs is not None:
@@ -330,6 +371,17 @@ class Pipeline(nn.Module):
             for c in self.view_channels
         ]
         return nn.ModuleList(encoders), list(range(num_views))
+
+    def _check_instance_channels(self, encoders: Sequence[nn.Module]) -> None:
+        """Encoder instances (not built from a name) must take their views' channels: checked now, not at step 1."""
+        for i, (encoder, channels) in enumerate(zip(encoders, self.view_channels)):
+            expected = _declared_in_channels(encoder)
+            if expected is not None and expected != channels:
+                raise ShapeError(
+                    f"encoder: the instance {describe(encoder)} serving view {i + 1} takes {expected} input channels, "
+                    f"but views.{describe(self.view_maker)} makes views of {self.view_channels} channels; give it "
+                    f"in_channels = {channels} (or one encoder per view)"
+                )
 
     @classmethod
     def from_config(cls, config: Config, *, path: str | None = None, registry: Registry | None = None) -> Pipeline:

@@ -104,3 +104,15 @@ def test_a_regularizer_sees_the_embeddings() -> None:
     forward, backward = regularizer.seen[0]
     assert torch.equal(forward.anchors, output.embeddings[0]) and torch.equal(backward.anchors, output.embeddings[1])
     assert forward.positive_mask is None and forward.labels is None  # nothing asked for a label
+
+
+@pytest.mark.parametrize("instance", ["shared", "list"])
+def test_an_encoder_instance_with_the_wrong_channels_fails_at_build(instance: str) -> None:
+    from contrastkit.encoders.convnet import ConvNetEncoder
+    from contrastkit.errors import ShapeError
+
+    rgb = ConvNetEncoder(in_channels=3, width=4, depth=2)
+    spec: Any = rgb if instance == "shared" else [rgb, ConvNetEncoder(in_channels=2, width=4, depth=2)]
+    with pytest.raises(ShapeError, match=r"encoder: the instance .* view 1 takes 3 input channels.*\(1, 2\)"):
+        Pipeline(encoder=spec)  # color-split: views of 1 and 2 channels
+    Pipeline(encoder=[ConvNetEncoder(in_channels=1, width=4, depth=2), ConvNetEncoder(in_channels=2, width=4, depth=2)])
