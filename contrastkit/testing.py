@@ -102,7 +102,7 @@ def check_augmentation(augmentation: Callable[[Tensor], Tensor], *, size: int = 
 
 
 def check_view_maker(view_maker: Any, *, size: int = 32) -> None:
-    """At least two views, each ``[B, C_i, H, W]`` with ``C_i`` as declared in ``view_channels``.
+    """At least two views, each ``[B, C_i, H, W]`` with ``C_i`` as declared in ``view_channels``, made through ``augment``.
 
     Example:
         >>> from contrastkit.views.color_split import ColorSplitViews
@@ -129,6 +129,12 @@ def check_view_maker(view_maker: Any, *, size: int = 32) -> None:
         assert view.is_floating_point(), f"view {i + 1} is {view.dtype}, expected float"
         _finite(view, f"view {i + 1}")
     assert all(0 <= v < len(channels) for v in calls), f"augment called with view indices {calls}"
+    # A view maker that never calls augment silently drops the recipe's [augment] table.
+    assert calls, "the view maker never called augment(images, view): the recipe's [augment] would be ignored"
+    marked = view_maker(batch, lambda images, view: images * 0.0 + 0.5)
+    assert any(not torch.equal(a, b) for a, b in zip(views, marked)), (
+        "the views do not change when augment does: the view maker discards augment's output"
+    )
     if is_trainable(view_maker):
         sum(v.sum() for v in views).backward()
         assert any(p.grad is not None for p in view_maker.parameters()), "trainable view maker got no gradient"
