@@ -50,6 +50,7 @@ __all__ = [
     "PairObjective",
     "PositiveSampler",
     "PositiveSupplier",
+    "PredictingCritic",
     "Regularizer",
     "ViewMaker",
 ]
@@ -355,6 +356,31 @@ class PositiveSampler(Protocol):
     """
 
     def positive_mask(self, pair: PairLogits, labels: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
+class PredictingCritic(Protocol):
+    """A critic with a prediction head on the online side only (MoCo v3, BYOL): targets skip it.
+
+    ``embed`` gives the anchors' embeddings (projection, then predictor); ``embed_target`` the
+    target side's (projection only). With a momentum encoder the EMA copy's ``embed_target`` makes
+    the keys; without one the pipeline takes the online ``embed_target``. ``predictor`` is the
+    head (``None``: no predictor, both are the same and the pipeline skips the second pass).
+
+    Example:
+        >>> import torch
+        >>> from contrastkit.critics.cosine import CosineCritic
+        >>> critic = CosineCritic(feature_dims=(8, 8), head="mlp", embedding_dim=4, predictor=[16])
+        >>> f = torch.randn(3, 8)
+        >>> isinstance(critic, PredictingCritic), critic.embed(f, 0).shape == critic.embed_target(f, 0).shape
+        (True, True)
+    """
+
+    predictor: Any
+
+    def embed(self, features: Tensor, view: int) -> Tensor: ...
+
+    def embed_target(self, features: Tensor, view: int) -> Tensor: ...
 
 
 @runtime_checkable

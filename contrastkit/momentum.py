@@ -46,6 +46,7 @@ import torch
 from torch import Tensor, nn
 
 from contrastkit.errors import InvalidParameter, ShapeError
+from contrastkit.interfaces import PredictingCritic
 
 __all__ = ["MomentumTarget", "ema_"]
 
@@ -99,9 +100,9 @@ class MomentumTarget(nn.Module):
     @torch.no_grad()
     def embed(self, views: Sequence[Tensor]) -> list[Tensor]:
         """Key embeddings ``[B, D]`` of every view, through the EMA encoders and critic, without gradient."""
-        return [
-            self.critic.embed(self.encoders[self.view_encoder[i]](view), view=i) for i, view in enumerate(views)
-        ]
+        # A predicting critic's keys skip its predictor (MoCo v3: k = proj_m(enc_m(x))).
+        embed = self.critic.embed_target if isinstance(self.critic, PredictingCritic) else self.critic.embed
+        return [embed(self.encoders[self.view_encoder[i]](view), view=i) for i, view in enumerate(views)]
 
     @torch.no_grad()
     def update(self, encoders: nn.Module, critic: Any) -> None:

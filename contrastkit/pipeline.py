@@ -30,7 +30,7 @@ from contrastkit.config import Config, PluginTable, load_config
 from contrastkit.errors import ConfigError, ContrastkitError, ShapeError, close_matches
 from contrastkit.factories import build_component, factory_parameters, split_spec
 from contrastkit.interfaces import (
-    Batch, LabelledObjective, PairLogits, PairObjective, PositiveSampler, describe, is_trainable,
+    Batch, LabelledObjective, PairLogits, PairObjective, PositiveSampler, PredictingCritic, describe, is_trainable,
 )
 from contrastkit.momentum import MomentumTarget
 from contrastkit.registry import Registry, get_registry
@@ -223,6 +223,7 @@ class Pipeline(nn.Module):
         self.pairs = view_pairs(num_views, graph)
         self.two_way = bool(getattr(self.objective, "two_way", True))
         self._pair_objective = isinstance(self.objective, PairObjective)
+        self._predicting = isinstance(self.critic, PredictingCritic) and self.critic.predictor is not None
         self._label = self._objective_label()  # SupCon-style positives: checked before training
         self._pair_options = self._pair_keywords()  # NT-Xent's same-view negatives, checked before training
         # MoCo/ReLIC: a component exposing ``key_momentum`` gets an EMA copy of the encoders and critic
@@ -241,6 +242,7 @@ class Pipeline(nn.Module):
         # symmetric and the sampler can say so (in-batch): one [B, B] product instead of two.
         self._transpose_reverse = (
             self.momentum_target is None
+            and not self._predicting
             and not self._pair_options
             and declares_symmetric_scores(self.critic)
             and callable(getattr(self.negatives, "reverse_pair_logits", None))
@@ -517,9 +519,15 @@ class Pipeline(nn.Module):
         # CE): the view maker minimises it while it maximises the contrastive loss.
         auxiliary = self.view_maker.auxiliary_loss(batch, views) if self._has_auxiliary and self.training else None
         inputs = [_ReverseGradient.apply(v) for v in views] if self.reverse_view_gradient else views
-        embeddings = [self.critic.embed(f, view=i) for i, f in enumerate(self.encode(inputs))]
+        features = self.encode(inputs)
+        embeddings = [self.critic.embed(f, view=i) for i, f in enumerate(features)]
         # Target side of every pair: the momentum encoder's keys when there is one, else the embeddings.
-        keys = self.momentum_target.embed(views) if self.momentum_target is not None else embeddings
+        if self.momentum_target is not None:
+            keys = self.momentum_target.embed(views)
+        elif self._predicting:  # targets skip the online predictor
+            keys = [self.critic.embed_target(f, view=i) for i, f in enumerate(features)]
+        else:
+            keys = embeddings
 
         metrics: dict[str, Tensor] = {}
         total: Tensor | None = None

@@ -157,6 +157,7 @@ class CosineCritic(nn.Module):
         shared_head: bool = False,
         learn_temperature: bool = False,
         temperature_range: tuple[float, float] = (0.01, 1.0),
+        predictor: list[int] | None = None,
     ) -> None:
         super().__init__()
         temperature = check_temperature(temperature)
@@ -170,6 +171,12 @@ class CosineCritic(nn.Module):
         self.heads = ProjectionHeads(head, feature_dims, embedding_dim, hidden=hidden, shared=shared_head)
         self.head = head
         self.embedding_dim = self.heads.embedding_dim
+        if predictor is not None and (not isinstance(predictor, list) or not all(
+                isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in predictor)):
+            raise InvalidParameter("predictor", "must be a list of hidden widths such as [4096], or omitted", predictor)
+        #: MoCo v3's prediction MLP on the online side (``None``: none); shared by every view.
+        self.predictor = (build_head("mlp", self.embedding_dim, self.embedding_dim, hidden=predictor)
+                          if predictor is not None else None)
         self.learn_temperature = bool(learn_temperature)
         self.temperature_range = (low, high)
         self._temperature = temperature
@@ -192,7 +199,12 @@ class CosineCritic(nn.Module):
             return float(self.tau())
 
     def embed(self, features: Tensor, view: int) -> Tensor:
-        """``[B, F_view] -> [B, D]``, unit norm."""
+        """``[B, F_view] -> [B, D]``, unit norm: the projection, then the predictor when there is one."""
+        projected = self.heads[view](features)
+        return F.normalize(self.predictor(projected) if self.predictor is not None else projected, dim=1)
+
+    def embed_target(self, features: Tensor, view: int) -> Tensor:
+        """The target (key) side's embedding: the projection only, unit norm."""
         return F.normalize(self.heads[view](features), dim=1)
 
     def score(self, anchors: Tensor, candidates: Tensor) -> Tensor:
@@ -201,7 +213,8 @@ class CosineCritic(nn.Module):
 
     def extra_repr(self) -> str:
         learned = f" (learned, range {list(self.temperature_range)})" if self.learn_temperature else ""
-        return f"head={self.head}, embedding_dim={self.embedding_dim}, temperature={self.temperature:g}{learned}"
+        predictor = ", predictor" if self.predictor is not None else ""
+        return f"head={self.head}, embedding_dim={self.embedding_dim}, temperature={self.temperature:g}{learned}{predictor}"
 
 
 def _check_range(temperature_range: Sequence[float]) -> tuple[float, float]:

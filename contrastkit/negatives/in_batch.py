@@ -11,6 +11,13 @@ with itself is left out (not set to ``-inf``), so ``PairLogits.num_negatives`` i
 It costs one ``[B, B]`` block more than the cross-view form, plus the concatenated
 ``[B, 2B-1]`` logits that ``cross_entropy`` reads.
 
+``momentum = m`` (MoCo v3, Chen, Xie & He 2021) asks the pipeline for an EMA key encoder: the
+candidates are then its keys (no gradient), ``logits = score(q_i, k_j)`` over the batch, and the
+two-way sum is MoCo v3's symmetric ``ctr(q1, k2) + ctr(q2, k1)``.
+
+``positive_mask(pair, labels)`` marks the candidates sharing the anchor's label in this layout, for
+objectives with several positives per row (``supcon``).
+
 Distributed training: when ``torch.distributed`` is initialised with ``world_size = W > 1``, the
 candidates are the embeddings of the whole *global* batch: each rank all-gathers the positives
 ``z_j`` (and, with ``same_view``, the anchors ``z_i``) of every rank in rank order with
@@ -46,7 +53,7 @@ import torch
 from torch import Tensor
 
 from contrastkit import distributed
-from contrastkit.errors import ShapeError
+from contrastkit.errors import InvalidParameter, ShapeError
 from contrastkit.interfaces import Critic, PairLogits
 
 __all__ = ["InBatchNegatives", "drop_diagonal"]
@@ -77,9 +84,14 @@ class InBatchNegatives:
         >>> InBatchNegatives(num_views=2, dataset_size=100, embedding_dim=128).update([], None)
     """
 
-    def __init__(self, *, num_views: int, dataset_size: int, embedding_dim: int) -> None:
+    def __init__(self, *, num_views: int, dataset_size: int, embedding_dim: int,
+                 momentum: float | None = None) -> None:
+        if momentum is not None and (isinstance(momentum, bool) or not 0.0 <= float(momentum) <= 1.0):
+            raise InvalidParameter("momentum", "must be in [0, 1], or omitted for no momentum encoder", momentum)
         self.num_views = num_views
         self.embedding_dim = embedding_dim
+        #: With ``momentum`` the pipeline builds an EMA key encoder whose keys are the candidates (MoCo v3).
+        self.key_momentum = None if momentum is None else float(momentum)
 
     def pair_logits(
         self,
