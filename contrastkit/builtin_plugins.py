@@ -29,6 +29,9 @@ from contrastkit.negatives.memory_bank import MemoryBankNegatives
 from contrastkit.negatives.nearest_neighbour import NearestNeighbourPositives
 from contrastkit.negatives.queue import QueueNegatives
 from contrastkit.objectives.align_uniform import AlignUniform
+from contrastkit.objectives.dcl import DecoupledContrastiveLoss
+from contrastkit.objectives.debiased import DebiasedContrastiveLoss
+from contrastkit.objectives.hard_negatives import HardNegatives
 from contrastkit.objectives.infonce import InfoNCE
 from contrastkit.objectives.nce import NCEObjective
 from contrastkit.objectives.nt_logistic import NTLogistic
@@ -107,6 +110,9 @@ def register_objectives(register: Register) -> None:
     register("triplet", MarginTriplet)
     register("supcon", SupCon)
     register("align-uniform", AlignUniform)
+    register("dcl", DecoupledContrastiveLoss)
+    register("debiased", DebiasedContrastiveLoss)
+    register("hard-negatives", HardNegatives)
 
 
 @hookimpl

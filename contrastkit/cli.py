@@ -217,6 +217,7 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
         print(json.dumps([info.as_dict() for info in infos], indent=2))
         return 0
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="contrastkit plugins")
@@ -227,11 +228,21 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
             registers = f"[red]failed: {info.error}[/red]"
         else:
             registers = "\n".join(
-                f"{kind}: {', '.join(info.registered[kind])}" for kind in KINDS if info.registered[kind]
+                f"{kind}: " + ", ".join(
+                    f"{name} (overrides the built-in)" if name in info.overrides[kind] else name
+                    for name in info.registered[kind]
+                )
+                for kind in KINDS
+                if info.registered[kind]
             )
         table.add_row(info.name, info.distribution or "-", info.version or "-", registers or "-")
     console = Console(width=max(100, Console().width))
     console.print(table)
+    for info in registry.plugins.values():
+        for kind in KINDS:
+            for name in info.overrides[kind]:
+                console.print(f"[yellow]override:[/yellow] {escape(f'{kind} {name!r} is {info.label}')}'s, "
+                              "not the built-in", highlight=False)
     for dup in registry.duplicates():
         console.print(f"[red]conflict:[/red] {dup}")
     return 0

@@ -126,19 +126,28 @@ class UnknownNameError(ContrastkitError, KeyError):
 class DuplicateNameError(ContrastkitError):
     """Two plugins (or one plugin twice) registered the same name in one kind.
 
+    ``disable`` lists the ``CONTRASTKIT_DISABLE_PLUGINS`` entries (``dist:name``) that would block
+    each plugin; the message offers them.
+
     Example:
         >>> print(DuplicateNameError("objectives", "dcl", ["ck_a (ck-a 1.0)", "ck_b (ck-b 2.0)"]))
         objectives name 'dcl' is registered by more than one plugin: ck_a (ck-a 1.0) and ck_b (ck-b 2.0); uninstall one or block it with CONTRASTKIT_DISABLE_PLUGINS
+        >>> print(DuplicateNameError("objectives", "dcl", ["ck_a (ck-a 1.0)", "ck_b (ck-b 2.0)"],
+        ...                          disable=["ck-a:ck_a", "ck-b:ck_b"]))
+        objectives name 'dcl' is registered by more than one plugin: ck_a (ck-a 1.0) and ck_b (ck-b 2.0); uninstall one or block one with CONTRASTKIT_DISABLE_PLUGINS=ck-a:ck_a or =ck-b:ck_b
     """
 
-    def __init__(self, kind: str, name: str, plugins: Iterable[str]) -> None:
+    def __init__(self, kind: str, name: str, plugins: Iterable[str], *, disable: Iterable[str] = ()) -> None:
         self.kind = kind
         self.name = name
         self.plugins = list(plugins)
+        self.disable = list(disable)
+        block = ("block one with CONTRASTKIT_DISABLE_PLUGINS=" + " or =".join(self.disable) if self.disable
+                 else "block it with CONTRASTKIT_DISABLE_PLUGINS")
         super().__init__(
             f"{kind} name {name!r} is registered by more than one plugin: "
             + " and ".join(self.plugins)
-            + "; uninstall one or block it with CONTRASTKIT_DISABLE_PLUGINS"
+            + f"; uninstall one or {block}"
         )
 
 

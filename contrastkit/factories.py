@@ -26,10 +26,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from contrastkit.config import PluginTable, structure_value
-from contrastkit.errors import ConfigError, ContrastkitError, InvalidParameter, UnknownNameError, close_matches
-from contrastkit.registry import INJECTED, Registry
+from contrastkit.errors import ConfigError, ContrastkitError, InvalidParameter, close_matches
+from contrastkit.registry import INJECTED, Registration, Registry
 
-__all__ = ["build_component", "factory_parameters", "split_spec", "validate_params"]
+__all__ = ["build_component", "factory_parameters", "resolve", "split_spec", "validate_params"]
 
 
 def split_spec(spec: Any, table: str) -> tuple[str, dict[str, Any]] | None:
@@ -117,6 +117,24 @@ def validate_params(
     return kwargs
 
 
+def resolve(registry: Registry, kind: str, name: str, *, table: str) -> Registration:
+    """The registration of ``name``; an unknown or ambiguous name is a one-line ``table.name`` error.
+
+    Example:
+        >>> from contrastkit.registry import get_registry
+        >>> resolve(get_registry(), "critics", "cosine", table="critic").factory.__name__
+        'CosineCritic'
+        >>> resolve(get_registry(), "critics", "cosin", table="critic")
+        Traceback (most recent call last):
+        ...
+        contrastkit.errors.ConfigError: critic.name: unknown critics name 'cosin'; did you mean 'cosine'? (run `contrastkit plugins` to list every name)
+    """
+    try:
+        return registry.get(kind, name)
+    except ContrastkitError as exc:  # UnknownNameError, DuplicateNameError
+        raise ConfigError(f"{table}.name: {exc}") from None
+
+
 def build_component(
     registry: Registry,
     kind: str,
@@ -139,12 +157,7 @@ def build_component(
     if split is None:
         return spec
     name, params = split
-    try:
-        registration = registry.get(kind, name)
-    except UnknownNameError as exc:
-        raise ConfigError(f"{table}.name: {exc}") from None
-    except ContrastkitError as exc:
-        raise ConfigError(f"{table}.name: {exc}") from None
+    registration = resolve(registry, kind, name, table=table)
     kwargs = validate_params(registration.factory, params, kind=kind, name=name, table=table, injected=injected)
     try:
         component = registration.factory(**kwargs)

@@ -2,7 +2,7 @@
 
 A plugin is a module (or any object) with functions named like these hooks and decorated with
 :data:`contrastkit.hookimpl`. Each hook receives ``register(name, factory)``; call it once per
-component. ``factory`` is a class or function whose keyword arguments are the keys of the TOML table
+component (see :class:`Register` for ``override=True``, which replaces a built-in of that name). ``factory`` is a class or function whose keyword arguments are the keys of the TOML table
 that selects it (all but ``name``); contrastkit validates them before training starts. Some keyword
 arguments are supplied by contrastkit instead of the TOML file (listed per hook below) and must be
 accepted by the factory.
@@ -38,18 +38,35 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 class Register(Protocol):
-    """The ``register`` callable every hook receives: ``register(name, factory)``.
+    """The ``register`` callable every hook receives: ``register(name, factory, *, override=False)``.
 
     ``name`` is lower-case, e.g. ``"color-split"``; ``factory(**table) -> component``.
 
+    A built-in's name (``infonce``, ``cosine``, ...) is taken: a plugin registering it is refused
+    with a :class:`~contrastkit.errors.PluginLoadWarning` naming the plugin, its distribution, the
+    kind and the name, and the built-in stays, so recipes that use the default keep working.
+    ``override=True`` declares the replacement deliberate: the plugin's factory is then used for that
+    name, and ``contrastkit plugins`` shows the override. It has no effect on a name no built-in
+    has; two plugins registering one name stay a conflict either way.
+
     Example:
-        >>> registered = {}
-        >>> register: Register = lambda name, factory: registered.update({name: factory})
-        >>> register("identity", dict); sorted(registered)
-        ['identity']
+        >>> import contrastkit
+        >>> from contrastkit.objectives.infonce import InfoNCE
+        >>> from contrastkit.registry import Registry
+        >>> class MyInfoNCE(InfoNCE):
+        ...     pass
+        >>> class Plugin:
+        ...     @contrastkit.hookimpl
+        ...     def register_objectives(self, register: Register) -> None:
+        ...         register("infonce", MyInfoNCE, override=True)
+        >>> registry = Registry(entry_points=False)
+        >>> registry.add_plugin(Plugin(), name="mine").overrides["objectives"]
+        ['infonce']
+        >>> registry.get("objectives", "infonce").factory.__name__
+        'MyInfoNCE'
     """
 
-    def __call__(self, name: str, factory: Callable[..., Any]) -> None: ...
+    def __call__(self, name: str, factory: Callable[..., Any], *, override: bool = False) -> None: ...
 
 
 @hookspec

@@ -1,15 +1,20 @@
 """The plugin registry: loads built-ins and ``contrastkit`` entry points through pluggy.
 
 Built-ins register through the same ``register(name, factory)`` call as third-party plugins. Entry
-points load one at a time; one that fails to import, validate (``check_pending``) or register is
-reported with its entry point and distribution, rolled back, and everything else keeps working.
-"Fails" means raises anything at all, ``SystemExit``, ``GeneratorExit`` and other ``BaseException``
-subclasses included; only ``KeyboardInterrupt`` is let through.
+points load one at a time; one that fails to import, validate (``check_pending``) or register, that
+registers nothing, or whose entry-point name another distribution already declared, is reported on
+one line with its entry point and distribution (and the ``file:line`` in the plugin that raised),
+rolled back, and everything else keeps working. "Fails" means raises anything at all, ``SystemExit``,
+``GeneratorExit`` and other ``BaseException`` subclasses included; only ``KeyboardInterrupt`` is let
+through. A plugin may not take a built-in's name unless it registers it with ``override=True``; the
+diagnostics live in :mod:`contrastkit.plugin_loading`.
 
 Environment:
-    ``CONTRASTKIT_STRICT_PLUGINS=1``  a plugin failure or duplicate name is fatal (a switch read by
-        :func:`contrastkit.env.env_flag`: ``1/true/yes/on`` or ``0/false/no/off``, any case).
-    ``CONTRASTKIT_DISABLE_PLUGINS=a,b``  entry points named ``a`` and ``b`` are not loaded.
+    ``CONTRASTKIT_STRICT_PLUGINS=1``  a plugin failure, refused built-in name or duplicate name is
+        fatal (a switch read by :func:`contrastkit.env.env_flag`: ``1/true/yes/on`` or
+        ``0/false/no/off``, any case).
+    ``CONTRASTKIT_DISABLE_PLUGINS=a,ck-b:c``  entry points named ``a`` (from any distribution), and
+        ``c`` from distribution ``ck-b`` only, are not loaded.
 
 Example:
     >>> from contrastkit.registry import get_registry
@@ -22,7 +27,6 @@ Example:
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import traceback
 import warnings
@@ -33,8 +37,10 @@ import attrs
 import pluggy
 
 from contrastkit import hookspecs
+from contrastkit import plugin_loading as loading
 from contrastkit.env import env_flag
 from contrastkit.errors import DuplicateNameError, PluginLoadError, PluginLoadWarning, UnknownNameError
+from contrastkit.plugin_loading import DISABLE_ENV, STRICT_ENV, plugin_at_fault
 
 __all__ = [
     "INJECTED",
@@ -84,8 +90,9 @@ INJECTED: dict[str, tuple[str, ...]] = {
     "regularizers": (),
 }
 
-STRICT_ENV = "CONTRASTKIT_STRICT_PLUGINS"
-DISABLE_ENV = "CONTRASTKIT_DISABLE_PLUGINS"
+
+def _by_kind() -> dict[str, list[str]]:
+    return {kind: [] for kind in KINDS}
 
 
 @attrs.define
@@ -102,7 +109,9 @@ class PluginInfo:
     distribution: str | None = None
     version: str | None = None
     entry_point: str | None = None
-    registered: dict[str, list[str]] = attrs.field(factory=lambda: {kind: [] for kind in KINDS})
+    registered: dict[str, list[str]] = attrs.field(factory=_by_kind)
+    #: The built-in names this plugin replaces, registered with ``override=True``.
+    overrides: dict[str, list[str]] = attrs.field(factory=_by_kind)
     #: One line: what failed (``register_encoders raised RuntimeError: ...``); ``None`` if it loaded.
     error: str | None = None
     #: The full traceback of the plugin's exception, kept for debugging when it failed.
@@ -115,8 +124,20 @@ class PluginInfo:
             return f"{self.name} ({self.distribution} {self.version or '?'})"
         return self.name
 
+    @property
+    def origin(self) -> str:
+        """``plugin 'name' (entry point '...', distribution d v)``: how every message names a plugin.
+
+        Example:
+            >>> PluginInfo(name="x", distribution="ck-x", version="1.0", entry_point="x = ck_x").origin
+            "plugin 'x' (entry point 'x = ck_x', distribution ck-x 1.0)"
+        """
+        where = f"entry point '{self.entry_point}'" if self.entry_point else "registered directly"
+        dist = f", distribution {self.distribution} {self.version}" if self.distribution else ""
+        return f"plugin {self.name!r} ({where}{dist})"
+
     def as_dict(self) -> dict[str, Any]:
-        """The JSON form printed by ``contrastkit plugins --json``."""
+        """The JSON form printed by ``contrastkit plugins --json`` (``overrides``: only kinds with some)."""
         return {
             "name": self.name,
             "distribution": self.distribution,
@@ -124,6 +145,7 @@ class PluginInfo:
             "entry_point": self.entry_point,
             "error": self.error,
             **{kind: list(names) for kind, names in self.registered.items()},
+            "overrides": {kind: list(names) for kind, names in self.overrides.items() if names},
         }
 
 
@@ -131,16 +153,19 @@ class PluginInfo:
 class Registration:
     """A factory registered under ``name`` for ``kind`` by ``plugin``.
 
+    ``override`` is true when a plugin replaced the built-in of that name on purpose.
+
     Example:
         >>> reg = get_registry().get("critics", "cosine")
-        >>> reg.kind, reg.name, reg.factory.__name__
-        ('critics', 'cosine', 'CosineCritic')
+        >>> reg.kind, reg.name, reg.factory.__name__, reg.override
+        ('critics', 'cosine', 'CosineCritic', False)
     """
 
     kind: str
     name: str
     factory: Callable[..., Any]
     plugin: PluginInfo
+    override: bool = False
 
 
 class Registry:
@@ -149,7 +174,7 @@ class Registry:
     ``builtins`` registers contrastkit's own plugin; ``entry_points`` loads the ``contrastkit``
     entry-point group. ``strict`` (default: the ``CONTRASTKIT_STRICT_PLUGINS`` switch, see
     :func:`~contrastkit.env.env_flag`) makes plugin failures and duplicate names raise; ``disabled``
-    (default: ``CONTRASTKIT_DISABLE_PLUGINS``) blocks entry points by name.
+    (default: ``CONTRASTKIT_DISABLE_PLUGINS``) blocks entry points by ``name`` or ``dist:name``.
 
     Example:
         >>> registry = Registry(entry_points=False)
@@ -168,29 +193,31 @@ class Registry:
         disabled: Iterable[str] | None = None,
     ) -> None:
         self.strict = env_flag(STRICT_ENV, default=False) if strict is None else strict
-        if disabled is None:
-            disabled = (n.strip() for n in os.environ.get(DISABLE_ENV, "").split(","))
-        self.disabled = {name for name in disabled if name}
+        self.disabled = loading.parse_disabled(os.environ.get(DISABLE_ENV, "") if disabled is None else disabled)
         self.plugin_manager = pluggy.PluginManager(hookspecs.PROJECT)
         self.plugin_manager.add_hookspecs(hookspecs)
         self.plugins: dict[str, PluginInfo] = {}
         self.failures: list[PluginInfo] = []
+        #: contrastkit's own plugin: its names are taken unless a plugin registers with ``override=True``.
+        self.builtin: PluginInfo | None = None
         self._table: dict[str, dict[str, list[Registration]]] = {kind: {} for kind in KINDS}
         if builtins:
             from contrastkit import __version__, builtin_plugins
 
-            self.add_plugin(builtin_plugins, name="contrastkit", distribution="contrastkit", version=__version__)
+            self.builtin = PluginInfo(name="contrastkit", distribution="contrastkit", version=__version__)
+            self._add(builtin_plugins, self.builtin)
         if entry_points:
             self.load_entry_points()
 
     # -- loading -------------------------------------------------------------------------------
     def load_entry_points(self) -> None:
-        """Load every ``contrastkit`` entry point not blocked by name, one at a time."""
-        seen: set[tuple[str, str]] = set()
-        for ep in importlib.metadata.entry_points(group=hookspecs.PROJECT):
-            if (ep.name, ep.value) in seen or ep.name in self.disabled:
-                continue
-            seen.add((ep.name, ep.value))
+        """Load every ``contrastkit`` entry point not disabled, one at a time.
+
+        A second distribution declaring an entry-point name already declared is not imported: it
+        is reported naming both distributions (``CONTRASTKIT_DISABLE_PLUGINS=dist:name`` picks one).
+        """
+        claimed: dict[str, PluginInfo] = {} if self.builtin is None else {self.builtin.name: self.builtin}
+        for ep in loading.entry_points(self.disabled):
             dist = getattr(ep, "dist", None)
             info = PluginInfo(
                 name=ep.name,
@@ -198,12 +225,16 @@ class Registry:
                 version=dist.version if dist is not None else None,
                 entry_point=f"{ep.name} = {ep.value}",
             )
+            first = claimed.setdefault(ep.name, info)
+            if first is not info:
+                self._fail(info, problem=loading.clash_problem(first, info), fix=loading.clash_fix(first, info))
+                continue
             try:
                 plugin = ep.load()
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:  # noqa: BLE001 - a plugin may raise anything on import, SystemExit too
-                self._fail(info, exc)
+                self._fail(info, exc, packages=loading.plugin_packages(entry_point=info.entry_point))
                 continue
             self._add(plugin, info)
 
@@ -218,6 +249,14 @@ class Registry:
         """Register a plugin object or module directly (tests and notebooks use this).
 
         Returns its :class:`PluginInfo`; a failure is handled as for entry points.
+
+        Example:
+            >>> import types, contrastkit
+            >>> from contrastkit.objectives.infonce import InfoNCE
+            >>> plugin = types.SimpleNamespace(
+            ...     register_objectives=contrastkit.hookimpl(lambda register: register("mine", InfoNCE)))
+            >>> Registry(builtins=False, entry_points=False).add_plugin(plugin, name="mine").registered["objectives"]
+            ['mine']
         """
         info = PluginInfo(name=name, distribution=distribution, version=version)
         self._add(plugin, info)
@@ -225,18 +264,25 @@ class Registry:
 
     def _add(self, plugin: object, info: PluginInfo) -> None:
         pm = self.plugin_manager
+        packages = loading.plugin_packages(plugin, info.entry_point)
         try:
             pm.register(plugin, name=info.name)
-            pm.check_pending()
+            unknown = loading.unknown_hook_problems(pm, plugin)
+            if not unknown:
+                pm.check_pending()
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001 - pluggy validation errors, name clashes, plugin attributes
             if pm.is_registered(plugin):
                 pm.unregister(plugin)
-            self._fail(info, exc)
+            self._fail(info, exc, packages=packages)
+            return
+        if unknown:
+            pm.unregister(plugin)
+            self._fail(info, problem=unknown[0])
             return
         staged: list[Registration] = []
-        hook = ""
+        hook, ran = "", []
         try:
             for kind in KINDS:
                 caller = getattr(pm.hook, f"register_{kind}")
@@ -244,49 +290,90 @@ class Registry:
                     if impl.plugin is not plugin:
                         continue
 
-                    def register(name: str, factory: Callable[..., Any], _kind: str = kind) -> None:
+                    def register(
+                        name: str, factory: Callable[..., Any], *, override: bool = False, _kind: str = kind
+                    ) -> None:
                         if not isinstance(name, str) or not name or name != name.strip():
                             raise TypeError(f"register_{_kind}: name must be a non-empty string (got {name!r})")
                         if not callable(factory):
                             raise TypeError(f"register_{_kind}: factory for {name!r} is not callable")
-                        staged.append(Registration(kind=_kind, name=name, factory=factory, plugin=info))
+                        if not isinstance(override, bool):
+                            raise TypeError(f"register_{_kind}: override for {name!r} must be True or False")
+                        staged.append(Registration(_kind, name, factory, info, override))
 
                     hook = f"register_{kind}"
+                    ran.append(hook)
                     impl.function(**{arg: register for arg in impl.argnames})
         except KeyboardInterrupt:
             pm.unregister(plugin)
             raise
         except BaseException as exc:  # noqa: BLE001 - isolate a plugin that raises anything while registering
             pm.unregister(plugin)
-            self._fail(info, exc, hook=hook)
+            self._fail(info, exc, hook=hook, packages=packages)
             return
+        if not staged:
+            pm.unregister(plugin)
+            problem = loading.nothing_registered_problem(plugin, entry_point=info.entry_point, hooks_ran=ran)
+            self._fail(info, problem=problem, what="registered nothing")
+            return
+        kept = [reg for reg in staged if not self._refuses(reg, plugin)]
         if self.strict:  # check before committing anything, so a caught error leaves no half-plugin
             seen: set[tuple[str, str]] = set()
-            for reg in staged:
-                earlier = self._table[reg.kind].get(reg.name, [])
+            for reg in kept:
+                earlier = [r for r in self._table[reg.kind].get(reg.name, []) if not self._replaces(reg, r)]
                 if earlier or (reg.kind, reg.name) in seen:
                     pm.unregister(plugin)
-                    labels = [r.plugin.label for r in earlier] or [info.label]
-                    raise DuplicateNameError(reg.kind, reg.name, [*labels, info.label])
+                    raise self._duplicate(reg.kind, reg.name, [*(earlier or [reg]), reg])
                 seen.add((reg.kind, reg.name))
-        for reg in staged:
-            self._table[reg.kind].setdefault(reg.name, []).append(reg)
+        for reg in kept:
+            entries = self._table[reg.kind].setdefault(reg.name, [])
+            entries[:] = [r for r in entries if not self._replaces(reg, r)] + [reg]
             info.registered[reg.kind].append(reg.name)
+            if reg.override and self._builtin_has(reg.kind, reg.name):
+                info.overrides[reg.kind].append(reg.name)
         self.plugins[info.name] = info
 
-    def _fail(self, info: PluginInfo, exc: BaseException, *, hook: str = "") -> None:
-        info.error = f"{hook} raised {_describe(exc)}" if hook else _describe(exc)
-        info.traceback = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    def _builtin_has(self, kind: str, name: str) -> bool:
+        return self.builtin is not None and name in self.builtin.registered[kind]
+
+    def _replaces(self, reg: Registration, other: Registration) -> bool:
+        """Whether ``reg`` (an override) takes the place of the built-in registration ``other``."""
+        return reg.override and other.plugin is self.builtin and reg.plugin is not self.builtin
+
+    def _refuses(self, reg: Registration, plugin: object) -> bool:
+        """Refuse a plugin's registration of a built-in name without ``override=True`` (raise if strict)."""
+        if reg.override or reg.plugin is self.builtin or not self._builtin_has(reg.kind, reg.name):
+            return False
+        message = loading.shadow_problem(reg.plugin.origin, reg.kind, reg.name)
+        if self.strict:
+            self.plugin_manager.unregister(plugin)
+            raise PluginLoadError(message)
+        warnings.warn(message, PluginLoadWarning, stacklevel=4)
+        return True
+
+    def _fail(
+        self,
+        info: PluginInfo,
+        exc: BaseException | None = None,
+        *,
+        hook: str = "",
+        packages: Iterable[str] = (),
+        problem: str = "",
+        what: str = "failed to load",
+        fix: str = "",
+    ) -> None:
+        if exc is not None:
+            problem = f"{hook} raised {loading.describe(exc)}" if hook else loading.describe(exc)
+            location = loading.raise_location(exc, packages)
+            problem += f" (at {location})" if location else ""
+            info.traceback = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        info.error = problem if what == "failed to load" else f"{what}: {problem}"
         self.failures.append(info)
-        where = f"entry point '{info.entry_point}'" if info.entry_point else "registered directly"
-        dist = f", distribution {info.distribution} {info.version}" if info.distribution else ""
-        message = (
-            f"plugin {info.name!r} ({where}{dist}) failed to load: {info.error}; "
-            f"fix or uninstall it, or set {DISABLE_ENV}={info.name}"
-        )
+        fix = fix or f"fix or uninstall it, or set {DISABLE_ENV}={info.name}"
+        message = f"{info.origin} {what}: {problem}; {fix}"
         if self.strict:
             raise PluginLoadError(message) from exc
-        warnings.warn(message, PluginLoadWarning, stacklevel=3)
+        warnings.warn(message, PluginLoadWarning, stacklevel=4)
 
     # -- lookup --------------------------------------------------------------------------------
     def names(self, kind: str) -> list[str]:
@@ -299,17 +386,22 @@ class Registry:
         if not entries:
             raise UnknownNameError(kind, name, self.names(kind))
         if len(entries) > 1:
-            raise DuplicateNameError(kind, name, [r.plugin.label for r in entries])
+            raise self._duplicate(kind, name, entries)
         return entries[0]
 
     def duplicates(self) -> list[DuplicateNameError]:
         """Every name registered more than once, as the error a lookup of it would raise."""
         return [
-            DuplicateNameError(kind, name, [r.plugin.label for r in entries])
+            self._duplicate(kind, name, entries)
             for kind in KINDS
             for name, entries in sorted(self._table[kind].items())
             if len(entries) > 1
         ]
+
+    @staticmethod
+    def _duplicate(kind: str, name: str, entries: list[Registration]) -> DuplicateNameError:
+        disable = dict.fromkeys(loading.disable_entry(r.plugin) for r in entries if r.plugin.entry_point)
+        return DuplicateNameError(kind, name, [r.plugin.label for r in entries], disable=disable)
 
     def registrations(self) -> list[Registration]:
         """Every registration (duplicates included), by kind then name."""
@@ -319,63 +411,6 @@ class Registry:
         if kind not in self._table:
             raise UnknownNameError("plugin kind", kind, KINDS)
         return self._table[kind]
-
-
-def _describe(exc: BaseException) -> str:
-    """``Type: first line of the message`` (``SystemExit`` alone when it has no message), on one line."""
-    try:
-        text = str(exc)
-    except KeyboardInterrupt:
-        raise
-    except BaseException:  # noqa: BLE001 - a plugin's exception may not even print
-        text = ""
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-
-
-def plugin_at_fault(exc: BaseException, registry: Registry) -> str | None:
-    """One line naming the plugin whose code raised ``exc`` and the slot it fills, or ``None``.
-
-    The innermost traceback frame inside the top-level package of a registered factory decides.
-    Built-in components are contrastkit's own code and are not blamed (``None``: a bare traceback).
-
-    Example:
-        >>> import sys, types
-        >>> from contrastkit.hookspecs import hookimpl
-        >>> module = types.ModuleType("ck_fault_example")
-        >>> exec("def broken(): return 1 / 0", module.__dict__)
-        >>> registry = Registry(entry_points=False)
-        >>> plugin = types.SimpleNamespace(register_encoders=hookimpl(lambda register: register("broken", module.broken)))
-        >>> _ = registry.add_plugin(plugin, name="broken")
-        >>> try:
-        ...     module.broken()
-        ... except ZeroDivisionError as exc:
-        ...     print(plugin_at_fault(exc, registry))
-        plugin broken raised ZeroDivisionError: division by zero, in the encoder 'broken' it registers ([encoder] table); its traceback follows
-    """
-    owners: dict[str, Registration] = {}  # top-level package -> its first registration
-    exact: dict[object, Registration] = {}  # a factory class or a factory function's code -> registration
-    for reg in registry.registrations():
-        module = str(getattr(reg.factory, "__module__", "") or "")
-        if not module or module.split(".")[0] == "contrastkit":
-            continue
-        owners.setdefault(module.split(".")[0], reg)
-        exact[reg.factory if isinstance(reg.factory, type) else getattr(reg.factory, "__code__", reg.factory)] = reg
-    tb, found, precise = exc.__traceback__, None, None
-    while tb is not None:  # the innermost frame wins; a frame of the component itself beats its package
-        frame = tb.tb_frame
-        owner = type(frame.f_locals.get("self", None))
-        hit = exact.get(frame.f_code) or next((exact[c] for c in owner.__mro__ if c in exact), None)
-        precise = hit or precise
-        found = owners.get(str(frame.f_globals.get("__name__", "")).split(".")[0], found)
-        tb = tb.tb_next
-    found = precise or found
-    if found is None:
-        return None
-    table = next((t for t, k in SLOTS.items() if k == found.kind), found.kind)
-    what = found.kind[:-1].replace("_", " ")
-    return (f"plugin {found.plugin.label} raised {_describe(exc)}, in the {what} {found.name!r} it registers "
-            f"([{table}] table); its traceback follows")
 
 
 _registry: Registry | None = None

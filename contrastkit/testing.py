@@ -31,7 +31,9 @@ from torch import Tensor
 
 from contrastkit.critics.cosine import CosineCritic
 from contrastkit.interfaces import LabelledObjective, PairLogits, PairObjective, PositiveSupplier, is_trainable
-from contrastkit.registry import KINDS, Registry, get_registry
+from contrastkit.errors import ConfigError
+from contrastkit.factories import build_component, resolve
+from contrastkit.registry import SLOTS, Registry, get_registry
 
 __all__ = [
     "CONTEXT",
@@ -291,19 +293,34 @@ def check_worker_augmentation(augmentation: Any, *, size: int = 24) -> None:
 def check_registered(kind: str, name: str, *, registry: Registry | None = None) -> None:
     """Build registered ``name`` of ``kind`` with defaults and injected arguments, then check its contract.
 
+    It builds the component as a recipe would (:func:`contrastkit.factories.build_component`), so
+    an unknown kind or name, a duplicate name, a missing required parameter or a factory that
+    rejects its parameters raises the one-line :class:`~contrastkit.errors.ContrastkitError` the
+    CLI prints, not a raw ``TypeError``; a broken contract raises ``AssertionError``.
+
     Example:
         >>> check_registered("encoders", "convnet")
+        >>> check_registered("objectives", "infonec")
+        Traceback (most recent call last):
+        ...
+        contrastkit.errors.ConfigError: objective.name: unknown objectives name 'infonec'; did you mean 'infonce'? (run `contrastkit plugins` to list every name)
     """
     registry = registry or get_registry()
-    assert kind in KINDS, f"unknown kind {kind!r}; kinds: {', '.join(KINDS)}"
-    factory = registry.get(kind, name).factory
+    registry.names(kind)  # an unknown kind: UnknownNameError with the closest kind
+    table = next(t for t, k in SLOTS.items() if k == kind)
+    factory = resolve(registry, kind, name, table=table).factory
     params = dict(getattr(factory, "contract_params", {}))
     context = CONTEXT[kind]
     with tempfile.TemporaryDirectory() as tmp:
         # File-backed datasets write a tiny fixture of their format and say how to read it.
         if hasattr(factory, "contract_params_for"):
             params.update(factory.contract_params_for(Path(tmp)))
-        component = factory(**params, **context)
+        try:
+            component = build_component(registry, kind, {"name": name, **params}, table=table, injected=context)
+        except ConfigError as exc:
+            given = f"contract_params {params}" if params else "no contract_params (a dict on the factory)"
+            injected = "".join(f", {k}={v!r}" for k, v in context.items())
+            raise ConfigError(f"{exc.message}; check_registered passes the defaults plus {given}{injected}") from None
         if kind == "datasets":
             check_dataset(component)
             return

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+import contrastkit.registry as registry_module
 
 
 @pytest.fixture
@@ -28,3 +31,18 @@ def make_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callab
         return tmp_path
 
     return make
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """No plugin switches from the caller's shell, a fresh process-wide registry (restored after), and
+    no throwaway ``ck_*`` plugin module cached in ``sys.modules`` from another test (same module
+    names, different source)."""
+    monkeypatch.delenv("CONTRASTKIT_STRICT_PLUGINS", raising=False)
+    monkeypatch.delenv("CONTRASTKIT_DISABLE_PLUGINS", raising=False)
+    monkeypatch.setattr(registry_module, "_registry", None)
+    for name in [n for n in sys.modules if n.startswith("ck_")]:
+        monkeypatch.delitem(sys.modules, name)
+    yield monkeypatch
+    for name in [n for n in sys.modules if n.startswith("ck_")]:
+        del sys.modules[name]

@@ -4,9 +4,7 @@ environment switches accept the usual spellings and refuse the rest (issue 16, i
 from __future__ import annotations
 
 import json
-import sys
 import warnings
-from collections.abc import Iterator
 
 import pytest
 
@@ -58,21 +56,6 @@ def _load(**kwargs: object) -> tuple[Registry, list[str]]:
         warnings.simplefilter("always")
         registry = Registry(**kwargs)  # type: ignore[arg-type]
     return registry, _warnings_of(caught)
-
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """No plugin switches from the caller's shell, a fresh process-wide registry (restored after), and
-    no throwaway ``ck_*`` plugin module cached in ``sys.modules`` from another test (same module
-    names, different source)."""
-    monkeypatch.delenv("CONTRASTKIT_STRICT_PLUGINS", raising=False)
-    monkeypatch.delenv("CONTRASTKIT_DISABLE_PLUGINS", raising=False)
-    monkeypatch.setattr(registry_module, "_registry", None)
-    for name in [n for n in sys.modules if n.startswith("ck_")]:
-        monkeypatch.delitem(sys.modules, name)
-    yield monkeypatch
-    for name in [n for n in sys.modules if n.startswith("ck_")]:
-        del sys.modules[name]
 
 
 @pytest.mark.parametrize("raises", sorted(RAISES))

@@ -64,11 +64,11 @@ def test_plugins_json_lists_the_entry_point(tmp_path: Path) -> None:
     assert sobel["version"] == version
     assert sobel["entry_point"] == "sobel = ck_sobel"
     assert sobel["view_makers"] == ["sobel"]
-    assert sobel["objectives"] == ["dcl"]
+    assert sobel["objectives"] == ["rince"]
     assert "warning:" not in proc.stderr, proc.stderr
 
 
-@pytest.mark.parametrize(("kind", "name"), [("view_makers", "sobel"), ("objectives", "dcl")])
+@pytest.mark.parametrize(("kind", "name"), [("view_makers", "sobel"), ("objectives", "rince")])
 def test_components_resolve_through_the_registry(kind: str, name: str) -> None:
     version = _version()
     registration = get_registry().get(kind, name)
@@ -101,4 +101,4 @@ def test_short_training_run_from_the_plugin_recipe(tmp_path: Path) -> None:
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     assert (tmp_path / "checkpoints" / "final.pt").is_file(), proc.stdout
     assert "trained 5 steps" in proc.stdout
-    assert "I_NCE lower bound" not in proc.stdout  # DCL reports no mutual-information bound
+    assert "I_NCE lower bound" not in proc.stdout  # RINCE reports no mutual-information bound

@@ -64,7 +64,7 @@ from contrastkit.objectives.infonce import InfoNCE
 
 @contrastkit.hookimpl
 def register_objectives(register):
-    register("infonce", InfoNCE)
+    register("shared-objective", InfoNCE)
 """
 
 
@@ -120,12 +120,14 @@ def test_disable_plugins_by_name(make_distribution, monkeypatch) -> None:  # noq
 
 
 def test_duplicate_name_names_both_plugins(make_distribution) -> None:  # noqa: ANN001
-    make_distribution("ck-dup", "1.2", modules={"ck_dup": DUPLICATE}, entry_points={"dup": "ck_dup"})
+    # Two third-party plugins (a built-in name is refused instead: tests/test_plugin_packaging.py).
+    make_distribution("ck-dup", "1.2", modules={"ck_dup": DUPLICATE, "ck_dup_too": DUPLICATE},
+                      entry_points={"dup": "ck_dup", "dup-too": "ck_dup_too"})
     registry = Registry(strict=False, disabled=())
     with pytest.raises(DuplicateNameError) as info:
-        registry.get("objectives", "infonce")
+        registry.get("objectives", "shared-objective")
     message = str(info.value)
-    assert "contrastkit (contrastkit" in message and "dup (ck-dup 1.2)" in message
+    assert "dup (ck-dup 1.2)" in message and "dup-too (ck-dup 1.2)" in message
     assert [str(d) for d in registry.duplicates()] == [message]
     with pytest.raises(DuplicateNameError, match="dup"):
         Registry(strict=True, disabled=())

@@ -229,6 +229,9 @@ def test_example_critic_tables_build_the_earlier_critic(path: Path) -> None:
     params = {k: v for k, v in table.items() if k != "name"}
     if table.get("name", "cosine") != "cosine":
         pytest.skip("not a cosine critic")
+    newer = sorted(set(params) - {"head", "embedding_dim", "temperature"})
+    if newer:
+        pytest.skip(f"uses keys the earlier critic did not have: {newer}")
     torch.manual_seed(5)
     old = LegacyCosineCritic(feature_dims=(32, 32), **params)
     torch.manual_seed(5)

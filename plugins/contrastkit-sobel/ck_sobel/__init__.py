@@ -1,9 +1,9 @@
-"""contrastkit-sobel: the example plugin package — a ``sobel`` view maker and the ``dcl`` objective.
+"""contrastkit-sobel: the example plugin package — a ``sobel`` view maker and the ``rince`` objective.
 
 contrastkit finds this module through the entry point ``[project.entry-points.contrastkit]
 sobel = "ck_sobel"`` and calls the ``register_*`` hook implementations below; each registers a
 factory under the name a recipe selects it by (``[views] name = "sobel"``, ``[objective] name =
-"dcl"``). A plugin only implements the hooks it needs.
+"rince"``). A plugin only implements the hooks it needs.
 
 Example:
     >>> from contrastkit.registry import Registry
@@ -11,7 +11,7 @@ Example:
     >>> registry = Registry(builtins=False, entry_points=False)
     >>> _ = registry.add_plugin(ck_sobel, name="sobel")
     >>> registry.names("view_makers"), registry.names("objectives")
-    (['sobel'], ['dcl'])
+    (['sobel'], ['rince'])
 """
 
 from __future__ import annotations
@@ -19,18 +19,18 @@ from __future__ import annotations
 import contrastkit
 from contrastkit.hookspecs import Register
 
-from ck_sobel.dcl import DecoupledContrastiveLoss, decoupled_contrastive_loss
+from ck_sobel.rince import RobustInfoNCE, robust_info_nce
 from ck_sobel.views import SobelViews, luminance, sobel_edges
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "DecoupledContrastiveLoss",
+    "RobustInfoNCE",
     "SobelViews",
-    "decoupled_contrastive_loss",
     "luminance",
     "register_objectives",
     "register_view_makers",
+    "robust_info_nce",
     "sobel_edges",
 ]
 
@@ -50,12 +50,12 @@ def register_view_makers(register: Register) -> None:
 
 @contrastkit.hookimpl
 def register_objectives(register: Register) -> None:
-    """Register :class:`~ck_sobel.dcl.DecoupledContrastiveLoss` as ``dcl``.
+    """Register :class:`~ck_sobel.rince.RobustInfoNCE` as ``rince``.
 
     Example:
         >>> names = []
         >>> register_objectives(lambda name, factory: names.append(name))
         >>> names
-        ['dcl']
+        ['rince']
     """
-    register("dcl", DecoupledContrastiveLoss)
+    register("rince", RobustInfoNCE)

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from ck_sobel import DecoupledContrastiveLoss, SobelViews, decoupled_contrastive_loss, sobel_edges
+from ck_sobel import RobustInfoNCE, SobelViews, robust_info_nce, sobel_edges
 from contrastkit import ConfigError, InvalidParameter, Pipeline
 from contrastkit.factories import build_component
 from contrastkit.registry import get_registry
@@ -22,8 +22,8 @@ def test_sobel_view_maker_passes_the_contract() -> None:
     check_registered("view_makers", "sobel")
 
 
-def test_dcl_objective_passes_the_contract() -> None:
-    check_registered("objectives", "dcl")
+def test_rince_objective_passes_the_contract() -> None:
+    check_registered("objectives", "rince")
 
 
 @pytest.mark.parametrize(
@@ -34,92 +34,102 @@ def test_every_option_combination_passes_the_contract(first: str, edges: str, no
     check_view_maker(SobelViews(first=first, edges=edges, normalize=normalize, augment=augment))  # type: ignore[arg-type]
 
 
-def test_dcl_without_two_way_passes_the_contract() -> None:
-    check_objective(DecoupledContrastiveLoss(two_way=False))
+@pytest.mark.parametrize(("q", "lam"), [(1.0, 1.0), (0.1, 0.5)])
+def test_rince_options_pass_the_contract(q: float, lam: float) -> None:
+    check_objective(RobustInfoNCE(two_way=False, q=q, lam=lam))
 
 
-# -- DCL ------------------------------------------------------------------------------------------
-def naive_dcl(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The paper's formula anchor by anchor, in float64: mean_b(-s+ + log sum_{k != +} exp(s-_k))."""
+# -- RINCE ----------------------------------------------------------------------------------------
+def naive_rince(logits: torch.Tensor, target: torch.Tensor, q: float, lam: float) -> torch.Tensor:
+    """The paper's eq. 3 anchor by anchor, in float64: -e^{q s+} / q + (lam (e^{s+} + sum_k e^{s-_k}))^q / q."""
     terms = []
     for b in range(logits.shape[0]):
         positive = logits[b, int(target[b])]
-        negatives = [logits[b, k] for k in range(logits.shape[1]) if k != int(target[b]) and logits[b, k] > -math.inf]
-        if not negatives:
-            continue  # no negative: no DCL term for this anchor
-        terms.append(-positive + torch.log(sum(torch.exp(s) for s in negatives)))
-    if not terms:
-        return logits.new_zeros(())
+        everything = [logits[b, k] for k in range(logits.shape[1]) if logits[b, k] > -math.inf]
+        terms.append(-torch.exp(q * positive) / q + (lam * sum(torch.exp(s) for s in everything)) ** q / q)
     return sum(terms) / len(terms)
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_dcl_matches_the_naive_loop_in_value_and_gradient(seed: int) -> None:
+@pytest.mark.parametrize(("q", "lam"), [(0.5, 0.01), (0.1, 0.5), (1.0, 1.0), (0.3, 0.025)])
+@pytest.mark.parametrize("seed", range(4))
+def test_rince_matches_the_naive_loop_in_value_and_gradient(seed: int, q: float, lam: float) -> None:
     generator = torch.Generator().manual_seed(seed)
     logits = torch.randn(7, 9, generator=generator, dtype=torch.float64) * 3
     target = torch.randint(0, 9, (7,), generator=generator)
+    logits[0, (int(target[0]) + 1) % 9] = -math.inf  # an excluded column
     fast_in = logits.clone().requires_grad_(True)
     slow_in = logits.clone().requires_grad_(True)
-    fast = decoupled_contrastive_loss(fast_in, target)
-    slow = naive_dcl(slow_in, target)
+    fast = robust_info_nce(fast_in, target, q=q, lam=lam)
+    slow = naive_rince(slow_in, target, q, lam)
     fast.backward()
     slow.backward()
-    assert torch.allclose(fast, slow, atol=1e-10)
-    assert torch.allclose(fast_in.grad, slow_in.grad, atol=1e-10)
+    assert torch.allclose(fast, slow, rtol=1e-10, atol=1e-10)
+    assert torch.allclose(fast_in.grad, torch.nan_to_num(slow_in.grad), rtol=1e-10, atol=1e-10)
+    assert fast_in.grad[0, (int(target[0]) + 1) % 9] == 0
+    assert torch.allclose(robust_info_nce(logits.float(), target, q=q, lam=lam).double(), slow.detach(), rtol=1e-5)
 
 
-def test_dcl_in_float32_matches_float64() -> None:
-    logits = torch.randn(16, 17, dtype=torch.float64) * 5
-    target = torch.arange(16)
-    assert torch.allclose(
-        decoupled_contrastive_loss(logits.float(), target).double(), naive_dcl(logits, target), atol=1e-4
-    )
-
-
-def test_dcl_ignores_minus_inf_columns_and_drops_anchors_without_negatives() -> None:
-    logits = torch.randn(5, 6, dtype=torch.float64)
-    target = torch.tensor([0, 1, 2, 3, 4])
-    logits[:, 5] = -math.inf  # an excluded column in every row
-    logits[1, 0] = -math.inf  # one more in row 1
-    logits[3, [0, 1, 2, 4]] = -math.inf  # row 3: only its positive is left
-    x = logits.clone().requires_grad_(True)
-    loss = decoupled_contrastive_loss(x, target)
-    loss.backward()
-    assert torch.isfinite(loss) and torch.allclose(loss, naive_dcl(logits, target), atol=1e-10)
-    assert torch.isfinite(x.grad).all()
-    assert (x.grad[3] == 0).all() and (x.grad[:, 5] == 0).all()
-
-
-def test_dcl_with_no_usable_anchor_is_zero_with_finite_gradient() -> None:
-    logits = torch.tensor([[1.0, -math.inf], [-math.inf, 2.0]], requires_grad=True)
-    loss = decoupled_contrastive_loss(logits, torch.tensor([0, 1]))
-    loss.backward()
-    assert float(loss.detach()) == 0.0 and torch.isfinite(logits.grad).all()
-
-
-def test_dcl_differs_from_infonce_by_the_positive_in_the_denominator() -> None:
-    logits = torch.randn(4, 5, dtype=torch.float64)
-    target = torch.tensor([0, 2, 4, 1])
+def test_rince_tends_to_infonce_plus_log_lam_as_q_goes_to_zero() -> None:
+    logits = torch.randn(6, 5, dtype=torch.float64)
+    target = torch.tensor([0, 1, 2, 3, 4, 0])
     infonce = torch.nn.functional.cross_entropy(logits, target)
-    # InfoNCE = mean(log(exp(s+) + sum exp(s-)) - s+) >= DCL = mean(log(sum exp(s-)) - s+)
-    assert float(decoupled_contrastive_loss(logits, target)) < float(infonce)
+    for lam in (1.0, 0.1):
+        got = robust_info_nce(logits, target, q=1e-9, lam=lam)
+        assert float(got) == pytest.approx(float(infonce) + math.log(lam), abs=1e-6)
 
 
-def test_dcl_rejects_bad_shapes() -> None:
+def test_rince_with_q_one_is_linear_in_the_exponentials() -> None:
+    logits = torch.tensor([[1.0, 0.5, -2.0], [0.0, 3.0, 1.0]], dtype=torch.float64)
+    target = torch.tensor([0, 1])
+    lam = 0.2
+    expected = sum((lam - 1) * math.exp(float(row[t])) + lam * sum(math.exp(float(s)) for j, s in enumerate(row) if j != t)
+                   for row, t in zip(logits, target.tolist())) / 2
+    assert float(robust_info_nce(logits, target, q=1.0, lam=lam)) == pytest.approx(expected, rel=1e-12)
+
+
+def test_rince_never_rises_when_the_positive_rises() -> None:
+    logits = torch.randn(8, 6, dtype=torch.float64)
+    target = torch.arange(6).repeat(2)[:8]
+    for q, lam in ((0.5, 0.01), (1.0, 1.0), (0.1, 0.9)):
+        base = float(robust_info_nce(logits, target, q=q, lam=lam))
+        better = logits.clone()
+        better[torch.arange(8), target] += 0.5
+        assert float(robust_info_nce(better, target, q=q, lam=lam)) <= base
+
+
+def test_rince_bounds_the_weight_of_a_hopeless_positive() -> None:
+    """InfoNCE's gradient on a very badly scored (noisy) positive stays near -1; RINCE's vanishes with q < 1."""
+    logits = torch.tensor([[-8.0, 2.0, 2.0]], dtype=torch.float64, requires_grad=True)
+    robust_info_nce(logits, torch.tensor([0]), q=0.5, lam=0.01).backward()
+    rince_push = float(logits.grad[0, 0])
+    logits.grad = None
+    torch.nn.functional.cross_entropy(logits, torch.tensor([0])).backward()
+    assert abs(rince_push) < 0.05 * abs(float(logits.grad[0, 0]))
+
+
+@pytest.mark.parametrize(("parameter", "bad"), [("q", 0.0), ("q", 1.5), ("q", True), ("lam", 0.0), ("lam", 2.0),
+                                                ("lam", "0.1")])
+def test_rince_bad_parameter_raises_invalid_parameter(parameter: str, bad: object) -> None:
+    with pytest.raises(InvalidParameter, match=f"^{parameter}: ") as caught:
+        RobustInfoNCE(**{parameter: bad})
+    assert caught.value.parameter == parameter
+
+
+def test_rince_rejects_bad_shapes() -> None:
     with pytest.raises(ValueError, match="logits must be"):
-        decoupled_contrastive_loss(torch.zeros(4), torch.zeros(4, dtype=torch.long))
-    with pytest.raises(ValueError, match="target must be"):
-        decoupled_contrastive_loss(torch.zeros(4, 3), torch.zeros(3, dtype=torch.long))
+        robust_info_nce(torch.zeros(4), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="logits must be"):
+        robust_info_nce(torch.zeros(4, 3), torch.zeros(3, dtype=torch.long))
 
 
-def test_dcl_has_no_mi_bound_and_two_way_by_default() -> None:
-    objective = DecoupledContrastiveLoss()
-    assert objective.two_way is True
+def test_rince_has_no_mi_bound_and_two_way_by_default() -> None:
+    objective = RobustInfoNCE()
+    assert objective.two_way is True and (objective.q, objective.lam) == (0.5, 0.01)
     assert objective.mi_lower_bound(torch.tensor(1.0), 63) is None
 
 
-def test_pipeline_with_dcl_logs_no_mi_bound() -> None:
-    pipe = Pipeline(views="sobel", encoder={"name": "convnet", "width": 4, "depth": 2}, objective="dcl", dataset_size=8)
+def test_pipeline_with_rince_logs_no_mi_bound() -> None:
+    pipe = Pipeline(views="sobel", encoder={"name": "convnet", "width": 4, "depth": 2}, objective="rince", dataset_size=8)
     out = pipe({"image": torch.rand(8, 3, 16, 16), "index": torch.arange(8)})
     assert torch.isfinite(out.loss)
     assert not any(key.startswith("mi_lower_bound/") for key in out.metrics)
@@ -233,6 +243,6 @@ def test_views_and_loss_stay_on_the_device() -> None:
     views = SobelViews(edges="xy")({"image": image}, IDENTITY)
     assert all(v.device == image.device for v in views)
     logits = torch.randn(4, 5, device="cuda")
-    loss = decoupled_contrastive_loss(logits, torch.arange(4, device="cuda"))
+    loss = robust_info_nce(logits, torch.arange(4, device="cuda"))
     assert loss.device == logits.device
-    assert torch.allclose(loss.cpu().double(), naive_dcl(logits.cpu().double(), torch.arange(4)), atol=1e-5)
+    assert torch.allclose(loss.cpu().double(), naive_rince(logits.cpu().double(), torch.arange(4), 0.5, 0.01), atol=1e-5)
