@@ -43,7 +43,7 @@ from contrastkit import distributed
 from contrastkit.errors import InvalidParameter
 from contrastkit.interfaces import Critic, PairLogits
 from contrastkit.negatives._checks import check_pair_inputs, gathered_update_rows
-from contrastkit.negatives.queue import enqueue_positions
+from contrastkit.negatives.queue import fifo_slots
 
 __all__ = ["NearestNeighbourPositives", "nearest_neighbours"]
 
@@ -116,15 +116,10 @@ class NearestNeighbourPositives(nn.Module):
         """Enqueue view 1's embeddings of the step (every rank's under DDP), overwriting the oldest."""
         rows, _ = gathered_update_rows("nnclr", embeddings, index, num_views=self.num_views,
                                        embedding_dim=self.embedding_dim, store=self.support[None])
-        keys = rows[0]
-        start = self.ptr
-        if keys.shape[0] > self.size:  # only the last ``size`` survive, where one-by-one enqueuing puts them
-            start = start + (keys.shape[0] - self.size)
-            keys = keys[-self.size :]
-        positions = enqueue_positions(start, keys.shape[0], self.size)
+        positions, skip = fifo_slots(self.ptr, rows.shape[1], self.size)
         # Out of place: this step's nearest neighbours were read from the old support set.
-        self.support = self.support.index_copy(0, positions, keys)
-        self.ptr = (start + keys.shape[0]) % self.size
+        self.support = self.support.index_copy(0, positions, rows[0, skip:])
+        self.ptr = (self.ptr + rows.shape[1]) % self.size
 
     def extra_repr(self) -> str:
         return f"size={self.size}, embedding_dim={self.embedding_dim}"

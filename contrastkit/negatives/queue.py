@@ -67,7 +67,7 @@ from contrastkit.errors import InvalidParameter
 from contrastkit.interfaces import Critic, PairLogits
 from contrastkit.negatives._checks import check_pair_inputs, gathered_update_rows
 
-__all__ = ["QueueNegatives", "enqueue_positions"]
+__all__ = ["QueueNegatives", "enqueue_positions", "fifo_slots"]
 
 
 def enqueue_positions(ptr: Tensor, count: int, size: int) -> Tensor:
@@ -81,6 +81,22 @@ def enqueue_positions(ptr: Tensor, count: int, size: int) -> Tensor:
     return (ptr + torch.arange(count, device=ptr.device)) % size
 
 
+
+
+def fifo_slots(ptr: Tensor, count: int, size: int) -> tuple[Tensor, int]:
+    """Where ``count`` new rows go in a FIFO of ``size`` written at ``ptr``: ``(positions, skip)``.
+
+    Only the last ``size`` rows survive (``skip`` leading rows are dropped), at the slots one-by-one
+    enqueuing would leave them; the next write position is ``(ptr + count) % size``.
+
+    Example:
+        >>> import torch
+        >>> positions, skip = fifo_slots(torch.tensor(1), 5, 3)
+        >>> positions.tolist(), skip
+        ([0, 1, 2], 2)
+    """
+    skip = max(0, count - size)
+    return enqueue_positions(ptr + skip, count - skip, size), skip
 
 
 class QueueNegatives(nn.Module):
@@ -159,11 +175,8 @@ class QueueNegatives(nn.Module):
         keys, index = gathered_update_rows("queue", embeddings, index, num_views=self.num_views,
                                            embedding_dim=self.embedding_dim, store=self.queue)
         count = keys.shape[1]
-        start = self.ptr
-        if count > self.size:  # only the last ``size`` keys survive; they land where one-by-one enqueuing puts them
-            start = start + (count - self.size)
-            keys, index = keys[:, -self.size :], index[-self.size :]
-        positions = enqueue_positions(start, keys.shape[1], self.size)
+        positions, skip = fifo_slots(self.ptr, count, self.size)
+        keys, index = keys[:, skip:], index[skip:]
         # Out of place: this step's logits saved the old queue for their backward (the gradient w.r.t.
         # the anchors needs it), so writing into it would break that backward. One [M, K, D] copy a step.
         self.queue = self.queue.index_copy(1, positions, keys)
