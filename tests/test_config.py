@@ -139,7 +139,7 @@ CASES = [
     (
         "unknown-plugin-parameter-lists-parameters",
         SMALL + "[critic]\nxyz = 1\n",
-        "critic.xyz: unknown parameter of critics 'cosine'; parameters: head, embedding_dim, temperature, hidden, shared_head, learn_temperature, temperature_range",
+        "critic.xyz: unknown parameter of critics 'cosine'; parameters: head, embedding_dim, temperature, hidden, shared_head, learn_temperature, temperature_range, predictor",
     ),
     (
         "plugin-parameter-wrong-type",
