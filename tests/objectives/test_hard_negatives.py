@@ -15,6 +15,7 @@ from contrastkit.objectives.debiased import debiased_contrastive_loss
 from contrastkit.objectives.hard_negatives import HardNegatives, hard_negative_loss
 from contrastkit.objectives.infonce import info_nce
 from contrastkit.testing import check_objective, check_registered
+from tests.objectives._cases import cosine_case
 
 NEG_INF = float("-inf")
 
@@ -38,24 +39,6 @@ def naive_hard(logits: torch.Tensor, target: torch.Tensor, beta: float, tau_plus
             ng = 0.0
         total += -math.log(pos / (pos + ng))
     return total / len(target)
-
-
-def cosine_case(seed: int, excluded_fraction: float = 0.3) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """Cosine-critic logits cos / t [B, K+1] (float64), random sizes and targets, some -inf columns."""
-    gen = torch.Generator().manual_seed(seed)
-    b = int(torch.randint(1, 24, (1,), generator=gen))
-    k = int(torch.randint(1, 30, (1,), generator=gen))
-    d = int(torch.randint(2, 12, (1,), generator=gen))
-    t = float(torch.empty(1, dtype=torch.float64).uniform_(0.1, 1.0, generator=gen))
-    anchors = torch.nn.functional.normalize(torch.randn(b, d, generator=gen, dtype=torch.float64), dim=-1)
-    candidates = torch.nn.functional.normalize(torch.randn(b, k + 1, d, generator=gen, dtype=torch.float64), dim=-1)
-    logits = torch.einsum("bd,bkd->bk", anchors, candidates) / t
-    target = torch.randint(0, k + 1, (b,), generator=gen)
-    excluded = torch.rand(b, k + 1, generator=gen) < excluded_fraction
-    if b > 1 and excluded_fraction > 0:
-        excluded[-1] = True  # one anchor keeps no negative at all
-    excluded[torch.arange(b), target] = False
-    return logits.masked_fill(excluded, NEG_INF), target, t
 
 
 def authors_code_hard(z1: torch.Tensor, z2: torch.Tensor, t: float, beta: float, tau_plus: float) -> torch.Tensor:
