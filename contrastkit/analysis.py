@@ -134,7 +134,7 @@ def _dataset_for_views(pipeline: nn.Module, dataset: Any, seed: int) -> Any:
 
 def _batches(pipeline: nn.Module, dataset: Any, *, batch_size: int, seed: int, shuffle: bool) -> Iterator[Any]:
     """Full batches of ``batch_size`` (K stays ``B - 1``), epoch after epoch when ``shuffle``, else one pass."""
-    from contrastkit.trainer import EpochBatchSampler
+    from contrastkit.samplers import EpochBatchSampler
 
     if len(dataset) < batch_size:
         split = getattr(dataset, "split", "?")

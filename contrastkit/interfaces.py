@@ -42,8 +42,10 @@ __all__ = [
     "Batch",
     "Critic",
     "Dataset",
+    "EncodedImageSource",
     "Encoder",
     "NegativeSampler",
+    "LabelledBatchSource",
     "LabelledObjective",
     "Objective",
     "PairLogits",
@@ -403,6 +405,26 @@ class PositiveSupplier(Protocol):
 
 
 @runtime_checkable
+class LabelledBatchSource(Protocol):
+    """A view maker that trains on whole labelled batches alternating with unlabelled ones (InfoMin).
+
+    ``labelled_batch_indices(dataset_size) -> Tensor | None``: the dataset indices whose labels it
+    uses, or ``None`` for ordinary shuffled batches (e.g. once frozen). Given indices, the trainer
+    draws its batches from :class:`~contrastkit.samplers.AlternatingBatchSampler`: a batch of them,
+    then a batch of the other samples, in turn.
+
+    Example:
+        >>> from contrastkit.views.learned_flow import LearnedFlowViews
+        >>> maker = LearnedFlowViews(num_layers=1, hidden=4, supervised_label="digit", num_classes=10,
+        ...                          labelled_fraction=0.5, labelled_batches="alternate")
+        >>> isinstance(maker, LabelledBatchSource), maker.labelled_batch_indices(8).tolist()
+        (True, [0, 2, 4, 5, 7])
+    """
+
+    def labelled_batch_indices(self, dataset_size: int) -> Tensor | None: ...
+
+
+@runtime_checkable
 class Regularizer(Protocol):
     """An extra loss term computed from the same logits, per view pair (e.g. ReLIC's invariance KL).
 
@@ -442,6 +464,28 @@ class Dataset(Protocol):
     def __len__(self) -> int: ...
 
     def __getitem__(self, index: int) -> dict[str, Tensor]: ...
+
+
+@runtime_checkable
+class EncodedImageSource(Protocol):
+    """A dataset whose items can carry encoded image files, decoded as a batch on the training device.
+
+    ``decodes_on_device`` says whether they do (``image-folder`` with ``decode = "device"`` on a
+    machine with CUDA): items then hold ``encoded`` bytes instead of ``image`` pixels, and
+    :meth:`Pipeline.prepare_batch <contrastkit.pipeline.Pipeline.prepare_batch>` decodes them
+    (:func:`~contrastkit.datasets.encoded_images.decode_batch`). The trainer refuses to combine it
+    with an augmentation that needs pixels in the DataLoader workers.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from contrastkit.datasets.image_folder import ImageFolderDataset
+        >>> ds = ImageFolderDataset(**ImageFolderDataset.contract_params_for(Path(tempfile.mkdtemp())))
+        >>> isinstance(ds, EncodedImageSource), ds.decodes_on_device
+        (True, False)
+    """
+
+    decodes_on_device: bool
 
 
 @runtime_checkable

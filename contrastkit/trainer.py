@@ -48,11 +48,13 @@ from contrastkit.checkpoint import (
 )
 from contrastkit import distributed
 from contrastkit.config import Config, EvalConfig, LogConfig, Stage, TrainConfig
+from contrastkit.datasets.encoded_images import decode_batch, is_encoded
 from contrastkit.errors import CheckpointError, ConfigError, TrainingError, close_matches
 from contrastkit.evaluation import KnnResult, evaluate
-from contrastkit.interfaces import describe, is_trainable
+from contrastkit.interfaces import EncodedImageSource, LabelledBatchSource, describe, is_trainable
 from contrastkit.optim import LARS, param_groups, warmup_cosine
 from contrastkit.pipeline import Pipeline
+from contrastkit.samplers import AlternatingBatchSampler, EpochBatchSampler
 from contrastkit.preflight import check_free_space, check_run_dir, checkpoint_bytes
 
 __all__ = [
@@ -97,60 +99,6 @@ def select_device(requested: str) -> torch.device:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"train.device: MPS is not available on this machine; use 'auto' or 'cpu' (got {requested!r})")
     return device
-
-
-class EpochBatchSampler(torch.utils.data.Sampler[list[int]]):
-    """Full shuffled batches whose order depends only on ``(seed, epoch)``; can start mid-epoch.
-
-    That is what makes resuming exact: the run's position is ``(epoch, batches done)`` and the
-    remaining batches are regenerated, not replayed. Runs in the main process, so it works with
-    persistent DataLoader workers.
-
-    Distributed (``world_size = W > 1``): every rank draws the same permutation, cut into *global*
-    batches of ``W * batch_size``; rank ``r`` takes the ``r``-th slice of each. So ``W`` processes
-    with batch ``B`` see exactly the samples one process with batch ``W * B`` sees, step by step
-    (what makes a distributed run comparable with a single-process one), and the position to resume
-    from is the same number on every rank.
-
-    Example:
-        >>> s = EpochBatchSampler(10, batch_size=4, seed=0)
-        >>> len(s), len(list(s))
-        (2, 2)
-        >>> first = list(s); s.set_epoch(0, start_batch=1); list(s) == first[1:]
-        True
-        >>> whole = list(EpochBatchSampler(10, batch_size=4, seed=0))
-        >>> halves = [list(EpochBatchSampler(10, batch_size=2, seed=0, rank=r, world_size=2)) for r in (0, 1)]
-        >>> [a + b for a, b in zip(*halves)] == whole
-        True
-    """
-
-    def __init__(self, size: int, *, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} outside world_size {world_size}")
-        self.size, self.batch_size, self.seed = size, batch_size, seed
-        self.rank, self.world_size = rank, world_size
-        self.epoch, self.start_batch = 0, 0
-
-    def set_epoch(self, epoch: int, *, start_batch: int = 0) -> None:
-        """Select the epoch's permutation and skip its first ``start_batch`` batches."""
-        self.epoch, self.start_batch = epoch, start_batch
-
-    @property
-    def batches_per_epoch(self) -> int:
-        """Full (global) batches in one epoch (a last partial batch is dropped: K stays B - 1)."""
-        return self.size // (self.batch_size * self.world_size)
-
-    def __len__(self) -> int:
-        return self.batches_per_epoch - self.start_batch
-
-    def __iter__(self) -> Iterator[list[int]]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order = torch.randperm(self.size, generator=generator)
-        global_batch = self.batch_size * self.world_size
-        n = self.batches_per_epoch * global_batch
-        mine = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
-        for batch in order[:n].view(-1, global_batch)[self.start_batch :, mine]:
-            yield batch.tolist()
 
 
 @attrs.frozen
@@ -299,6 +247,13 @@ class Trainer:
                 f"accumulation steps is larger than the dataset ({len(dataset)} samples); lower batch_size (it is "
                 f"per process) or use fewer processes (got {cfg.batch_size})"
             )
+        self.make_sampler()  # a labelled set too small for one batch fails here, before training
+        workers = [a for a in self.pipeline.worker_augmentations if a is not None]
+        if isinstance(dataset, EncodedImageSource) and dataset.decodes_on_device and workers:
+            raise ConfigError(
+                f"data.decode: 'device' sends JPEG bytes to the device, but augment {describe(workers[0])!r} runs in "
+                "DataLoader workers and needs pixels there; use decode = 'workers' or a device augmentation (got 'device')"
+            )
         if cfg.sync_batchnorm and self.world_size > 1 and self.device.type != "cuda":
             raise ConfigError(
                 "train.sync_batchnorm: SyncBatchNorm needs CUDA (torch has none for the CPU); set it to false "
@@ -416,8 +371,24 @@ class Trainer:
             )
         return groups
 
-    def make_loader(self, sampler: EpochBatchSampler | None = None) -> torch.utils.data.DataLoader:
-        """The training DataLoader: batches from an :class:`EpochBatchSampler` seeded by ``train.seed``.
+    def make_sampler(self) -> EpochBatchSampler | AlternatingBatchSampler:
+        """This rank's batch sampler, seeded by ``train.seed``: shuffled full batches, or alternating
+        labelled and unlabelled ones when the view maker asks for them (a :class:`LabelledBatchSource`).
+        """
+        cfg, size = self.train_cfg, len(self.pipeline.dataset)
+        view_maker = self.pipeline.view_maker
+        labelled = view_maker.labelled_batch_indices(size) if isinstance(view_maker, LabelledBatchSource) else None
+        if labelled is None:
+            return EpochBatchSampler(size, batch_size=cfg.batch_size, seed=cfg.seed, rank=self.rank,
+                                     world_size=self.world_size)
+        try:
+            return AlternatingBatchSampler(size, labelled=labelled, batch_size=cfg.batch_size, seed=cfg.seed,
+                                           rank=self.rank, world_size=self.world_size)
+        except ValueError as exc:
+            raise ConfigError(f"views.labelled_batches: {exc}") from None
+
+    def make_loader(self, sampler: EpochBatchSampler | AlternatingBatchSampler | None = None) -> torch.utils.data.DataLoader:
+        """The training DataLoader: batches from :meth:`make_sampler` unless ``sampler`` is given.
 
         Worker-side augmentations (e.g. ``albumentations``) wrap the dataset here so each item
         carries its per-view augmented copies. The loader has its own generator (see
@@ -431,7 +402,7 @@ class Trainer:
 
             dataset = WorkerAugmentedDataset(dataset, workers, seed=cfg.seed)
         if sampler is None:
-            sampler = EpochBatchSampler(len(self.pipeline.dataset), batch_size=cfg.batch_size, seed=cfg.seed)
+            sampler = self.make_sampler()
         return torch.utils.data.DataLoader(
             dataset,
             batch_sampler=sampler,
@@ -593,8 +564,7 @@ class Trainer:
         optimizers = [o for o in (optimizer, view_optimizer) if o is not None]
         scaler = torch.amp.GradScaler(self.device.type) if cfg.precision == "fp16" else None
 
-        sampler = EpochBatchSampler(len(pipeline.dataset), batch_size=cfg.batch_size, seed=cfg.seed,
-                                    rank=self.rank, world_size=self.world_size)
+        sampler = self.make_sampler()
         steps_per_epoch = sampler.batches_per_epoch // cfg.accumulate_steps
         total_steps = cfg.max_steps if cfg.max_steps is not None else steps_per_epoch * cfg.epochs
 
@@ -871,6 +841,8 @@ class Trainer:
         n = min(self.log_cfg.projector_samples, len(dataset))
         loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, range(n)), batch_size=n)
         batch = next(iter(loader))
+        if is_encoded(batch):  # thumbnails need pixels
+            batch = decode_batch(batch, torch.device("cpu"))
         was_training = pipeline.training
         pipeline.eval()
         features = pipeline.features(batch).float().cpu()
@@ -1045,7 +1017,7 @@ def _log_learned_views(writer: Any, pipeline: Pipeline, batch: Any, step: int, *
     display = getattr(pipeline.view_maker, "learned_views_for_display", None)
     if not callable(display):
         return
-    image = batch["image"][:max_images]
+    image = (decode_batch(batch, pipeline.device) if is_encoded(batch) else batch)["image"][:max_images]
     images = pipeline.prepare_batch({"image": image})["image"]
     writer.add_images("learned_views/input", images.detach().float().cpu().clamp(0, 1), step)
     for i, view in enumerate(display(images)):

@@ -58,7 +58,7 @@ __all__ = [
 
 #: Applied to every arm by ``--quick``: a smoke run of the whole experiment (tests, CI), not a result.
 QUICK_SETTINGS: dict[str, Any] = {
-    "data.size": 128,
+    "data.size": 512,  # 10% labelled (learned-views) must still fill a whole batch of 32
     "train.batch_size": 32,
     "train.max_steps": 2,
     "train.warmup_steps": 0,

@@ -107,6 +107,7 @@ class LearnedFlowViews(nn.Module):
         supervised_weight: float = 1.0,
         labelled_fraction: float = 1.0,
         classifier_lr: float | None = None,
+        labelled_batches: Literal["mixed", "alternate"] = "mixed",
     ) -> None:
         super().__init__()
         check_space(space)
@@ -128,6 +129,16 @@ class LearnedFlowViews(nn.Module):
         if classifier_lr is not None and supervised_label is None:
             raise InvalidParameter("classifier_lr", "only applies with supervised_label (the classifiers); remove it",
                                    classifier_lr)
+        if labelled_batches not in ("mixed", "alternate"):
+            raise InvalidParameter(
+                "labelled_batches", 'must be "mixed" (labelled samples spread over every batch) or "alternate" '
+                "(whole labelled batches in turn with unlabelled ones, InfoMin's schedule)", labelled_batches,
+            )
+        if labelled_batches == "alternate" and (supervised_label is None or labelled_fraction == 1):
+            raise InvalidParameter(
+                "labelled_batches", '"alternate" needs supervised_label and a labelled_fraction below 1 '
+                "(there must be labelled and unlabelled samples to alternate)", labelled_batches,
+            )
         groups = check_channel_groups(split if split is not None else _DEFAULT_SPLIT, parameter="split")
         # PixelFlow names num_layers / hidden / init itself in its InvalidParameter messages.
         self.flow = PixelFlow(
@@ -142,6 +153,7 @@ class LearnedFlowViews(nn.Module):
         self.num_classes = num_classes
         self.supervised_weight = float(supervised_weight)
         self.labelled_fraction = float(labelled_fraction)
+        self.labelled_batches = labelled_batches
         #: The classifiers' own learning rate (``None``: the view maker's, ``train.view_maker_lr``).
         self.classifier_lr = None if classifier_lr is None else float(classifier_lr)
         # Built in both modes so a stage-1 state dict (flow + classifiers) loads into the frozen stage 2,
@@ -199,6 +211,24 @@ class LearnedFlowViews(nn.Module):
             251
         """
         return labelled_mask(index, self.labelled_fraction)
+
+    def labelled_batch_indices(self, dataset_size: int) -> Tensor | None:
+        """The labelled dataset indices, for whole labelled batches (``labelled_batches = "alternate"``).
+
+        ``None`` (ordinary shuffled batches) with ``"mixed"`` or once frozen. The trainer then
+        alternates a batch of these indices with a batch of the others
+        (:class:`~contrastkit.samplers.AlternatingBatchSampler`), so the cross-entropy term sees a
+        whole batch of labels every other step instead of ``labelled_fraction`` of every batch.
+
+        Example:
+            >>> maker = LearnedFlowViews(num_layers=1, hidden=4, supervised_label="digit", num_classes=10,
+            ...                          labelled_fraction=0.1, labelled_batches="alternate")
+            >>> len(maker.labelled_batch_indices(1000))
+            100
+        """
+        if self.labelled_batches != "alternate" or self.mode != "adversarial":
+            return None
+        return labelled_mask(torch.arange(dataset_size), self.labelled_fraction).nonzero().squeeze(1)
 
     def auxiliary_loss(self, batch: Batch, views: Sequence[Tensor]) -> Tensor | None:
         """InfoMin's semi-supervised term ``supervised_weight * (CE(c1(v1), y) + CE(c2(v2), y))``.
