@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from contrastkit.config import Config, PluginTable, load_config
+from contrastkit.datasets.encoded_images import decode_batch, is_encoded
 from contrastkit.errors import ConfigError, ContrastkitError, ShapeError, close_matches
 from contrastkit.factories import build_component, factory_parameters, split_spec
 from contrastkit.interfaces import (
@@ -460,8 +461,14 @@ class Pipeline(nn.Module):
         return augmentation(images)
 
     def prepare_batch(self, batch: Batch) -> dict[str, Tensor]:
-        """Move a batch to the pipeline's device; uint8 images become float in [0, 1] there."""
+        """Move a batch to the pipeline's device; uint8 images become float in [0, 1] there.
+
+        A batch of encoded JPEG files (``image-folder`` with ``decode = "device"``) is decoded on the
+        device first (:func:`~contrastkit.datasets.encoded_images.decode_batch`).
+        """
         device = self.device
+        if is_encoded(batch):
+            batch = decode_batch(batch, device)
         moved = {k: (v.to(device, non_blocking=True) if isinstance(v, Tensor) else v) for k, v in batch.items()}
         image = moved.get("image")
         if image is None:

@@ -14,6 +14,11 @@ built once at construction, sorted, so indices are stable from run to run. A fil
 decoded raises, when it is read, a one-line error naming it; :meth:`ImageFolderDataset.verify`
 checks every file up front.
 
+``decode = "device"`` (JPEG files only) makes items carry each file's bytes instead of its pixels;
+the batch is then decoded at once on the training device (nvJPEG on CUDA), centre-cropped and
+resized there (:mod:`contrastkit.datasets.encoded_images`). Without CUDA the workers decode with
+Pillow as usual (the fallback), so a recipe runs everywhere.
+
 Splits: ``split="test"`` reads ``test_root``; without one it reads ``root`` again (the kNN probe then
 scores the training images, which measures fit, not generalisation). With ``test_root``, the class
 list is the sorted union of both folders' top-level subfolders, so a class has the same index in
@@ -50,6 +55,7 @@ from contrastkit.datasets._images import (
     normalize_extensions,
     verify_image,
 )
+from contrastkit.datasets.encoded_images import JPEG_EXTENSIONS, encoded_item
 from contrastkit.errors import InvalidParameter
 
 __all__ = ["ImageFolderDataset"]
@@ -78,12 +84,19 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         extensions: tuple[str, ...] = IMAGE_EXTENSIONS,
         test_root: str | None = None,
         channels: Literal["rgb", "gray"] = "rgb",
+        decode: Literal["workers", "device"] = "workers",
     ) -> None:
         if split not in ("train", "test"):
             raise InvalidParameter("split", "must be 'train' or 'test'", split)
         if channels not in ("rgb", "gray"):
             raise InvalidParameter("channels", "must be 'rgb' or 'gray'", channels)
+        if decode not in ("workers", "device"):
+            raise InvalidParameter(
+                "decode", "must be 'workers' (Pillow in DataLoader workers) or 'device' (JPEG bytes decoded as a "
+                "batch on the training device)", decode,
+            )
         self.split = split
+        self.decode = decode
         self.image_size = check_size(image_size)
         self.extensions = normalize_extensions(extensions)
         self.channels = channels
@@ -100,6 +113,17 @@ class ImageFolderDataset(torch.utils.data.Dataset):
                 parameter, f"no image files ({shown}, ...) under this folder; add images or set extensions", given
             )
         self.paths: tuple[str, ...] = tuple(os.fspath(p) for p in files)
+        if decode == "device":
+            not_jpeg = [p for p in self.paths if not p.lower().endswith(JPEG_EXTENSIONS)]
+            if not_jpeg:
+                raise InvalidParameter(
+                    "decode", f"'device' decodes JPEG files only, and {not_jpeg[0]} is not one ({len(not_jpeg)} "
+                    "such files); use decode = 'workers' or convert the files", decode,
+                )
+        #: Whether items carry JPEG bytes for :func:`~contrastkit.datasets.encoded_images.decode_batch`:
+        #: ``decode = "device"`` on a machine with CUDA; without it the workers decode (the fallback).
+        #: Set it to ``True`` to decode batches in the main process of a CPU run.
+        self.decodes_on_device = decode == "device" and torch.cuda.is_available()
         folders = (train_folder,) if test_folder is None else (train_folder, test_folder)
         classes = class_folders(*folders)
         names = file_classes(self.root, files, classes)
@@ -116,12 +140,14 @@ class ImageFolderDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> dict[str, Tensor]:
+    def __getitem__(self, index: int) -> dict[str, Any]:
         index = check_index("image-folder", index, len(self))
-        item = {
-            "image": load_image(self.paths[index], size=self.image_size, channels=self.channels),
-            "index": torch.tensor(index, dtype=torch.int64),
-        }
+        item: dict[str, Any]
+        if self.decodes_on_device:
+            item = encoded_item(self.paths[index], size=self.image_size, channels=3 if self.channels == "rgb" else 1)
+        else:
+            item = {"image": load_image(self.paths[index], size=self.image_size, channels=self.channels)}
+        item["index"] = torch.tensor(index, dtype=torch.int64)
         if self.targets is not None:
             item["class"] = self.targets[index]
         return item
