@@ -16,6 +16,11 @@ Two comparisons, each on the same inputs, device and float32:
    difference. Targets: contrastkit no slower and no more peak memory than the reference, and no
    intermediate of size ``N^2 * D`` (the report prints the largest single allocation).
 
+   With lightly installed (``pip install -e .[bench]``) the same sizes also compare **NT-Xent**
+   (``same_view_negatives``, SimCLR's loss) with lightly's ``NTXentLoss``: ``2 * NTXentLoss(z1, z2)``
+   (lightly averages the ``2N`` anchors, contrastkit sums the two directions) against contrastkit's
+   path with ``same_view=True``. Target on a GPU: contrastkit / lightly <= 0.9.
+
 2. **One memory-bank step** with a bank of ``n`` samples (``--bank-size``), ``K`` negatives
    (``--negatives``), batch ``B`` (``--batch``), ``D`` dimensions: sample, score, loss, update and
    the backward pass to the two views' embeddings:
@@ -83,6 +88,7 @@ from contrastkit.trainer import select_device
 
 INFONCE_TARGET = 1.0  # contrastkit / reference, time and peak memory: at most
 BANK_TARGET = 2.0  # CMC / contrastkit, memory-bank step time: at least
+NTXENT_TARGET = 0.9  # contrastkit / lightly's NTXentLoss, time on a GPU: at most
 SEED = 0
 MIB = 2.0**20
 
@@ -240,6 +246,8 @@ class BenchmarkResult:
     device: str
     infonce: list[InfoNCEResult]
     bank: BankResult
+    #: NT-Xent against lightly's ``NTXentLoss`` per size (``reference`` = lightly); empty without lightly.
+    ntxent: list[InfoNCEResult] = attrs.field(factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for ``--json``."""
@@ -250,8 +258,9 @@ class BenchmarkResult:
             "threads": torch.get_num_threads(),
             "infonce": [r.as_dict() for r in self.infonce],
             "memory_bank": self.bank.as_dict(),
+            "ntxent_lightly": [r.as_dict() for r in self.ntxent],
             "targets": {"infonce_time_ratio_max": INFONCE_TARGET, "infonce_memory_ratio_max": INFONCE_TARGET,
-                        "memory_bank_speedup_min": BANK_TARGET},
+                        "memory_bank_speedup_min": BANK_TARGET, "ntxent_lightly_time_ratio_max": NTXENT_TARGET},
         }
 
 
@@ -395,7 +404,8 @@ def run_rounds(
 
 
 def contrastkit_loss(
-    critic: CosineCritic, negatives: Any, objective: InfoNCE, f1: Tensor, f2: Tensor, index: Tensor
+    critic: CosineCritic, negatives: Any, objective: InfoNCE, f1: Tensor, f2: Tensor, index: Tensor,
+    *, same_view: bool = False,
 ) -> Tensor:
     """``Pipeline.forward``'s loss for the view pair (1, 2) from features ``f1``, ``f2`` ``[B, F]``.
 
@@ -404,6 +414,8 @@ def contrastkit_loss(
     summed (``two_way``), the logged metrics detached; then ``negatives.update`` with the detached
     embeddings (as in training mode). As in the pipeline, the reverse direction reuses the forward
     logits transposed when the critic is symmetric and the sampler offers ``reverse_pair_logits``.
+    ``same_view=True`` is NT-Xent (``same_view_negatives``): ``pair_logits(..., same_view=True)``
+    both ways, and no transpose (the pipeline's rule).
 
     Example:
         >>> critic = CosineCritic(feature_dims=(4, 4), head="none", temperature=0.5)
@@ -412,16 +424,19 @@ def contrastkit_loss(
         >>> round(float(contrastkit_loss(critic, sampler, InfoNCE(), f, f, torch.arange(3))), 4)
         0.4791
     """
+    options = {"same_view": True} if same_view else {}
     embeddings = [critic.embed(f1, view=0), critic.embed(f2, view=1)]
-    forward = negatives.pair_logits(critic, embeddings[0], embeddings[1], index=index, anchor_view=0, target_view=1)
+    forward = negatives.pair_logits(critic, embeddings[0], embeddings[1], index=index, anchor_view=0, target_view=1,
+                                    **options)
     loss = objective(forward.logits, forward.target)
     mi = objective.mi_lower_bound(loss, forward.num_negatives)
     backward = None
-    if getattr(critic, "symmetric", False) and callable(getattr(negatives, "reverse_pair_logits", None)):
+    if not same_view and getattr(critic, "symmetric", False) and callable(getattr(negatives, "reverse_pair_logits",
+                                                                                  None)):
         backward = negatives.reverse_pair_logits(forward)  # the pipeline's rule: transposed when valid
     if backward is None:
         backward = negatives.pair_logits(critic, embeddings[1], embeddings[0], index=index, anchor_view=1,
-                                         target_view=0)
+                                         target_view=0, **options)
     loss_back = objective(backward.logits, backward.target)
     mi_back = objective.mi_lower_bound(loss_back, backward.num_negatives)
     loss = loss + loss_back
@@ -445,31 +460,40 @@ def reference_infonce(f1: Tensor, f2: Tensor, temperature: float) -> Tensor:
     return F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)
 
 
-def run_infonce(settings: Settings, n: int, device: torch.device) -> InfoNCEResult:
-    """Both InfoNCE sides at batch ``n``: cross-check, memory pass, then the timed rounds."""
-    d = settings.dim
+def _features(settings: Settings, n: int, device: torch.device) -> tuple[Tensor, Tensor]:
     gen = torch.Generator().manual_seed(SEED + n)
-    f1 = torch.randn(n, d, generator=gen).to(device).requires_grad_(True)
-    f2 = torch.randn(n, d, generator=gen).to(device).requires_grad_(True)
-    index = torch.arange(n, device=device)
-    critic = CosineCritic(feature_dims=(d, d), head="none", temperature=settings.temperature).to(device)
-    sampler = InBatchNegatives(num_views=2, dataset_size=n, embedding_dim=d)
-    objective = InfoNCE(two_way=True)
+    f1 = torch.randn(n, settings.dim, generator=gen).to(device).requires_grad_(True)
+    f2 = torch.randn(n, settings.dim, generator=gen).to(device).requires_grad_(True)
+    return f1, f2
+
+
+def compare_losses(
+    settings: Settings, n: int, device: torch.device, f1: Tensor, f2: Tensor,
+    reference_loss: Callable[[], Tensor], framework_loss: Callable[[], Tensor],
+) -> InfoNCEResult:
+    """Two scalar losses of ``f1, f2``: cross-check (value, input gradients), memory pass, timed rounds.
+
+    Example:
+        >>> s = Settings(device="cpu", sizes=[4], dim=3, repeats=1, warmup=0)
+        >>> f1, f2 = _features(s, 4, torch.device("cpu"))
+        >>> r = compare_losses(s, 4, torch.device("cpu"), f1, f2, lambda: (f1 * f2).sum(), lambda: (f2 * f1).sum())
+        >>> r.loss_diff, r.grad_diff
+        (0.0, 0.0)
+    """
 
     def clear() -> None:
         f1.grad = f2.grad = None
 
     def reference() -> Tensor:
-        loss = reference_infonce(f1, f2, settings.temperature)
+        loss = reference_loss()
         loss.backward()
         return loss
 
     def framework() -> Tensor:
-        loss = contrastkit_loss(critic, sampler, objective, f1, f2, index)
+        loss = framework_loss()
         loss.backward()
         return loss
 
-    # Cross-check: same loss, same gradients.
     clear()
     ref_loss = reference()
     ref_grads = [f1.grad.clone(), f2.grad.clone()]  # type: ignore[union-attr]
@@ -477,7 +501,6 @@ def run_infonce(settings: Settings, n: int, device: torch.device) -> InfoNCEResu
     ck_loss = framework()
     grad_diff = max(float((g - r).abs().max()) for g, r in zip((f1.grad, f2.grad), ref_grads))
     ref_value, ck_value = float(ref_loss.detach()), float(ck_loss.detach())
-    loss_diff = abs(ck_value - ref_value)
     del ref_grads
 
     memory = []
@@ -485,17 +508,64 @@ def run_infonce(settings: Settings, n: int, device: torch.device) -> InfoNCEResu
         clear()
         memory.append(measure_memory(fn, device))
     clear()
-    sides = [(clear, reference), (clear, framework)]
-    ms = run_rounds(sides, device, repeats=settings.repeats, warmup=settings.warmup)
+    ms = run_rounds([(clear, reference), (clear, framework)], device, repeats=settings.repeats,
+                    warmup=settings.warmup)
     clear()
     return InfoNCEResult(
-        n=n,
-        reference=Timing(ms[0], *memory[0]),
-        contrastkit=Timing(ms[1], *memory[1]),
-        reference_loss=ref_value,
-        contrastkit_loss=ck_value,
-        loss_diff=loss_diff,
-        grad_diff=grad_diff,
+        n=n, reference=Timing(ms[0], *memory[0]), contrastkit=Timing(ms[1], *memory[1]), reference_loss=ref_value,
+        contrastkit_loss=ck_value, loss_diff=abs(ck_value - ref_value), grad_diff=grad_diff,
+    )
+
+
+def run_infonce(settings: Settings, n: int, device: torch.device) -> InfoNCEResult:
+    """Two-way InfoNCE at batch ``n``: the written-out reference against contrastkit's pipeline path."""
+    d = settings.dim
+    f1, f2 = _features(settings, n, device)
+    index = torch.arange(n, device=device)
+    critic = CosineCritic(feature_dims=(d, d), head="none", temperature=settings.temperature).to(device)
+    sampler = InBatchNegatives(num_views=2, dataset_size=n, embedding_dim=d)
+    objective = InfoNCE(two_way=True)
+    return compare_losses(
+        settings, n, device, f1, f2, lambda: reference_infonce(f1, f2, settings.temperature),
+        lambda: contrastkit_loss(critic, sampler, objective, f1, f2, index),
+    )
+
+
+def lightly_ntxent() -> Callable[[Tensor, Tensor], Tensor] | None:
+    """lightly's ``NTXentLoss`` (``None`` when lightly is not installed: ``pip install -e .[bench]``).
+
+    Example:
+        >>> loss = lightly_ntxent()
+        >>> loss is None or callable(loss)
+        True
+    """
+    try:
+        from lightly.loss import NTXentLoss
+    except ImportError:
+        return None
+    return NTXentLoss
+
+
+def run_ntxent(settings: Settings, n: int, device: torch.device) -> InfoNCEResult | None:
+    """NT-Xent at batch ``n``: lightly's ``NTXentLoss`` against contrastkit's ``same_view_negatives`` path.
+
+    lightly returns the mean over the ``2N`` anchors; contrastkit the two directions' sum, twice
+    that, so lightly's side is scaled by 2 (one scalar multiply) for the same value and gradients.
+    ``None`` without lightly.
+    """
+    ntxent = lightly_ntxent()
+    if ntxent is None:
+        return None
+    d = settings.dim
+    f1, f2 = _features(settings, n, device)
+    index = torch.arange(n, device=device)
+    critic = CosineCritic(feature_dims=(d, d), head="none", temperature=settings.temperature).to(device)
+    sampler = InBatchNegatives(num_views=2, dataset_size=n, embedding_dim=d)
+    objective = InfoNCE(two_way=True, same_view_negatives=True)
+    lightly_loss = ntxent(temperature=settings.temperature).to(device)
+    return compare_losses(
+        settings, n, device, f1, f2, lambda: 2 * lightly_loss(f1, f2),
+        lambda: contrastkit_loss(critic, sampler, objective, f1, f2, index, same_view=True),
     )
 
 
@@ -830,8 +900,18 @@ def run_benchmark(settings: Settings, *, echo: Any = None) -> BenchmarkResult:
         if echo is not None:
             echo(f"InfoNCE N = {n} ...")
         infonce.append(run_infonce(settings, n, device))
+    ntxent = []
+    for n in settings.sizes:
+        if echo is not None:
+            echo(f"NT-Xent vs lightly N = {n} ...")
+        result = run_ntxent(settings, n, device)
+        if result is None:
+            if echo is not None:
+                echo("lightly is not installed (pip install -e .[bench]): NT-Xent comparison skipped")
+            break
+        ntxent.append(result)
     bank = run_memory_bank(settings, device, echo=echo)
-    return BenchmarkResult(settings, str(device), infonce, bank)
+    return BenchmarkResult(settings, str(device), infonce, bank, ntxent)
 
 
 def _mib(value: float | None) -> str:
@@ -876,6 +956,12 @@ def format_report(result: BenchmarkResult) -> str:
             f"InfoNCE N={r.n}: time ratio (contrastkit / reference) {r.time_ratio:.3f}, peak memory ratio "
             f"{_fmt(r.memory_ratio, '.3f')}; |loss diff| {r.loss_diff:.1e}, max |grad diff| {r.grad_diff:.1e}; "
             f"largest allocation {_mib(largest)} MiB (an N^2*D tensor: {n2d / MIB:.0f} MiB)"
+        )
+    for r in result.ntxent:
+        lines.append(
+            f"NT-Xent N={r.n}: lightly {r.reference.median:.2f} ms, contrastkit {r.contrastkit.median:.2f} ms, time "
+            f"ratio (contrastkit / lightly) {r.time_ratio:.3f} (target on a GPU <= {NTXENT_TARGET:g}), peak memory "
+            f"ratio {_fmt(r.memory_ratio, '.3f')}; |loss diff| {r.loss_diff:.1e}, max |grad diff| {r.grad_diff:.1e}"
         )
     b = result.bank
     lines.append(f"{'side':<34} {columns}")

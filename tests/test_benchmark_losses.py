@@ -104,3 +104,21 @@ def test_negatives_must_fit_the_bank(losses: ModuleType, capsys: pytest.CaptureF
         losses.main(["--device", "cpu", "--bank-size", "100", "--negatives", "100"])
     assert exc.value.code == 2
     assert "--negatives: must be below --bank-size" in capsys.readouterr().err
+
+
+def test_ntxent_matches_twice_lightlys_loss_and_reports_a_ratio(losses: ModuleType) -> None:
+    pytest.importorskip("lightly")
+    settings = losses.Settings(device="cpu", sizes=[32], dim=8, repeats=1, warmup=0)
+    result = losses.run_ntxent(settings, 32, torch.device("cpu"))
+    assert result.loss_diff < 1e-5 and result.grad_diff < 1e-6  # 2 * NTXentLoss == contrastkit's two-way sum
+    assert result.reference_loss > 1.0  # about 2 log(2N - 1) at random inputs
+    assert result.time_ratio == pytest.approx(result.contrastkit.median / result.reference.median)
+
+
+def test_ntxent_rows_are_left_out_without_lightly(losses: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(losses, "lightly_ntxent", lambda: None)
+    settings = losses.Settings(device="cpu", sizes=[16], dim=8, repeats=1, warmup=0, bank_size=200, negatives=16,
+                               batch=4)
+    result = losses.run_benchmark(settings)
+    assert result.ntxent == [] and result.as_dict()["ntxent_lightly"] == []
+    assert "NT-Xent" not in losses.format_report(result)

@@ -132,7 +132,7 @@ def test_unknown_only_name_exits_2_with_close_match() -> None:
     assert done.returncode == 2
     message = done.stderr.strip().splitlines()[-1]
     assert message == ("python -m benchmarks: error: --only: unknown benchmark 'overhed'; did you mean 'overhead'? "
-                       "choose from overhead, losses, augmentation, training")
+                       "choose from overhead, losses, augmentation, training, peers")
     assert done.stdout == ""
 
 

@@ -328,7 +328,7 @@ def apply_to_some(apply: Tensor, step: Callable[[Tensor | slice], Tensor], image
     rows = apply.nonzero().squeeze(1)
     out = images.clone()
     if rows.numel():
-        out[rows] = step(rows)
+        out[rows] = step(rows).to(out.dtype)  # under CPU autocast a convolution step returns bf16
     return out
 
 

@@ -26,8 +26,8 @@ from contrastkit.augmentations.batched import (
     to_device,
 )
 from contrastkit.augmentations.infomin import InfoMinAugmentation
-from contrastkit.errors import InvalidParameter
 from contrastkit.augmentations.simclr import SimCLRAugmentation
+from contrastkit.errors import InvalidParameter
 
 
 def test_crop_boxes_fit_and_follow_the_ranges() -> None:
@@ -216,3 +216,14 @@ def test_cpu_subset_path_equals_the_whole_batch_path() -> None:
     torch.testing.assert_close(apply_blur(x, blur, 5), keep(blur["blur"], gaussian_blur(x, blur["sigma"], 5), x))
     none = {"sigma": torch.ones(6), "blur": torch.zeros(6, dtype=torch.bool)}
     assert torch.equal(apply_blur(x, none, 5), x)
+
+
+@pytest.mark.parametrize("recipe", [SimCLRAugmentation, InfoMinAugmentation])
+def test_recipes_run_under_cpu_bf16_autocast_and_keep_the_input_dtype(recipe: type) -> None:
+    """A bf16-autocast CPU run (precision = "bf16"): the blur's convolution returns bf16 for some rows."""
+    torch.manual_seed(0)
+    images = torch.rand(8, 3, 16, 16)
+    augment = recipe(strength=1.0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = augment(images)
+    assert out.dtype == torch.float32 and out.shape == images.shape and torch.isfinite(out).all()
