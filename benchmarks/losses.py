@@ -684,7 +684,7 @@ class NCEAverage(nn.Module):
         self.multinomial.to(self.memory_l.device)
         return self
 
-    def forward(self, l: Tensor, ab: Tensor, y: Tensor, idx: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, l: Tensor, ab: Tensor, y: Tensor, idx: Tensor | None = None) -> tuple[Tensor, Tensor]:  # noqa: E741 - CMC's names (L and ab views)
         K = int(self.params[0].item())
         T = self.params[1].item()
         Z_l = self.params[2].item()

@@ -260,8 +260,7 @@ def run_bare(config: Config, dataset: Any, device: torch.device, clock: StepCloc
         dataset, batch_size=cfg.batch_size, shuffle=True, drop_last=True, pin_memory=device.type == "cuda"
     )
     pipeline.register_forward_pre_hook(clock)
-    steps = 0
-    for batch in loader:
+    for steps, batch in enumerate(loader, start=1):
         with _autocast(device, cfg.precision):
             loss = pipeline(batch).loss
         if scaler is not None:
@@ -272,7 +271,6 @@ def run_bare(config: Config, dataset: Any, device: torch.device, clock: StepCloc
             loss.backward()
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        steps += 1
         if steps == cfg.max_steps:
             break
     synchronize(device)

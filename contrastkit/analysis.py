@@ -30,15 +30,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from contrastkit.config import Config, PluginTable
 from contrastkit.errors import ConfigError, InvalidParameter, close_matches
+
+if TYPE_CHECKING:
+    from contrastkit.pipeline import Pipeline
 
 __all__ = [
     "SATURATION_FRACTION",
@@ -122,7 +125,7 @@ def in_batch_info_nce(scores: Tensor) -> Tensor:
 
 
 # -- data ------------------------------------------------------------------------------------------
-def _dataset_for_views(pipeline: nn.Module, dataset: Any, seed: int) -> Any:
+def _dataset_for_views(pipeline: Pipeline, dataset: Any, seed: int) -> Any:
     """Worker-side augmentations (albumentations) run per sample, as the trainer's loader runs them."""
     workers = pipeline.worker_augmentations
     if any(a is not None for a in workers):
@@ -132,7 +135,7 @@ def _dataset_for_views(pipeline: nn.Module, dataset: Any, seed: int) -> Any:
     return dataset
 
 
-def _batches(pipeline: nn.Module, dataset: Any, *, batch_size: int, seed: int, shuffle: bool) -> Iterator[Any]:
+def _batches(pipeline: Pipeline, dataset: Any, *, batch_size: int, seed: int, shuffle: bool) -> Iterator[Any]:
     """Full batches of ``batch_size`` (K stays ``B - 1``), epoch after epoch when ``shuffle``, else one pass."""
     from contrastkit.samplers import EpochBatchSampler
 
@@ -159,7 +162,7 @@ def _batches(pipeline: nn.Module, dataset: Any, *, batch_size: int, seed: int, s
         epoch += 1
 
 
-def _embed_views(pipeline: nn.Module, batch: Any) -> list[Tensor]:
+def _embed_views(pipeline: Pipeline, batch: Any) -> list[Tensor]:
     """Views made as training makes them, but with no gradient to the view maker, then embedded."""
     prepared = pipeline.prepare_batch(batch)
     with torch.no_grad():
@@ -167,7 +170,7 @@ def _embed_views(pipeline: nn.Module, batch: Any) -> list[Tensor]:
     return [pipeline.critic.embed(f, view=i) for i, f in enumerate(pipeline.encode(views))]
 
 
-def _pair_losses(pipeline: nn.Module, embeddings: list[Tensor]) -> Tensor:
+def _pair_losses(pipeline: Pipeline, embeddings: list[Tensor]) -> Tensor:
     """``[P]``: the two-way in-batch InfoNCE of every contrasted pair."""
     return torch.stack([
         in_batch_info_nce(pipeline.critic.score(embeddings[i], embeddings[j])) for i, j in pipeline.pairs
@@ -176,7 +179,7 @@ def _pair_losses(pipeline: nn.Module, embeddings: list[Tensor]) -> Tensor:
 
 # -- estimate --------------------------------------------------------------------------------------
 def estimate_view_information(
-    pipeline: nn.Module,
+    pipeline: Pipeline,
     train_dataset: Any,
     test_dataset: Any,
     *,
@@ -252,7 +255,7 @@ def estimate_view_information(
     ]
 
 
-def probe_accuracy(pipeline: nn.Module, train_dataset: Any, test_dataset: Any, *, label: str, config: Config) -> Any:
+def probe_accuracy(pipeline: Pipeline, train_dataset: Any, test_dataset: Any, *, label: str, config: Config) -> Any:
     """The linear probe of ``pipeline``'s encoders on ``label`` (an :class:`~contrastkit.evaluation.EvalResult`).
 
     Uses the recipe's ``[eval]`` settings (``linear_epochs``, ``max_samples``) and ``train.seed``.
@@ -337,17 +340,17 @@ def known_recipe_keys(raw: Mapping[str, Any]) -> set[str]:
         >>> {"train.lr", "views.share", "critic.temperature", "views.name"} <= keys, "views.sharee" in keys
         (True, False)
     """
-    from contrastkit.factories import factory_parameters
     from contrastkit.config import config_from_dict
+    from contrastkit.factories import factory_parameters
     from contrastkit.registry import INJECTED, SLOTS, get_registry
 
     config = config_from_dict(raw)
     keys = _flat(raw)
     registry = get_registry()
     for field in attrs.fields(Config):
-        default = field.default
-        if field.name not in SLOTS and attrs.has(type(default)):  # [train], [eval], [log]
-            keys |= {f"{field.name}.{sub.name}" for sub in attrs.fields(type(default))}
+        default_type = type(field.default)
+        if field.name not in SLOTS and attrs.has(default_type):  # [train], [eval], [log]
+            keys |= {f"{field.name}.{sub.name}" for sub in attrs.fields(default_type)}
         if field.name not in SLOTS:
             continue
         kind = SLOTS[field.name]

@@ -16,12 +16,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
 import tempfile
-from pathlib import Path
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -252,14 +253,14 @@ class CheckpointDir:
         unreadable ``final.pt`` sorts first, so that whoever reads it reports it.
         """
         periodic = self.periodic()
-        ranked = [(int(_PERIODIC.match(p.name).group(1)), 0, p) for p in periodic]  # type: ignore[union-attr]
+        ranked: list[tuple[float, int, Path]] = [
+            (int(_PERIODIC.match(p.name).group(1)), 0, p) for p in periodic  # type: ignore[union-attr]
+        ]
         if self.final.is_file():
             step = float("inf")
             if periodic:
-                try:
+                with contextlib.suppress(CheckpointError):
                     step = int(read_checkpoint(self.final).get("step", 0))
-                except CheckpointError:
-                    pass
             ranked.append((step, 1, self.final))
         return [p for _, _, p in sorted(ranked, key=lambda r: (r[0], r[1]), reverse=True)]
 
@@ -330,7 +331,8 @@ def capture_rng_state() -> dict[str, Any]:
         >>> restore_rng_state(state); bool(torch.rand(1) == a)
         True
     """
-    np_state = np.random.get_state()
+    np_state = np.random.get_state(legacy=True)
+    assert isinstance(np_state, tuple)  # the global RandomState is MT19937: its legacy state is a tuple
     py_version, py_internal, py_gauss = random.getstate()
     return {
         "torch": torch.get_rng_state(),

@@ -31,9 +31,17 @@ import traceback
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from contrastkit import __version__
 from contrastkit.errors import ContrastkitError, PluginLoadWarning
+
+if TYPE_CHECKING:  # the commands import these lazily, to keep `contrastkit --help` fast
+    from contrastkit.analysis import PairEstimate
+    from contrastkit.config import Config
+    from contrastkit.pipeline import Pipeline
+    from contrastkit.registry import Registry
+    from contrastkit.trainer import Trainer, TrainResult
 
 __all__ = ["build_parser", "main", "one_line"]
 
@@ -194,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_registry_reporting_warnings():  # noqa: ANN202 - returns Registry, imported lazily
+def _load_registry_reporting_warnings() -> Registry:
     from contrastkit.registry import get_registry
 
     with warnings.catch_warnings(record=True) as caught:
@@ -299,7 +307,7 @@ def _train_stages(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(result) -> None:  # noqa: ANN001 - a TrainResult
+def _report(result: TrainResult) -> None:
     loss = result.final_metrics.get("loss", float("nan"))
     print(
         f"trained {result.steps} steps in {result.seconds:.1f} s "
@@ -315,7 +323,7 @@ def _report(result) -> None:  # noqa: ANN001 - a TrainResult
     print(f"Checkpoint: {result.checkpoint}")
 
 
-def _dry_run(trainer) -> int:  # noqa: ANN001
+def _dry_run(trainer: Trainer) -> int:
     import torch
 
     pipeline = trainer.pipeline.to(trainer.device)
@@ -336,10 +344,10 @@ def _dry_run(trainer) -> int:  # noqa: ANN001
 def _cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
+    from contrastkit.checkpoint import CheckpointDir, nonfinite_in_checkpoint, read_checkpoint, state_dict_mismatch
     from contrastkit.config import load_config
     from contrastkit.errors import CheckpointError, ConfigError, close_matches
     from contrastkit.evaluation import evaluate
-    from contrastkit.checkpoint import CheckpointDir, nonfinite_in_checkpoint, read_checkpoint, state_dict_mismatch
     from contrastkit.pipeline import Pipeline
     from contrastkit.trainer import select_device
 
@@ -379,6 +387,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
                 f"with ({state_dict_mismatch(exc)})"
             ) from None
     pipeline.to(device)
+    assert pipeline.dataset is not None  # from_config always builds the [data] slot
 
     keys = tuple(getattr(pipeline.dataset, "label_keys", ()))
     labels = tuple(config.eval.labels) if config.eval.labels is not None else keys
@@ -437,7 +446,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _analysis_setup(config_path: str, overrides: list[str], label: str | None, *, probe: bool):  # noqa: ANN202
+def _analysis_setup(
+    config_path: str, overrides: list[str], label: str | None, *, probe: bool
+) -> tuple[Config, Pipeline, Any, str | None]:
     """Recipe, pipeline (fresh, seeded, on its device), test split and the label to probe (``probe``: checked)."""
     import torch
 
@@ -456,20 +467,25 @@ def _analysis_setup(config_path: str, overrides: list[str], label: str | None, *
     test = pipeline.build_dataset("test")
     keys = tuple(getattr(test, "label_keys", ()))
     if probe and label is None:  # default: the first label the recipe evaluates
-        label = (list(config.eval.labels or ()) or list(keys) or [None])[0]
+        label = next(iter(config.eval.labels or keys), None)
         if label is None:
             raise ConfigError("--eval-label: the test split has no labels to probe", path=config_path)
-    if probe:
-        if label not in keys:
-            matches = close_matches(label, keys)
-            hint = f"did you mean {matches[0]!r}?" if matches else f"its labels: {', '.join(keys) or 'none'}"
-            raise ConfigError(f"--eval-label: the test split has no label {label!r}; {hint}", path=config_path)
+    if probe and label not in keys:
+        assert label is not None  # set above when probing
+        matches = close_matches(label, keys)
+        hint = f"did you mean {matches[0]!r}?" if matches else f"its labels: {', '.join(keys) or 'none'}"
+        raise ConfigError(f"--eval-label: the test split has no label {label!r}; {hint}", path=config_path)
     return config, pipeline.to(select_device(config.train.device)), test, label
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from contrastkit.analysis import (
-        check_sweep_key, estimate_view_information, parse_sweep, probe_accuracy, run_sweep, sweep_table,
+        check_sweep_key,
+        estimate_view_information,
+        parse_sweep,
+        probe_accuracy,
+        run_sweep,
+        sweep_table,
         write_sweep_plot,
     )
     from contrastkit.config import apply_overrides, load_config, read_toml
@@ -479,13 +495,16 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     base = load_config(args.config, args.overrides)
     batch = args.batch if args.batch is not None else base.train.batch_size
 
-    def estimate(overrides: list[str], label: str | None, probe: bool):  # noqa: ANN202
+    def estimate(
+        overrides: list[str], label: str | None, probe: bool
+    ) -> tuple[list[PairEstimate], Any, Pipeline, str | None]:
         config, pipeline, test, label = _analysis_setup(args.config, overrides, label, probe=probe)
         estimates = estimate_view_information(
             pipeline, pipeline.dataset, test, steps=args.steps, batch_size=batch, lr=args.lr, seed=config.train.seed
         )
         result = None
         if probe:
+            assert label is not None  # _analysis_setup checked it is one of the test split's labels
             result = probe_accuracy(pipeline, pipeline.dataset, test, label=label, config=config)
         return estimates, result, pipeline, label
 
@@ -503,13 +522,13 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
     key, values = sweep
     check_sweep_key(key, apply_overrides(read_toml(args.config), args.overrides))
-    label = args.eval_label or (list(base.eval.labels or ()) or [None])[0]
+    label = args.eval_label or next(iter(base.eval.labels or ()), None)
     out = Path(args.out) if args.out else Path("runs") / "analyze" / Path(args.config).stem
     if not args.json:
         print(f"sweeping {key} over {', '.join(values)}: {args.steps} critic steps at batch {batch} each, "
               "then a linear probe")
 
-    def one(value: str):  # noqa: ANN202
+    def one(value: str) -> tuple[list[PairEstimate], Any]:
         nonlocal label
         estimates, result, _, label = estimate([*args.overrides, f"{key}={value}"], label, True)
         if not args.json:
@@ -518,6 +537,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         return estimates, result
 
     points = run_sweep(key, values, one)
+    assert label is not None  # each of the (at least two) sweep values probed a label
     out.mkdir(parents=True, exist_ok=True)
     table_path = out / "sweep.md"
     table_path.write_text(sweep_table(key, points, label=label) + "\n")

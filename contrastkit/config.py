@@ -521,7 +521,7 @@ def _structure_stages(value: Any, base_raw: Mapping[str, Any], path: str | None)
                 config_from_dict(_assign(base_raw, key, setting), path=None)
             except (ConfigError, _NotATable) as exc:
                 message = exc.message if isinstance(exc, ConfigError) else str(exc)
-                head, _, problem = message.partition(": ")
+                _, _, problem = message.partition(": ")
                 same = isinstance(exc, ConfigError) and (exc.key.startswith(key) or key.startswith(exc.key + "."))
                 raise ConfigError(f"{where}: {problem if same else message}", path=path) from None
         stages.append(stage)

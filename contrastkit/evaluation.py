@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import attrs
 import torch
@@ -31,6 +31,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from contrastkit.errors import InvalidParameter
+
+if TYPE_CHECKING:
+    from contrastkit.pipeline import Pipeline
 
 __all__ = [
     "EvalResult",
@@ -95,7 +98,7 @@ def _spread_indices(length: int, max_samples: int | None) -> list[int]:
 
 
 @torch.no_grad()
-def collect_features(pipeline: nn.Module, dataset: torch.utils.data.Dataset, labels: Sequence[str], *,
+def collect_features(pipeline: Pipeline, dataset: torch.utils.data.Dataset, labels: Sequence[str], *,
                      batch_size: int = 256, max_samples: int | None = None) -> tuple[Tensor, dict[str, Tensor]]:
     """Raw features ``[N, sum F]`` and the ``labels`` of up to ``max_samples`` samples, on the pipeline's device.
 
@@ -112,7 +115,8 @@ def collect_features(pipeline: nn.Module, dataset: torch.utils.data.Dataset, lab
     """
     if batch_size < 1:
         raise InvalidParameter("batch_size", "must be >= 1", batch_size)
-    subset = torch.utils.data.Subset(dataset, _spread_indices(len(dataset), max_samples))
+    # torch's Dataset declares no __len__ (map-style datasets have one): len() below is not a type error.
+    subset = torch.utils.data.Subset(dataset, _spread_indices(len(dataset), max_samples))  # type: ignore[arg-type]
     loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False)
     feats: list[Tensor] = []
     values: dict[str, list[Tensor]] = {label: [] for label in labels}
@@ -121,7 +125,7 @@ def collect_features(pipeline: nn.Module, dataset: torch.utils.data.Dataset, lab
         for label in labels:
             values[label].append(torch.as_tensor(batch[label]).to(feats[-1].device))
     if not feats:
-        raise InvalidParameter("dataset", "is empty; the probes need at least one sample", len(dataset))
+        raise InvalidParameter("dataset", "is empty; the probes need at least one sample", len(dataset))  # type: ignore[arg-type]
     return torch.cat(feats), {label: torch.cat(v) for label, v in values.items()}
 
 
@@ -253,9 +257,9 @@ def linear_predict(train_x: Tensor, train_y: Tensor, test_x: Tensor, *, epochs: 
             raise InvalidParameter(name, "must be >= 1", value)
     if lr <= 0:
         raise InvalidParameter("lr", "must be > 0", lr)
-    for name, value in (("weight_decay", weight_decay), ("ridge", ridge)):
-        if value < 0:
-            raise InvalidParameter(name, "must be >= 0", value)
+    for name, amount in (("weight_decay", weight_decay), ("ridge", ridge)):
+        if amount < 0:
+            raise InvalidParameter(name, "must be >= 0", amount)
     if train_x.shape[0] != train_y.shape[0]:
         raise InvalidParameter("train_y", f"needs one label per train row ({train_x.shape[0]})", tuple(train_y.shape))
     train_x, test_x = _standardise(train_x.float(), test_x.float())
@@ -284,7 +288,7 @@ def score(pred: Tensor, truth: Tensor) -> tuple[Metric, float]:
 
 
 # -- probes of a pipeline ----------------------------------------------------------------------------
-def evaluate(pipeline: nn.Module, train_dataset: torch.utils.data.Dataset, test_dataset: torch.utils.data.Dataset,
+def evaluate(pipeline: Pipeline, train_dataset: torch.utils.data.Dataset, test_dataset: torch.utils.data.Dataset,
              *, labels: Sequence[str], knn: bool = True, linear: bool = True, k: int = 200,
              temperature: float = 0.1, epochs: int = 100, lr: float = 0.01, weight_decay: float = 1e-3,
              linear_batch_size: int = 1024, ridge: float = 1e-2, batch_size: int = 256,
@@ -336,7 +340,7 @@ def evaluate(pipeline: nn.Module, train_dataset: torch.utils.data.Dataset, test_
     return results
 
 
-def knn_probe(pipeline: nn.Module, train_set: torch.utils.data.Dataset, test_set: torch.utils.data.Dataset,
+def knn_probe(pipeline: Pipeline, train_set: torch.utils.data.Dataset, test_set: torch.utils.data.Dataset,
               *, labels: Sequence[str], k: int = 200, temperature: float = 0.1, batch_size: int = 256,
               max_samples: int | None = 2000) -> list[EvalResult]:
     """Weighted kNN probe of ``pipeline``'s features for each of ``labels`` (cheap enough to run during training).
@@ -354,7 +358,7 @@ def knn_probe(pipeline: nn.Module, train_set: torch.utils.data.Dataset, test_set
                     temperature=temperature, batch_size=batch_size, max_samples=max_samples)
 
 
-def linear_probe(pipeline: nn.Module, train_set: torch.utils.data.Dataset, test_set: torch.utils.data.Dataset,
+def linear_probe(pipeline: Pipeline, train_set: torch.utils.data.Dataset, test_set: torch.utils.data.Dataset,
                  *, labels: Sequence[str], epochs: int = 100, lr: float = 0.01, weight_decay: float = 1e-3,
                  linear_batch_size: int = 1024, ridge: float = 1e-2, batch_size: int = 256,
                  max_samples: int | None = None, seed: int = 0) -> list[EvalResult]:

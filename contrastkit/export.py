@@ -34,7 +34,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import torch
@@ -45,6 +45,9 @@ from contrastkit.errors import CheckpointError, ContrastkitError, InvalidParamet
 from contrastkit.factories import build_component
 from contrastkit.preflight import check_export_target
 from contrastkit.registry import Registry, get_registry
+
+if TYPE_CHECKING:
+    from contrastkit.pipeline import Pipeline
 
 __all__ = [
     "EXPORT_FORMAT",
@@ -162,7 +165,7 @@ def _write(path: str | Path, encoders: nn.Module, info: ExportInfo) -> None:
         raise CheckpointError(f"{out}: cannot write the export: {detail}; free space or choose another --out") from None
 
 
-def export_encoders(pipeline: nn.Module, path: str | Path, *, step: int | None = None) -> ExportInfo:
+def export_encoders(pipeline: Pipeline, path: str | Path, *, step: int | None = None) -> ExportInfo:
     """Write a live pipeline's encoders (built by ``Pipeline.from_config``) to ``path`` as safetensors.
 
     Example:
@@ -242,7 +245,7 @@ def export_checkpoint(checkpoint: str | Path, path: str | Path, *, registry: Reg
         config=dict(config),
         view_channels=view_channels,
         view_encoder=view_encoder,
-        feature_dims=tuple(int(encoders[e].feature_dim) for e in view_encoder),
+        feature_dims=tuple(int(encoders[e].feature_dim) for e in view_encoder),  # type: ignore[arg-type]  # an int
         step=payload.get("step") if isinstance(payload.get("step"), int) else None,
     )
     _write(path, encoders, info)

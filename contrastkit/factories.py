@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import typing
 from collections.abc import Callable, Mapping
@@ -64,7 +65,7 @@ def factory_parameters(factory: Callable[..., Any]) -> dict[str, inspect.Paramet
 
 
 def _hints(factory: Callable[..., Any]) -> dict[str, Any]:
-    target = factory.__init__ if inspect.isclass(factory) else factory  # type: ignore[misc]
+    target = factory.__init__ if inspect.isclass(factory) else factory
     try:
         return typing.get_type_hints(target)
     except Exception:  # noqa: BLE001 - unresolvable annotations are not type-checked
@@ -168,8 +169,6 @@ def build_component(
         raise
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{table}: {kind} {name!r} rejected its parameters: {exc}") from None
-    try:
+    with contextlib.suppress(AttributeError, TypeError):  # frozen or slotted objects: messages fall back to the class
         component.registered_name = name
-    except (AttributeError, TypeError):  # frozen or slotted objects: messages fall back to the class
-        pass
     return component

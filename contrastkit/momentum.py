@@ -107,7 +107,7 @@ class MomentumTarget(nn.Module):
     @torch.no_grad()
     def update(self, encoders: nn.Module, critic: Any) -> None:
         """One EMA step towards the online ``encoders`` and ``critic``; buffers are copied."""
-        pairs = [(self.encoders, encoders)]
+        pairs: list[tuple[nn.Module, nn.Module]] = [(self.encoders, encoders)]
         if isinstance(self.critic, nn.Module) and isinstance(critic, nn.Module):
             pairs.append((self.critic, critic))
         target_params: list[Tensor] = []

@@ -31,7 +31,14 @@ from contrastkit.datasets.encoded_images import decode_batch, is_encoded
 from contrastkit.errors import ConfigError, ContrastkitError, ShapeError, close_matches
 from contrastkit.factories import build_component, factory_parameters, split_spec
 from contrastkit.interfaces import (
-    Batch, LabelledObjective, PairLogits, PairObjective, PositiveSampler, PredictingCritic, describe, is_trainable,
+    Batch,
+    LabelledObjective,
+    PairLogits,
+    PairObjective,
+    PositiveSampler,
+    PredictingCritic,
+    describe,
+    is_trainable,
 )
 from contrastkit.momentum import MomentumTarget
 from contrastkit.registry import Registry, get_registry
@@ -195,7 +202,8 @@ class Pipeline(nn.Module):
         self.memory_format = torch.contiguous_format
 
         self.encoders, self.view_encoder = self._build_encoders(encoder, shared=shared_encoder)
-        self.feature_dims = tuple(int(self.encoders[k].feature_dim) for k in self.view_encoder)
+        # An Encoder's feature_dim is an int; ModuleList items are typed Module (attributes Tensor | Module).
+        self.feature_dims = tuple(int(self.encoders[k].feature_dim) for k in self.view_encoder)  # type: ignore[arg-type]
         self.critic = build_component(
             self.registry, "critics", critic, table="critic", injected={"feature_dims": self.feature_dims}
         )
@@ -302,7 +310,7 @@ class Pipeline(nn.Module):
 
     def _per_view_specs(self, spec: Any, table: str) -> list[Any] | None:
         """A list of per-view specs (checked against the view count), or ``None`` for one spec."""
-        if isinstance(spec, PluginTable) or isinstance(spec, (str, Mapping, nn.Module)) or spec is None:
+        if isinstance(spec, (PluginTable, str, Mapping, nn.Module)) or spec is None:
             return None
         if not isinstance(spec, Sequence):
             return None

@@ -344,7 +344,7 @@ def clash_fix(first: PluginInfo, second: PluginInfo) -> str:
     return f"uninstall one, or set {DISABLE_ENV}={disable_entry(second)} (keeps {first.distribution}){keep_second}"
 
 
-def plugin_at_fault(exc: BaseException, registry: "Registry") -> str | None:
+def plugin_at_fault(exc: BaseException, registry: Registry) -> str | None:
     """One line naming the plugin whose code raised ``exc`` and the slot it fills, or ``None``.
 
     The innermost traceback frame inside the top-level package of a registered factory decides.

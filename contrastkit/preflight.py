@@ -20,7 +20,6 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from contrastkit.errors import CheckpointError
@@ -69,6 +68,7 @@ def checkpoint_bytes(modules: Iterable[nn.Module], *, optimizer_slots: int = 2) 
     Adam keeps two moments per weight; SGD with momentum one.
 
     Example:
+        >>> import torch
         >>> checkpoint_bytes([torch.nn.Linear(10, 10)])  # 110 float32 weights x (1 + 2)
         1320
     """

@@ -303,7 +303,7 @@ class Registry:
 
                     hook = f"register_{kind}"
                     ran.append(hook)
-                    impl.function(**{arg: register for arg in impl.argnames})
+                    impl.function(**dict.fromkeys(impl.argnames, register))
         except KeyboardInterrupt:
             pm.unregister(plugin)
             raise

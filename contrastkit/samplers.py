@@ -106,7 +106,7 @@ class AlternatingBatchSampler(torch.utils.data.Sampler[list[int]]):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world_size {world_size}")
         labelled = torch.as_tensor(labelled, dtype=torch.long).reshape(-1).unique()
-        if labelled.numel() and not (0 <= int(labelled.min()) and int(labelled.max()) < size):
+        if labelled.numel() and not (int(labelled.min()) >= 0 and int(labelled.max()) < size):
             raise ValueError(f"labelled indices must lie in [0, {size}) (got {int(labelled.min())}..{int(labelled.max())})")
         is_labelled = torch.zeros(size, dtype=torch.bool)
         is_labelled[labelled] = True

@@ -30,9 +30,9 @@ import torch
 from torch import Tensor
 
 from contrastkit.critics.cosine import CosineCritic
-from contrastkit.interfaces import LabelledObjective, PairLogits, PairObjective, PositiveSupplier, is_trainable
 from contrastkit.errors import ConfigError
 from contrastkit.factories import build_component, resolve
+from contrastkit.interfaces import LabelledObjective, PairLogits, PairObjective, PositiveSupplier, is_trainable
 from contrastkit.registry import SLOTS, Registry, get_registry
 
 __all__ = [
@@ -113,7 +113,7 @@ def check_view_maker(view_maker: Any, *, size: int = 32) -> None:
     channels = tuple(view_maker.view_channels)
     assert len(channels) >= 2, f"view_channels must list at least two views, got {channels}"
     # A view maker of multi-modal images (rgbd: RGB + depth) declares the channel counts it accepts.
-    image_channels = int(tuple(getattr(view_maker, "image_channels", (3,)))[0])
+    image_channels = int(tuple(getattr(view_maker, "image_channels", (3,)))[0])  # noqa: RUF015 - IndexError if empty
     batch = {"image": torch.rand(4, image_channels, size, size), "index": torch.arange(4)}
     for key in getattr(view_maker, "required_keys", ()):  # extra images the view maker reads
         batch[key] = torch.rand(4, 3, size, size)

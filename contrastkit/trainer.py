@@ -35,6 +35,7 @@ import attrs
 import torch
 from torch import Tensor, nn
 
+from contrastkit import distributed
 from contrastkit.checkpoint import (
     CHECKPOINT_FORMAT,
     CheckpointDir,
@@ -46,7 +47,6 @@ from contrastkit.checkpoint import (
     save_checkpoint,
     state_dict_mismatch,
 )
-from contrastkit import distributed
 from contrastkit.config import Config, EvalConfig, LogConfig, Stage, TrainConfig
 from contrastkit.datasets.encoded_images import decode_batch, is_encoded
 from contrastkit.errors import CheckpointError, ConfigError, TrainingError, close_matches
@@ -54,8 +54,8 @@ from contrastkit.evaluation import KnnResult, evaluate
 from contrastkit.interfaces import EncodedImageSource, LabelledBatchSource, describe, is_trainable
 from contrastkit.optim import LARS, param_groups, warmup_cosine
 from contrastkit.pipeline import Pipeline
-from contrastkit.samplers import AlternatingBatchSampler, EpochBatchSampler
 from contrastkit.preflight import check_free_space, check_run_dir, checkpoint_bytes
+from contrastkit.samplers import AlternatingBatchSampler, EpochBatchSampler
 
 __all__ = [
     "CHANGEABLE_ON_RESUME",
@@ -232,6 +232,7 @@ class Trainer:
     def _validate(self) -> None:
         cfg = self.train_cfg
         dataset = self.pipeline.dataset
+        assert dataset is not None  # checked in __init__
         if len(dataset) < cfg.batch_size * cfg.accumulate_steps:
             if cfg.accumulate_steps == 1:
                 what, got = "larger than the dataset", f"{cfg.batch_size}"
@@ -375,6 +376,7 @@ class Trainer:
         """This rank's batch sampler, seeded by ``train.seed``: shuffled full batches, or alternating
         labelled and unlabelled ones when the view maker asks for them (a :class:`LabelledBatchSource`).
         """
+        assert self.pipeline.dataset is not None  # checked in __init__
         cfg, size = self.train_cfg, len(self.pipeline.dataset)
         view_maker = self.pipeline.view_maker
         labelled = view_maker.labelled_batch_indices(size) if isinstance(view_maker, LabelledBatchSource) else None
@@ -655,7 +657,8 @@ class Trainer:
                         break
                     # DDP all-reduces gradients on the last micro-batch of an accumulation only.
                     last_micro = (micro + 1) % cfg.accumulate_steps == 0
-                    sync = contextlib.nullcontext() if last_micro or model is pipeline else model.no_sync()
+                    # model is DistributedDataParallel when it is not the pipeline: it has no_sync().
+                    sync = contextlib.nullcontext() if last_micro or model is pipeline else model.no_sync()  # type: ignore[operator]
                     with sync:
                         with self._autocast():
                             output = model(batch)
@@ -820,6 +823,7 @@ class Trainer:
             return []
         if self._test_dataset is None:  # built once: online kNN runs every few epochs
             self._test_dataset = pipeline.build_dataset("test")
+        assert pipeline.dataset is not None  # the Trainer checked it
         return evaluate(
             pipeline,
             pipeline.dataset,

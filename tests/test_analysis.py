@@ -184,7 +184,7 @@ class _ScaledCopies(torch.nn.Module):
         super().__init__()
         self.scale = torch.nn.Parameter(torch.tensor(0.5))
 
-    def forward(self, batch, augment):  # noqa: ANN001, ANN201
+    def forward(self, batch, augment):
         image = batch["image"]
         return [augment(image, 0), augment(image * self.scale, 1)]
 

@@ -443,7 +443,7 @@ def test_config_from_dict_without_path_has_no_prefix() -> None:
     assert info.value.path is None
 
 
-def test_set_extends_a_shorthand_slot(tmp_path) -> None:  # noqa: ANN001
+def test_set_extends_a_shorthand_slot(tmp_path) -> None:
     from contrastkit.config import load_config as _load
 
     path = tmp_path / "short.toml"

@@ -92,7 +92,7 @@ TABLE_OF_KIND = {kind: table for table, kind in SLOTS.items()}
 BUILTINS = [reg for reg in contrastkit.get_registry().registrations() if reg.plugin.name == "contrastkit"]
 
 
-def _settable(reg) -> set[str]:  # noqa: ANN001 - a Registration
+def _settable(reg) -> set[str]:
     return {
         name
         for name, p in factory_parameters(reg.factory).items()
@@ -105,7 +105,7 @@ def test_there_are_builtins() -> None:
 
 
 @pytest.mark.parametrize("reg", BUILTINS, ids=[f"{r.kind}:{r.name}" for r in BUILTINS])
-def test_every_builtin_parameter_is_documented(config_md: str, reg) -> None:  # noqa: ANN001
+def test_every_builtin_parameter_is_documented(config_md: str, reg) -> None:
     table = TABLE_OF_KIND[reg.kind]
     table_body = _section(config_md, 2, f"`[{table}]`")
     plugin_body = _section(table_body, 3, f"`{reg.name}`")
@@ -139,7 +139,7 @@ def test_every_hook_is_documented(hook: str) -> None:
 MODULES = sorted(m.name for m in pkgutil.walk_packages(contrastkit.__path__, "contrastkit."))
 
 
-def _public(module) -> list[str]:  # noqa: ANN001 - a module
+def _public(module) -> list[str]:
     names = getattr(module, "__all__", None)
     if names is None:
         names = [n for n in vars(module) if not n.startswith("_")]

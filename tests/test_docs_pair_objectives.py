@@ -24,7 +24,7 @@ def example(number: int) -> types.ModuleType:
     code = re.search(r"```python\n(.*?)```", text[start:], re.S)
     assert code, f"no code block after worked example {number}"
     module = types.ModuleType(f"ck_docs_example_{number}")
-    exec(compile(code.group(1), f"docs/plugins.md example {number}", "exec"), module.__dict__)  # noqa: S102
+    exec(compile(code.group(1), f"docs/plugins.md example {number}", "exec"), module.__dict__)
     return module
 
 

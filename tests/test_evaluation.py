@@ -162,7 +162,7 @@ def test_knn_chunking_and_k_clipping_do_not_change_predictions() -> None:
         (lambda x, y: linear_predict(x, y - 5, x), "labels"),
     ],
 )
-def test_bad_arguments_name_the_parameter(call, param: str) -> None:  # noqa: ANN001
+def test_bad_arguments_name_the_parameter(call, param: str) -> None:
     x, y = blobs(8)
     with pytest.raises(InvalidParameter) as info:
         call(x, y)

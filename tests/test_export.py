@@ -157,10 +157,7 @@ def test_per_view_and_shared_encoders_round_trip(layout: str, tmp_path: Path) ->
     outputs: dict[str, Any] = {}
     for source in ("live", "checkpoint"):
         out = tmp_path / f"{source}.safetensors"
-        if source == "live":
-            info = export_encoders(pipeline, out)
-        else:
-            info = export_checkpoint(checkpoint, out)
+        info = export_encoders(pipeline, out) if source == "live" else export_checkpoint(checkpoint, out)
         assert (info.view_encoder, info.feature_dims) == (view_encoder, feature_dims)
         encoders = load_encoder(out)
         assert len(encoders) == 2 and (encoders[0] is encoders[1]) == (layout == "shared")

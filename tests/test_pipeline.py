@@ -71,7 +71,7 @@ class LearnedTint(nn.Module):
         self.gain = nn.Parameter(torch.ones(3))
         self.contrast_sign = contrast_sign
 
-    def forward(self, batch, augment):  # noqa: ANN001, ANN201
+    def forward(self, batch, augment):
         x = batch["image"]
         return [x, x * self.gain.view(1, 3, 1, 1)]
 

@@ -59,7 +59,7 @@ def _load(**kwargs: object) -> tuple[Registry, list[str]]:
 
 
 @pytest.mark.parametrize("raises", sorted(RAISES))
-def test_base_exception_in_hook_is_isolated(make_distribution, clean_env, raises: str) -> None:  # noqa: ANN001
+def test_base_exception_in_hook_is_isolated(make_distribution, clean_env, raises: str) -> None:
     make_distribution(
         "ck-exits",
         "0.4",
@@ -94,7 +94,7 @@ def test_base_exception_in_hook_is_isolated(make_distribution, clean_env, raises
 
 
 @pytest.mark.parametrize("raises", ["generator-exit", "custom-base"])
-def test_base_exception_on_import_is_isolated(make_distribution, clean_env, raises: str) -> None:  # noqa: ANN001
+def test_base_exception_on_import_is_isolated(make_distribution, clean_env, raises: str) -> None:
     make_distribution(
         "ck-import-exits",
         "1.0",
@@ -110,7 +110,7 @@ def test_base_exception_on_import_is_isolated(make_distribution, clean_env, rais
         Registry(strict=True)
 
 
-def test_several_broken_plugins_do_not_stop_the_rest(make_distribution, clean_env) -> None:  # noqa: ANN001
+def test_several_broken_plugins_do_not_stop_the_rest(make_distribution, clean_env) -> None:
     make_distribution(
         "ck-mixed",
         "2.0",
@@ -135,7 +135,7 @@ def test_several_broken_plugins_do_not_stop_the_rest(make_distribution, clean_en
     assert "good" in registry.plugins and "good-objective" in registry.names("objectives")
 
 
-def test_cli_plugins_lists_the_rest_when_a_hook_exits(make_distribution, clean_env, capsys) -> None:  # noqa: ANN001
+def test_cli_plugins_lists_the_rest_when_a_hook_exits(make_distribution, clean_env, capsys) -> None:
     make_distribution(
         "ck-exits",
         "0.4",
@@ -171,7 +171,7 @@ INVALID_SPELLINGS = ["maybe", "2", "-1", "tru", "y", "n", "enabled", "yes please
 
 
 @pytest.mark.parametrize("value", TRUE_SPELLINGS + FALSE_SPELLINGS)
-def test_strict_switch_spellings(make_distribution, clean_env, value: str) -> None:  # noqa: ANN001
+def test_strict_switch_spellings(make_distribution, clean_env, value: str) -> None:
     from contrastkit.env import env_flag
 
     expected = value in TRUE_SPELLINGS
@@ -209,7 +209,7 @@ def _assert_names_everything(message: str, value: str) -> None:
 
 
 @pytest.mark.parametrize("value", INVALID_SPELLINGS)
-def test_strict_switch_refuses_other_values(clean_env, capsys, value: str) -> None:  # noqa: ANN001
+def test_strict_switch_refuses_other_values(clean_env, capsys, value: str) -> None:
     clean_env.setenv("CONTRASTKIT_STRICT_PLUGINS", value)
     with pytest.raises(ConfigError) as info:
         Registry(builtins=False, entry_points=False)

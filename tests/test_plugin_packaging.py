@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 import torch
@@ -21,9 +21,9 @@ from contrastkit.errors import (
     ConfigError,
     ContrastkitError,
     DuplicateNameError,
+    InvalidParameter,
     PluginLoadError,
     PluginLoadWarning,
-    InvalidParameter,
     UnknownNameError,
 )
 from contrastkit.factories import build_component
@@ -75,7 +75,7 @@ def helper():
 """
 
 
-def test_plugin_without_hookimpl_warns_with_a_hint(make_distribution, clean_env) -> None:  # noqa: ANN001
+def test_plugin_without_hookimpl_warns_with_a_hint(make_distribution, clean_env) -> None:
     make_distribution("ck-empty", "0.2", modules={"ck_empty": UNDECORATED}, entry_points={"empty": "ck_empty"})
     registry, messages = _load()
     message = _only(messages, "empty")
@@ -89,7 +89,7 @@ def test_plugin_without_hookimpl_warns_with_a_hint(make_distribution, clean_env)
         Registry()
 
 
-def test_entry_point_naming_the_wrong_module_warns_with_a_hint(make_distribution, clean_env) -> None:  # noqa: ANN001
+def test_entry_point_naming_the_wrong_module_warns_with_a_hint(make_distribution, clean_env) -> None:
     make_distribution(
         "ck-wrong",
         "1.0",
@@ -107,14 +107,14 @@ def test_entry_point_naming_the_wrong_module_warns_with_a_hint(make_distribution
         Registry()
 
 
-def test_hooks_that_never_call_register_warn(make_distribution, clean_env) -> None:  # noqa: ANN001
+def test_hooks_that_never_call_register_warn(make_distribution, clean_env) -> None:
     quiet = "import contrastkit\n\n@contrastkit.hookimpl\ndef register_critics(register):\n    pass\n"
     make_distribution("ck-quiet", "0.1", modules={"ck_quiet": quiet}, entry_points={"quiet": "ck_quiet"})
     _, messages = _load()
     assert "its hooks (register_critics) ran but never called register(name, factory)" in _only(messages, "quiet")
 
 
-def test_cli_reports_a_plugin_that_registers_nothing(make_distribution, clean_env, capsys) -> None:  # noqa: ANN001
+def test_cli_reports_a_plugin_that_registers_nothing(make_distribution, clean_env, capsys) -> None:
     make_distribution("ck-empty", "0.2", modules={"ck_empty": UNDECORATED}, entry_points={"empty": "ck_empty"})
     assert main(["plugins", "--json"]) == 0
     out, err = capsys.readouterr()
@@ -125,12 +125,12 @@ def test_cli_reports_a_plugin_that_registers_nothing(make_distribution, clean_en
 
 
 # -- 2. two distributions with one entry-point name ------------------------------------------------
-def _two_edges(make_distribution) -> None:  # noqa: ANN001
+def _two_edges(make_distribution) -> None:
     make_distribution("ck-a", "1.0", modules={"ck_a": _objective_plugin("from-a")}, entry_points={"edges": "ck_a"})
     make_distribution("ck-b", "2.0", modules={"ck_b": _objective_plugin("from-b")}, entry_points={"edges": "ck_b"})
 
 
-def test_entry_point_clash_names_both_distributions(make_distribution, clean_env) -> None:  # noqa: ANN001
+def test_entry_point_clash_names_both_distributions(make_distribution, clean_env) -> None:
     _two_edges(make_distribution)
     registry, messages = _load()
     message = _only(messages, "edges")
@@ -148,7 +148,7 @@ def test_entry_point_clash_names_both_distributions(make_distribution, clean_env
 
 
 @pytest.mark.parametrize("disable", ["ck-a:edges", "CK_A:edges", " ck-a:edges , other"])
-def test_disable_one_distribution_of_a_clash(make_distribution, clean_env, disable: str) -> None:  # noqa: ANN001
+def test_disable_one_distribution_of_a_clash(make_distribution, clean_env, disable: str) -> None:
     _two_edges(make_distribution)
     clean_env.setenv("CONTRASTKIT_DISABLE_PLUGINS", disable)
     clean_env.setenv("CONTRASTKIT_STRICT_PLUGINS", "1")  # any warning would raise
@@ -158,7 +158,7 @@ def test_disable_one_distribution_of_a_clash(make_distribution, clean_env, disab
     assert registry.disabled >= {"ck-a:edges"}
 
 
-def test_plain_name_still_disables_every_distribution(make_distribution, clean_env) -> None:  # noqa: ANN001
+def test_plain_name_still_disables_every_distribution(make_distribution, clean_env) -> None:
     _two_edges(make_distribution)
     clean_env.setenv("CONTRASTKIT_DISABLE_PLUGINS", "edges")
     registry, messages = _load()
@@ -167,7 +167,7 @@ def test_plain_name_still_disables_every_distribution(make_distribution, clean_e
     assert Registry(disabled=["ck-b:edges"]).plugins["edges"].distribution == "ck-a"
 
 
-def test_entry_point_named_like_the_builtins(make_distribution, clean_env) -> None:  # noqa: ANN001
+def test_entry_point_named_like_the_builtins(make_distribution, clean_env) -> None:
     make_distribution("ck-core", "0.1", modules={"ck_core": _objective_plugin("core-objective")},
                       entry_points={"contrastkit": "ck_core"})
     registry, messages = _load()
@@ -179,7 +179,7 @@ def test_entry_point_named_like_the_builtins(make_distribution, clean_env) -> No
 
 
 # -- 3. built-in names ---------------------------------------------------------------------------
-def test_builtin_name_is_refused_and_the_default_keeps_working(make_distribution, clean_env) -> None:  # noqa: ANN001
+def test_builtin_name_is_refused_and_the_default_keeps_working(make_distribution, clean_env) -> None:
     make_distribution("ck-shadow", "0.5", modules={"ck_shadow": _objective_plugin("infonce", "shadow-own")},
                       entry_points={"shadow": "ck_shadow"})
     registry, messages = _load()
@@ -199,7 +199,7 @@ def test_builtin_name_is_refused_and_the_default_keeps_working(make_distribution
         Registry()
 
 
-def test_an_explicit_override_replaces_the_builtin(make_distribution, clean_env, capsys) -> None:  # noqa: ANN001
+def test_an_explicit_override_replaces_the_builtin(make_distribution, clean_env, capsys) -> None:
     make_distribution("ck-over", "0.7", modules={"ck_over": _objective_plugin("infonce", override=True)},
                       entry_points={"over": "ck_over"})
     clean_env.setenv("CONTRASTKIT_STRICT_PLUGINS", "1")  # an override is not an error
@@ -220,7 +220,7 @@ def test_an_explicit_override_replaces_the_builtin(make_distribution, clean_env,
     assert "override: objectives 'infonce' is over (ck-over 0.7)'s, not the built-in" in out
 
 
-def test_two_third_party_plugins_stay_a_duplicate_naming_both(make_distribution, clean_env) -> None:  # noqa: ANN001
+def test_two_third_party_plugins_stay_a_duplicate_naming_both(make_distribution, clean_env) -> None:
     make_distribution("ck-x", "1.0", modules={"ck_x": _objective_plugin("same")}, entry_points={"x": "ck_x"})
     make_distribution("ck-y", "3.1", modules={"ck_y": _objective_plugin("same")}, entry_points={"y": "ck_y"})
     registry, messages = _load()
@@ -237,7 +237,7 @@ def test_two_third_party_plugins_stay_a_duplicate_naming_both(make_distribution,
 @pytest.mark.parametrize(("typo", "hook"), [("register_objective", "register_objectives"),
                                             ("register_critic", "register_critics"),
                                             ("registr_encoders", "register_encoders")])
-def test_misspelt_hook_suggests_the_hook(make_distribution, clean_env, typo: str, hook: str) -> None:  # noqa: ANN001
+def test_misspelt_hook_suggests_the_hook(make_distribution, clean_env, typo: str, hook: str) -> None:
     source = f"import contrastkit\n\n@contrastkit.hookimpl\ndef {typo}(register):\n    register('x', object)\n"
     make_distribution("ck-typo", "0.9", modules={"ck_typo": source}, entry_points={"typo": "ck_typo"})
     registry, messages = _load()
@@ -274,7 +274,7 @@ def register_critics(register):
 """
 
 
-def test_hook_that_raises_is_reported_with_file_and_line(make_distribution, clean_env) -> None:  # noqa: ANN001
+def test_hook_that_raises_is_reported_with_file_and_line(make_distribution, clean_env) -> None:
     root = make_distribution(
         "ck-raise", "0.3",
         modules={"ck_helper": RAISES_IN_HELPER, "ck_library": RAISES_IN_LIBRARY, "ck_import": "\n\nx = 1 / 0\n"},
@@ -295,7 +295,7 @@ def test_hook_that_raises_is_reported_with_file_and_line(make_distribution, clea
         Registry()
 
 
-def test_a_syntax_error_is_reported_with_its_line(make_distribution, clean_env) -> None:  # noqa: ANN001
+def test_a_syntax_error_is_reported_with_its_line(make_distribution, clean_env) -> None:
     root = make_distribution("ck-syntax", "0.1", modules={"ck_syntax": "import contrastkit\ndef broken(:\n"},
                              entry_points={"syntax": "ck_syntax"})
     _, messages = _load()
@@ -310,7 +310,7 @@ class NeedsQ(InfoNCE):
 
 
 class BadDefault(InfoNCE):
-    contract_params = {"q": -1.0}
+    contract_params: ClassVar[dict[str, Any]] = {"q": -1.0}
 
     def __init__(self, *, q: float = 0.5) -> None:
         if q <= 0:
@@ -326,13 +326,13 @@ class NoInChannels:
 class KitPlugin:
     @staticmethod
     @contrastkit.hookimpl
-    def register_objectives(register) -> None:  # noqa: ANN001
+    def register_objectives(register) -> None:
         register("needs-q", NeedsQ)
         register("bad-default", BadDefault)
 
     @staticmethod
     @contrastkit.hookimpl
-    def register_encoders(register) -> None:  # noqa: ANN001
+    def register_encoders(register) -> None:
         register("no-in-channels", NoInChannels)
 
 
@@ -390,7 +390,7 @@ def _broken_encoder_registry() -> Registry:
     class Plugin:
         @staticmethod
         @contrastkit.hookimpl
-        def register_encoders(register) -> None:  # noqa: ANN001
+        def register_encoders(register) -> None:
             register("convnet", Flat)
 
     registry = Registry(builtins=False, entry_points=False)

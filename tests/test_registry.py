@@ -68,7 +68,7 @@ def register_objectives(register):
 """
 
 
-def _fixture_plugins(make_distribution) -> None:  # noqa: ANN001
+def _fixture_plugins(make_distribution) -> None:
     make_distribution(
         "ck-fixture",
         "0.3",
@@ -82,7 +82,7 @@ def _fixture_plugins(make_distribution) -> None:  # noqa: ANN001
     )
 
 
-def test_broken_plugins_are_isolated(make_distribution) -> None:  # noqa: ANN001
+def test_broken_plugins_are_isolated(make_distribution) -> None:
     _fixture_plugins(make_distribution)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -101,7 +101,7 @@ def test_broken_plugins_are_isolated(make_distribution) -> None:  # noqa: ANN001
     assert "infonce" in registry.names("objectives")
 
 
-def test_strict_mode_makes_failures_fatal(make_distribution, monkeypatch) -> None:  # noqa: ANN001
+def test_strict_mode_makes_failures_fatal(make_distribution, monkeypatch) -> None:
     _fixture_plugins(make_distribution)
     monkeypatch.setenv("CONTRASTKIT_STRICT_PLUGINS", "1")
     monkeypatch.delenv("CONTRASTKIT_DISABLE_PLUGINS", raising=False)
@@ -109,7 +109,7 @@ def test_strict_mode_makes_failures_fatal(make_distribution, monkeypatch) -> Non
         Registry()
 
 
-def test_disable_plugins_by_name(make_distribution, monkeypatch) -> None:  # noqa: ANN001
+def test_disable_plugins_by_name(make_distribution, monkeypatch) -> None:
     _fixture_plugins(make_distribution)
     monkeypatch.setenv("CONTRASTKIT_DISABLE_PLUGINS", "broken, half,typo")
     monkeypatch.setenv("CONTRASTKIT_STRICT_PLUGINS", "1")  # would raise if any broken one loaded
@@ -119,7 +119,7 @@ def test_disable_plugins_by_name(make_distribution, monkeypatch) -> None:  # noq
     assert "broken" not in registry.plugins
 
 
-def test_duplicate_name_names_both_plugins(make_distribution) -> None:  # noqa: ANN001
+def test_duplicate_name_names_both_plugins(make_distribution) -> None:
     # Two third-party plugins (a built-in name is refused instead: tests/test_plugin_packaging.py).
     make_distribution("ck-dup", "1.2", modules={"ck_dup": DUPLICATE, "ck_dup_too": DUPLICATE},
                       entry_points={"dup": "ck_dup", "dup-too": "ck_dup_too"})
@@ -136,7 +136,7 @@ def test_duplicate_name_names_both_plugins(make_distribution) -> None:  # noqa: 
 def test_duplicate_within_directly_added_plugins() -> None:
     class A:
         @contrastkit.hookimpl
-        def register_objectives(self, register):  # noqa: ANN001
+        def register_objectives(self, register):
             register("x", InfoNCE)
 
     class B(A):
@@ -161,7 +161,7 @@ def test_unknown_name_lists_close_matches() -> None:
 def test_register_rejects_bad_arguments() -> None:
     class Bad:
         @contrastkit.hookimpl
-        def register_critics(self, register):  # noqa: ANN001
+        def register_critics(self, register):
             register("", object)
 
     registry = Registry(builtins=False, entry_points=False, strict=False)
@@ -178,19 +178,19 @@ def test_throwaway_plugin_used_by_pipeline() -> None:
             super().__init__()
             self.scale = scale
 
-        def forward(self, logits, target):  # noqa: ANN001, ANN201
+        def forward(self, logits, target):
             return self.scale * super().forward(logits, target)
 
     class Plugin:
         @contrastkit.hookimpl
-        def register_objectives(self, register):  # noqa: ANN001
+        def register_objectives(self, register):
             register("scaled", ScaledInfoNCE)
 
     registry = Registry(entry_points=False)
     registry.add_plugin(Plugin(), name="scaled-plugin")
     torch.manual_seed(0)
     batch = {"image": torch.rand(8, 3, 16, 16), "index": torch.arange(8)}
-    kwargs = dict(encoder={"name": "convnet", "width": 4, "depth": 2}, registry=registry)
+    kwargs = {"encoder": {"name": "convnet", "width": 4, "depth": 2}, "registry": registry}
     torch.manual_seed(0)
     plain = contrastkit.Pipeline(objective="infonce", **kwargs).eval()
     torch.manual_seed(0)

@@ -10,7 +10,7 @@ from contrastkit.samplers import AlternatingBatchSampler, EpochBatchSampler
 LABELLED = torch.tensor([1, 4, 6, 9, 13, 17, 22, 30])  # 8 of 40
 
 
-def sampler(**kw) -> AlternatingBatchSampler:  # noqa: ANN003 - the constructor's keywords
+def sampler(**kw) -> AlternatingBatchSampler:
     return AlternatingBatchSampler(40, **{"labelled": LABELLED, "batch_size": 4, "seed": 0, **kw})
 
 

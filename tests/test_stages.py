@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -251,7 +250,7 @@ def test_learned_views_are_logged_as_displayable_images() -> None:
     _log_learned_views(writer, pipeline, batch, step=1)
     assert sorted(writer.images) == ["learned_views/input", "learned_views/v1", "learned_views/v2"]
     for images in writer.images.values():
-        assert images.shape == (4, 3, 8, 8) and 0 <= float(images.min()) and float(images.max()) <= 1
+        assert images.shape == (4, 3, 8, 8) and float(images.min()) >= 0 and float(images.max()) <= 1
     expected = pipeline.view_maker.learned_views_for_display(batch["image"].float() / 255)
     assert torch.allclose(writer.images["learned_views/v2"], expected[1])
     plain = _Writer()

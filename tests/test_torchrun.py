@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -105,10 +106,8 @@ def test_a_killed_two_rank_run_resumes_to_the_uninterrupted_result(tmp_path: Pat
         deadline = time.monotonic() + 240
         while not any(checkpoints.glob("step-*.pt")) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
-        try:
+        with contextlib.suppress(ProcessLookupError):  # it had already ended: judged below
             os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both ranks, mid-run
-        except ProcessLookupError:
-            pass  # it had already ended: judged below
         proc.wait()
     if (checkpoints / "final.pt").exists():
         pytest.skip("the run finished before it could be killed (machine too fast for this test)")

@@ -16,9 +16,8 @@ from torch import Tensor, nn
 
 from contrastkit import checkpoint as checkpoint_module
 from contrastkit.checkpoint import CheckpointDir, load_checkpoint
-from contrastkit.errors import CheckpointError
 from contrastkit.config import config_from_dict
-from contrastkit.errors import ConfigError, TrainingError
+from contrastkit.errors import CheckpointError, ConfigError, TrainingError
 from contrastkit.optim import LARS, param_groups
 from contrastkit.pipeline import Pipeline
 from contrastkit.trainer import EpochBatchSampler, Trainer

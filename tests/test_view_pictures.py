@@ -11,7 +11,7 @@ from PIL import Image
 SCRIPT = Path(__file__).resolve().parents[1] / "docs" / "views" / "make_pictures.py"
 
 
-def _script():  # noqa: ANN202
+def _script():
     spec = importlib.util.spec_from_file_location("make_pictures", SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

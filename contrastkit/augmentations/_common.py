@@ -60,7 +60,7 @@ def blur_kernel_size(height: int, width: int) -> int:
         >>> blur_kernel_size(96, 96)
         11
     """
-    k = int(round(0.1 * min(height, width)))
+    k = int(round(0.1 * min(height, width)))  # noqa: RUF046 - with numpy < 2, round() of a numpy float stays a float
     return max(3, k if k % 2 else k + 1)
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from contrastkit.augmentations._rand_augment import GEOMETRIC_OPS, SIGNED_OPS, available_ops, op_magnitude
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no version check over the network on import
-import albumentations as A  # noqa: E402
+import albumentations as A
 
 __all__ = ["rand_augment"]
 

@@ -88,7 +88,7 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
             f"not a CIFAR-10 batch (data {data.shape}, {len(labels)} labels; expected [N, {_PIXELS}] and N labels); "
             "delete it and download CIFAR-10 again",
         )
-    if len(labels) and not (0 <= labels.min() and labels.max() < 10):
+    if len(labels) and not (labels.min() >= 0 and labels.max() < 10):
         raise bad_file(path, "labels outside 0-9; delete it and download CIFAR-10 again")
     return data.reshape(-1, 3, 32, 32), labels  # rows are R plane, G plane, B plane, each row-major
 
@@ -174,7 +174,7 @@ class CIFAR10Dataset(torch.utils.data.Dataset):
         folder = root / _FOLDER
         folder.mkdir(parents=True, exist_ok=True)
         rng = np.random.default_rng(0)
-        sizes = {name: 2 for name in _FILES["train"]} | {"test_batch": 4}
+        sizes = dict.fromkeys(_FILES["train"], 2) | {"test_batch": 4}
         start = 0
         for name, n in sizes.items():
             labels = [(start + i) % 10 for i in range(n)]

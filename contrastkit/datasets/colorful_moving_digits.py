@@ -75,7 +75,7 @@ import functools
 import importlib.util
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -178,10 +178,7 @@ def render_backgrounds(classes: np.ndarray, image_size: int, rng: np.random.Gene
         if sel.size == 0:
             continue
         t = _pattern(cls, yy, xx, freq[sel], phase[sel])[:, None]  # [n, 1, H, W]
-        if palette == "random":
-            colours = random_colours[sel]
-        else:
-            colours = np.clip(_PALETTES[cls][None] + jitter[sel], 0, 1)  # [n, 2, 3]
+        colours = random_colours[sel] if palette == "random" else np.clip(_PALETTES[cls][None] + jitter[sel], 0, 1)  # [n, 2, 3]
         c0 = colours[:, 0, :, None, None]
         c1 = colours[:, 1, :, None, None]
         out[sel] = c0 * (1 - t) + c1 * t
@@ -300,7 +297,7 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
 
     label_keys: tuple[str, ...] = ("digit", "background", "position")
     #: Small enough for the contract tests to build quickly.
-    contract_params = {"size": 16}
+    contract_params: ClassVar[dict[str, Any]] = {"size": 16}
 
     def __init__(
         self,
@@ -618,7 +615,7 @@ def _composite(canvas: np.ndarray, alpha: np.ndarray, hue: np.ndarray) -> Tensor
 
 def _geometry(alpha: np.ndarray, rng: np.random.Generator, *, normals: bool) -> Tensor:
     """Depth (and normals) channels for digits of coverage ``alpha`` on random planes -> uint8 ``[N, 1 or 4, S, S]``."""
-    size = alpha.shape[0]
+    size: int = alpha.shape[0]
     mid = rng.uniform(*_DEPTH_MID, size=size)
     tilt = rng.uniform(-_DEPTH_TILT, _DEPTH_TILT, size=(size, 2))
     depth = render_depth(alpha, mid, tilt)

@@ -71,7 +71,7 @@ def _read_labels(path: Path, count: int) -> np.ndarray:
     labels = np.fromfile(path, dtype=np.uint8).astype(np.int64)
     if len(labels) != count:
         raise bad_file(path, f"{len(labels)} labels for {count} images; delete it and download STL-10 again")
-    if len(labels) and not (1 <= labels.min() and labels.max() <= 10):
+    if len(labels) and not (labels.min() >= 1 and labels.max() <= 10):
         raise bad_file(path, "labels outside 1-10; delete it and download STL-10 again")
     return labels - 1
 

@@ -62,9 +62,8 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch import Tensor
-
 from PIL import Image
+from torch import Tensor
 
 from contrastkit.datasets._images import (
     IMAGE_EXTENSIONS,

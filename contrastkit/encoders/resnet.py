@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from torch import Tensor, nn
 
@@ -175,7 +175,7 @@ class ResNet50Encoder(nn.Module):
     """
 
     #: The contract test builds the encoder with these: width 1 is slow on a CPU.
-    contract_params = {"width": 0.25}
+    contract_params: ClassVar[dict[str, Any]] = {"width": 0.25}
 
     def __init__(
         self,

@@ -25,7 +25,7 @@ import numbers
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,21 +37,21 @@ from contrastkit.experiments.stats import Summary, summarize
 __all__ = [
     "QUICK_SETTINGS",
     "SCALES",
-    "apply_quick_settings",
-    "arm_recipe",
     "ArmResult",
     "ArmSeeds",
-    "code_version",
-    "parse_scale",
-    "parse_seeds",
     "ExperimentResult",
     "RunSettings",
+    "apply_quick_settings",
+    "arm_recipe",
+    "code_version",
     "markdown_table",
+    "parse_scale",
+    "parse_seeds",
+    "probe_random_init",
     "recipe_toml",
     "saved_record",
     "seed_table",
     "set_key",
-    "probe_random_init",
     "train_arm",
     "train_seed",
 ]
@@ -114,6 +114,10 @@ def parse_scale(text: str) -> str:
     raise ConfigError(f"--scale: unknown scale {text!r}; {hint}(choose from {', '.join(SCALES)})")
 
 
+def _seed_tuple(seeds: Iterable[int]) -> tuple[int, ...]:
+    return tuple(seeds)  # a typed converter=tuple: the attrs mypy plugin cannot solve tuple's type variable
+
+
 def _check_seeds(instance: Any, attribute: Any, value: tuple[int, ...]) -> None:
     if not value or len(set(value)) != len(value) or any(not isinstance(v, int) or v < 0 for v in value):
         raise InvalidParameter("seeds", "must be distinct whole numbers >= 0, at least one", value)
@@ -135,7 +139,7 @@ class RunSettings:
     device: str = "auto"
     fresh: bool = False
     print_fn: Callable[[str], None] = print
-    seeds: tuple[int, ...] = attrs.field(default=(0,), converter=tuple, validator=_check_seeds)
+    seeds: tuple[int, ...] = attrs.field(default=(0,), converter=_seed_tuple, validator=_check_seeds)
     scale: str = attrs.field(default="cpu", validator=attrs.validators.in_(SCALES))
 
     def arm_dir(self, arm: str, seed: int) -> Path:
@@ -513,7 +517,8 @@ def _probe_random_seed(name: str, recipe: Mapping[str, Any], settings: RunSettin
     start = time.perf_counter()
     torch.manual_seed(config.train.seed)  # the weights training would start from
     pipeline = Pipeline.from_config(config, path=str(recipe_path)).to(select_device(config.train.device))
-    labels = list(config.eval.labels or getattr(pipeline.dataset, "label_keys", ()))
+    assert pipeline.dataset is not None  # from_config always builds the [data] slot
+    labels = list(config.eval.labels or tuple(getattr(pipeline.dataset, "label_keys", ())))
     results = evaluate(
         pipeline, pipeline.dataset, pipeline.build_dataset("test"), labels=labels, knn=config.eval.knn,
         linear=config.eval.linear, k=config.eval.knn_k, temperature=config.eval.knn_temperature,

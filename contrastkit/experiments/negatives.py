@@ -143,7 +143,7 @@ def run(settings: RunSettings, *, counts: Sequence[int] = COUNTS) -> ExperimentR
         arms[f"K={k}"] = train_arm(f"K={k}", recipe(k, steps=steps, size=size), settings)
     header = ["K", f"{TASK} linear top-1 (%)", f"{TASK} kNN top-1 (%)", "digit linear top-1 (%)",
               "position linear error (px)", "final loss", "I_NCE at the end (nats)", "train min"]
-    rows = [[k, a.probe("linear", TASK), a.probe("knn", TASK), a.probe("linear", "digit"),
+    rows: list[list[Any]] = [[k, a.probe("linear", TASK), a.probe("knn", TASK), a.probe("linear", "digit"),
              a.probe("linear", "position"), a.metric("loss"), a.metric("mi_lower_bound/v1-v2"),
              round(a.seconds / 60, 1)]
             for k, a in zip(counts, arms.values())]

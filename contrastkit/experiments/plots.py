@@ -11,11 +11,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 
 from contrastkit.errors import InvalidParameter
 from contrastkit.experiments.stats import Summary
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 __all__ = ["Panel", "bar_panels", "line_plot", "nice_ticks"]
 
@@ -86,7 +90,7 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     return [float(round(first + i * step, 10)) for i in range(int((high - first) / step + 1e-9) + 1)]
 
 
-def _save(image, path: str | Path) -> Path:  # noqa: ANN001 - a PIL image
+def _save(image: Image.Image, path: str | Path) -> Path:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     image.save(out, format="PNG")
@@ -127,7 +131,7 @@ def bar_panels(path: str | Path, title: str, panels: Sequence[Panel]) -> Path:
         slot = (panel_w - left - 20) / len(panel.bars)
         best = panel.best
         def to_y(v: float) -> float:
-            return top + plot_h - max(v, 0.0) / high * plot_h
+            return top + plot_h - max(v, 0.0) / high * plot_h  # noqa: B023 - called only in this iteration
 
         for j, (label, value) in enumerate(panel.bars):
             x0 = x_origin + left + 5 + j * slot

@@ -36,14 +36,32 @@ from typing import Any
 import attrs
 
 from contrastkit.experiments.base import (
-    ExperimentResult, RunSettings, arm_recipe, code_version, markdown_table, probe_random_init, recipe_toml,
+    ExperimentResult,
+    RunSettings,
+    arm_recipe,
+    code_version,
+    markdown_table,
+    probe_random_init,
+    recipe_toml,
     saved_record,
 )
 from contrastkit.experiments.plots import line_plot
 from contrastkit.experiments.stats import Summary, clears, noise_note, summarize
 
-__all__ = ["BUDGET_SECONDS", "CRITERION", "KEY", "LABEL", "PAPER", "POINTS", "SCALES", "SharePoint", "TITLE",
-           "interior_peak", "recipe", "run"]
+__all__ = [
+    "BUDGET_SECONDS",
+    "CRITERION",
+    "KEY",
+    "LABEL",
+    "PAPER",
+    "POINTS",
+    "SCALES",
+    "TITLE",
+    "SharePoint",
+    "interior_peak",
+    "recipe",
+    "run",
+]
 
 TITLE = "accuracy against I_NCE: a reverse U (seed 000, InfoMin)"
 PAPER = (
@@ -148,15 +166,17 @@ def interior_peak(i_nce: Sequence[float], accuracy: Sequence[float | Summary], *
     if not all(math.isfinite(v) for v in i_nce):
         return False
     order = sorted(range(len(i_nce)), key=lambda i: i_nce[i])
-    acc = [accuracy[i] if isinstance(accuracy[i], Summary) else None for i in order]
-    means = [a.mean if a is not None else float(accuracy[i]) for a, i in zip(acc, order)]
+    ordered = [accuracy[i] for i in order]
+    acc = [a if isinstance(a, Summary) else None for a in ordered]
+    means = [a.mean if isinstance(a, Summary) else float(a) for a in ordered]
     if len(means) < 3 or not all(math.isfinite(m) for m in means):
         return False
     best = max(range(len(means)), key=lambda i: means[i])
     if not 0 < best < len(means) - 1:
         return False
-    if all(a is not None for a in acc):
-        return clears(acc[best], acc[0], margin) and clears(acc[best], acc[-1], margin)
+    summaries = [a for a in acc if a is not None]
+    if len(summaries) == len(acc):
+        return clears(summaries[best], summaries[0], margin) and clears(summaries[best], summaries[-1], margin)
     return means[best] - means[0] >= margin and means[best] - means[-1] >= margin
 
 

@@ -8,7 +8,6 @@ import torch
 from torch import Tensor
 
 from contrastkit import distributed
-
 from contrastkit.errors import ShapeError
 
 

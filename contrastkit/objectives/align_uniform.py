@@ -85,7 +85,6 @@ class AlignUniform(nn.Module):
 
     def mi_lower_bound(self, loss: Tensor, num_negatives: int) -> None:
         """No mutual-information bound follows from this loss."""
-        return None
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}, t={self.t}, lam={self.lam}, two_way={self.two_way}"

@@ -184,7 +184,6 @@ class DecoupledContrastiveLoss(nn.Module):
 
     def mi_lower_bound(self, loss: Tensor, num_negatives: int) -> None:
         """Always ``None``: DCL implies no bound on the views' mutual information (see the class doc)."""
-        return None
 
     def extra_repr(self) -> str:
         return f"two_way={self.two_way}, sigma={self.sigma}, same_view_negatives={self.same_view_negatives}"

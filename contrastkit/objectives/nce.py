@@ -224,7 +224,6 @@ class NCEObjective(nn.Module):
 
     def mi_lower_bound(self, loss: Tensor, num_negatives: int) -> None:
         """``None``: the NCE loss implies no mutual-information bound."""
-        return None
 
     def extra_repr(self) -> str:
         return (

@@ -110,7 +110,6 @@ class NTLogistic(nn.Module):
 
     def mi_lower_bound(self, loss: Tensor, num_negatives: int) -> None:
         """``None``: the logistic loss implies no bound on the views' mutual information."""
-        return None
 
     def extra_repr(self) -> str:
         return f"two_way={self.two_way}, negative_weighting={self.negative_weighting!r}"

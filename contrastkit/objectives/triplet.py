@@ -137,7 +137,6 @@ class MarginTriplet(nn.Module):
 
     def mi_lower_bound(self, loss: Tensor, num_negatives: int) -> None:
         """``None``: the triplet loss implies no bound on the views' mutual information."""
-        return None
 
     def extra_repr(self) -> str:
         return f"two_way={self.two_way}, margin={self.margin}, mining={self.mining!r}"

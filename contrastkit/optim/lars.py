@@ -41,7 +41,8 @@ class LARS(torch.optim.Optimizer):
     ) -> None:
         if lr <= 0:
             raise ValueError(f"lr must be > 0 (got {lr})")
-        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, trust=trust, nesterov=nesterov, lars_adapt=True)
+        defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "trust": trust, "nesterov": nesterov,
+                    "lars_adapt": True}
         super().__init__(params, defaults)
 
     @torch.no_grad()

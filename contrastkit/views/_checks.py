@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 from contrastkit.errors import InvalidParameter, close_matches
 
@@ -34,4 +35,4 @@ def check_view_names(names: object, allowed: Sequence[str], *, parameter: str = 
             raise InvalidParameter(parameter, f"unknown view {name!r}{did_you_mean}; {wanted}", listed)
     if len(listed) < 2 or len(set(listed)) != len(listed):
         raise InvalidParameter(parameter, f"{wanted} (in the order wanted)", listed)
-    return listed
+    return cast("list[str]", listed)  # every entry is one of ``allowed``

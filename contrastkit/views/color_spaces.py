@@ -49,16 +49,16 @@ from contrastkit.errors import InvalidParameter, ShapeError, close_matches
 from contrastkit.views._device_constants import device_constant
 
 __all__ = [
-    "check_channel_groups",
-    "split_channels",
     "CHANNEL_NAMES",
     "COLOR_SPACES",
     "NORMALIZATION",
     "ColorSpace",
+    "check_channel_groups",
     "check_space",
     "normalize_channels",
     "rgb_to_ydbdr",
     "rgb_to_yiq",
+    "split_channels",
     "srgb_to_xyz",
     "to_color_space",
 ]
@@ -102,7 +102,7 @@ _YDBDR = (
 )
 
 
-def _yiq_matrix() -> tuple[tuple[float, float, float], ...]:
+def _yiq_matrix() -> tuple[tuple[float, ...], ...]:
     # FCC NTSC YIQ: U = 0.436 (B-Y) / (1 - 0.114), V = 0.615 (R-Y) / (1 - 0.299), then (I, Q) is
     # (V, U) rotated by 33 degrees. Computed rather than typed so the rows stay exact (the published
     # 4-decimal table 0.5959 -0.2746 -0.3213 / 0.2115 -0.5227 0.3112 is this, rounded).
@@ -128,7 +128,7 @@ def _check_rgb(images: Tensor) -> None:
         raise ShapeError(f"to_color_space: images must be RGB [B, 3, H, W], got {tuple(images.shape)}")
 
 
-def _apply_matrix(images: Tensor, rows: tuple[tuple[float, float, float], ...]) -> Tensor:
+def _apply_matrix(images: Tensor, rows: tuple[tuple[float, ...], ...]) -> Tensor:
     flat = tuple(x for row in rows for x in row)
     matrix = _constant(flat, images.device, images.dtype).view(3, 3)
     # einsum is a matmul (no TF32 by default), unlike a 1x1 conv2d, which cuDNN may run in TF32.

@@ -94,6 +94,12 @@ class InvertibleConv1x1(nn.Module):
         True
     """
 
+    # Buffers of the LU parametrisation (registered only when ``lu``).
+    permutation: Tensor
+    sign_s: Tensor
+    lower_mask: Tensor
+    eye: Tensor
+
     def __init__(
         self,
         *,
@@ -214,6 +220,7 @@ class AffineCoupling(nn.Module):
         self.transformed = transformed
         last = nn.Conv2d(hidden, 2 * transformed, kernel_size=1)
         nn.init.zeros_(last.weight)
+        assert last.bias is not None  # Conv2d's default bias=True
         nn.init.zeros_(last.bias)
         self.conditioner = nn.Sequential(
             nn.Conv2d(kept, hidden, kernel_size=1),
@@ -311,5 +318,5 @@ class PixelFlow(nn.Module):
         """``y`` ``[B, C, H, W]`` -> ``g^-1(y)``."""
         _check_images(y, self.channels, "PixelFlow")
         for layer in reversed(self.layers):
-            y = layer.inverse(y)
+            y = layer.inverse(y)  # type: ignore[operator]  # ModuleList items are typed Module; each layer has inverse
         return y

@@ -90,10 +90,7 @@ def to_gray_uint8(frames: Tensor) -> np.ndarray:
         [[[255, 255], [255, 255]]]
     """
     x = frames.float() / 255.0 if frames.dtype == torch.uint8 else frames.float()
-    if x.shape[1] == 3:
-        x = torch.einsum("c,bchw->bhw", x.new_tensor(_LUMA), x)
-    else:
-        x = x[:, 0]
+    x = torch.einsum("c,bchw->bhw", x.new_tensor(_LUMA), x) if x.shape[1] == 3 else x[:, 0]
     return (x.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).cpu().numpy()
 
 
@@ -159,7 +156,8 @@ class OpenCVFlow:
         check_frames(frame_t, frame_next)
         first, second = to_gray_uint8(frame_t), to_gray_uint8(frame_next)
         # A new DIS object per call: OpenCV objects do not pickle or deep-copy, the view maker must.
-        dis = cv2.DISOpticalFlow_create(self._preset) if self.method == "dis" else None
+        # DISOpticalFlow_create is OpenCV's factory function; cv2's stubs list only DISOpticalFlow.create.
+        dis = cv2.DISOpticalFlow_create(self._preset) if self.method == "dis" else None  # type: ignore[attr-defined]
         flows = []
         for a, b in zip(first, second):  # OpenCV takes one image pair at a time
             if dis is not None:

@@ -51,9 +51,9 @@ from torch import Tensor, nn
 
 from contrastkit.errors import InvalidParameter, ShapeError
 from contrastkit.interfaces import AugmentFn, Batch
+from contrastkit.views._checks import check_view_names
 from contrastkit.views.color_split import to_color_space
 from contrastkit.views.normals import DEFAULT_FIELD_OF_VIEW, DepthToNormals
-from contrastkit.views._checks import check_view_names
 
 __all__ = ["RGBDViews", "orientation_from_probe", "probe_channels", "turn_normals"]
 

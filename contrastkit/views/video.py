@@ -51,8 +51,8 @@ from torch import Tensor, nn
 from contrastkit.augmentations.basic import check_crop_flip
 from contrastkit.errors import InvalidParameter, ShapeError
 from contrastkit.interfaces import AugmentFn, Batch
-from contrastkit.views.optical_flow import FlowEstimator, OpenCVFlow, RaftFlow, precomputed_flow
 from contrastkit.views._checks import check_view_names
+from contrastkit.views.optical_flow import FlowEstimator, OpenCVFlow, RaftFlow, precomputed_flow
 
 __all__ = ["FlowCropFlip", "VideoViews"]
 
@@ -101,7 +101,7 @@ class FlowCropFlip(nn.Module):
     def _sequence(self, size: tuple[int, int]) -> K.AugmentationSequential:
         # Kornia's crop needs its output size up front: one sequence per field size, built on first use.
         if size not in self._sequences:
-            steps: list[nn.Module] = []
+            steps: list[K.GeometricAugmentationBase2D] = []
             if self.scale != (1.0, 1.0):  # a full-area crop keeps the whole field, whatever the ratio
                 steps.append(K.RandomResizedCrop(size=size, scale=self.scale, ratio=self.ratio))
             steps.append(K.RandomHorizontalFlip(p=self.flip_p))
@@ -122,7 +122,9 @@ class FlowCropFlip(nn.Module):
         stacked = flow if images is None else torch.cat([flow, images.to(flow.dtype)], dim=1)
         sequence = self._sequence((flow.shape[-2], flow.shape[-1]))
         moved = sequence(stacked)
-        linear = sequence.transform_matrix[:, :2, :2].to(moved.dtype)  # source -> output pixels, per sample
+        matrix = sequence.transform_matrix
+        assert matrix is not None  # set by the call above
+        linear = matrix[:, :2, :2].to(moved.dtype)  # source -> output pixels, per sample
         vectors = torch.einsum("bij,bjhw->bihw", linear, moved[:, :2])
         return vectors, (None if images is None else moved[:, 2:])
 

@@ -93,7 +93,7 @@ class _LargestOutput(TorchDispatchMode):
         super().__init__()
         self.largest = 0
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         for t in out if isinstance(out, (tuple, list)) else (out,):
             if isinstance(t, torch.Tensor):
@@ -154,7 +154,7 @@ def test_contract(params: dict) -> None:
 class _BilinearPlugin:
     @staticmethod
     @contrastkit.hookimpl
-    def register_critics(register) -> None:  # noqa: ANN001
+    def register_critics(register) -> None:
         register("bilinear", BilinearCritic)
 
 

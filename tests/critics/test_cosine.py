@@ -4,10 +4,10 @@ backward compatibility with the earlier critic (same init, outputs and state-dic
 from __future__ import annotations
 
 import math
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 import torch
 
 from contrastkit.datasets.colorful_moving_digits import NUM_BACKGROUNDS, ColorfulMovingDigits
 from contrastkit.errors import InvalidParameter
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def test_deterministic_from_seed() -> None:
@@ -252,7 +257,7 @@ def test_mode_combinations_refused(kwargs: dict, message: str) -> None:
 
 
 # -- depth mode ---------------------------------------------------------------------------------------
-def _plane_fit(depth: torch.Tensor, keep: torch.Tensor) -> tuple["np.ndarray", float]:  # noqa: F821
+def _plane_fit(depth: torch.Tensor, keep: torch.Tensor) -> tuple[np.ndarray, float]:
     """The plane a + b x + c y closest to ``depth`` over the pixels ``keep`` in the max norm: ((a, b, c), max |residual|).
 
     A minimax fit (a float64 linear program), because rounding a true plane to uint8 leaves every
@@ -309,7 +314,7 @@ def test_depth_is_a_tilted_plane_with_the_digit_raised(monkeypatch: pytest.Monke
         depth = item["image"][3]
         coef, residual = _plane_fit(depth, _outside_box(item, 8, 32))
         assert residual <= 0.5 + 1e-6, f"sample {i}: the background is not a plane (residual {residual:.3f})"
-        assert 40 <= int(depth.min()) and int(depth.max()) <= 215
+        assert int(depth.min()) >= 40 and int(depth.max()) <= 215
         slopes.append(coef[1:])
         # Strokes stand RELIEF * alpha nearer than the plane; on black, alpha = brightest channel / 255
         # (every bright colour has a channel at 1.0), known to within 0.5 / 255.

@@ -22,7 +22,7 @@ def test_mnist_pool_is_28_px_balanced_and_split_disjointly() -> None:
     train, train_labels = module._load_digits("train", "mnist")
     test, test_labels = module._load_digits("test", "mnist")
     assert train.shape == (4000, 28, 28) and test.shape == (1000, 28, 28)
-    assert train.dtype == test.dtype == "float32" and 0.0 <= float(train.min()) and float(train.max()) <= 1.0
+    assert train.dtype == test.dtype == "float32" and float(train.min()) >= 0.0 and float(train.max()) <= 1.0
     assert torch.bincount(torch.from_numpy(train_labels)).tolist() == [400] * 10
     assert torch.bincount(torch.from_numpy(test_labels)).tolist() == [100] * 10
     # no test glyph is a train glyph

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
@@ -12,6 +13,9 @@ from contrastkit.datasets.video_frames import VideoFramesDataset
 from contrastkit.errors import InvalidParameter
 from contrastkit.factories import validate_params
 from contrastkit.testing import check_dataset
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def _clips(root: Path, lengths: dict[str, int], *, pad: bool = False) -> None:
@@ -136,7 +140,7 @@ def test_corrupt_frame_is_named(tmp_path: Path) -> None:
 
 
 # -- precomputed flow ---------------------------------------------------------------------------------
-def _flo_bytes(flow: "np.ndarray") -> bytes:  # noqa: F821
+def _flo_bytes(flow: np.ndarray) -> bytes:
     """Middlebury .flo written by hand: 'PIEH', int32 width, int32 height, (dx, dy) float32 per pixel, row-major."""
     import numpy as np
 
@@ -256,7 +260,7 @@ def test_missing_flow_files_are_listed(tmp_path: Path) -> None:
         ("small", r"flow is 12x10 but its frame frame_0\.png is 14x10; the flow must have its frame's size"),
     ],
 )
-def test_bad_flow_files_are_named(tmp_path: Path, content: "bytes | str", message: str) -> None:
+def test_bad_flow_files_are_named(tmp_path: Path, content: bytes | str, message: str) -> None:
     import numpy as np
 
     from contrastkit.errors import ContrastkitError

@@ -5,20 +5,31 @@ from __future__ import annotations
 import copy
 import json
 import math
-import tomllib
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import tomllib
 import torch
 
 from contrastkit.config import config_from_dict, stages_from_dict
 from contrastkit.errors import ConfigError
 from contrastkit.experiments import factors, learned_views, negatives, reverse_u
 from contrastkit.experiments.base import (
-    QUICK_SETTINGS, ArmResult, ArmSeeds, ExperimentResult, RunSettings, apply_quick_settings, code_version,
-    markdown_table, probe_random_init, recipe_toml, saved_record, set_key, train_arm,
+    QUICK_SETTINGS,
+    ArmResult,
+    ArmSeeds,
+    ExperimentResult,
+    RunSettings,
+    apply_quick_settings,
+    code_version,
+    markdown_table,
+    probe_random_init,
+    recipe_toml,
+    saved_record,
+    set_key,
+    train_arm,
 )
 from contrastkit.pipeline import Pipeline
 from contrastkit.trainer import StagedTrainer, Trainer, TrainResult

@@ -20,11 +20,23 @@ from PIL import Image
 
 from contrastkit.errors import ConfigError, InvalidParameter
 from contrastkit.experiments import (
-    EXPERIMENTS, factors, learned_views, negatives, read_results, reproductions_page, reverse_u, run_experiment,
+    EXPERIMENTS,
+    factors,
+    learned_views,
+    negatives,
+    read_results,
+    reproductions_page,
+    reverse_u,
+    run_experiment,
     write_docs,
 )
 from contrastkit.experiments.base import (
-    ExperimentResult, RunSettings, apply_quick_settings, code_version, recipe_toml, set_key,
+    ExperimentResult,
+    RunSettings,
+    apply_quick_settings,
+    code_version,
+    recipe_toml,
+    set_key,
 )
 from contrastkit.pipeline import Pipeline
 

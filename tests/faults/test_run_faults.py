@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import resource
-import shutil
 import signal
 import subprocess
 import sys
@@ -61,7 +60,7 @@ def test_a_read_only_out_dir_is_one_line_before_training(tmp_path: Path, cli: Ca
         parent.chmod(0o555)
     else:  # root writes through any mode; sysfs refuses even root
         parent = Path("/sys")
-        if not parent.is_dir() or os.access(parent, os.W_OK) and _can_create(parent):
+        if not parent.is_dir() or (os.access(parent, os.W_OK) and _can_create(parent)):
             pytest.skip("no folder here refuses root's writes")
     out_dir = parent / "ck-faults-run"
     line = cli("train", str(write_recipe(tmp_path, out_dir)), "--quiet").error_line()

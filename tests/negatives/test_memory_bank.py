@@ -8,11 +8,11 @@ import re
 import subprocess
 import sys
 import textwrap
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+import tomllib
 import torch
 
 from contrastkit.checkpoint import load_checkpoint

@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 class _QueuePlugin:
     @staticmethod
     @contrastkit.hookimpl
-    def register_negative_samplers(register) -> None:  # noqa: ANN001
+    def register_negative_samplers(register) -> None:
         register("queue", QueueNegatives)
 
 

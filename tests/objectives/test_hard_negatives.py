@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -138,7 +139,7 @@ def test_without_debiasing_the_loss_rises_with_beta_from_infonce(seed: int) -> N
     values = [float(hard_negative_loss(logits, target, beta=beta, tau_plus=0.0, min_logit=-1 / t))
               for beta in (0.0, 0.25, 0.5, 1.0, 2.0, 8.0)]
     assert values[0] == pytest.approx(float(info_nce(logits, target)), rel=1e-12, abs=1e-12)
-    assert all(a <= b + 1e-12 for a, b in zip(values, values[1:]))
+    assert all(a <= b + 1e-12 for a, b in itertools.pairwise(values))
 
 
 def test_excluded_column_is_the_same_as_a_missing_column() -> None:

@@ -37,7 +37,7 @@ def test_a_recipe_may_repeat_the_pair_but_not_contradict_it() -> None:
         Pipeline(views={"name": "factor-pair", "share": ["digit"]}, encoder=SMALL, data={**DATA, "pair": ["background"]})
 
 
-def test_a_dataset_without_pairs_is_refused_by_name(tmp_path) -> None:  # noqa: ANN001
+def test_a_dataset_without_pairs_is_refused_by_name(tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"^data\.name: views\.factor-pair needs a dataset with a 'pair' parameter"):
         Pipeline(views="factor-pair", encoder=SMALL, data={"name": "image-folder", "root": str(tmp_path)})
 

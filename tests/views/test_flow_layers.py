@@ -30,7 +30,7 @@ def _flow(vp: bool, lu: bool, channels: int = 3, seed: int = 0) -> PixelFlow:
     return _perturbed(flow, seed + 100)
 
 
-def _brute_force_logdet(fn, x: torch.Tensor) -> float:  # noqa: ANN001 - a tensor function
+def _brute_force_logdet(fn, x: torch.Tensor) -> float:
     """log|det| of the full Jacobian of ``fn`` at one sample ``x`` [1, C, H, W] (float64)."""
     jac = torch.autograd.functional.jacobian(lambda t: fn(t)[0], x)
     n = x.numel()
@@ -146,7 +146,7 @@ def test_gradients_reach_every_layer_type() -> None:
     y, logdet = flow(torch.randn(2, 3, 4, 4))
     (y.square().sum() + logdet.sum()).backward()
     for name, p in flow.named_parameters():
-        if name.endswith("conditioner.4.weight") or name.endswith("log_s") or name.endswith("upper"):
+        if name.endswith(("conditioner.4.weight", "log_s", "upper")):
             assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
@@ -161,7 +161,7 @@ def test_gradients_reach_every_layer_type() -> None:
         (lambda: InvertibleConv1x1(channels=0), "channels"),
     ],
 )
-def test_invalid_parameters_are_named(build, parameter: str) -> None:  # noqa: ANN001 - a factory
+def test_invalid_parameters_are_named(build, parameter: str) -> None:
     with pytest.raises(InvalidParameter) as info:
         build()
     assert info.value.parameter == parameter

@@ -97,7 +97,7 @@ def test_split_selects_channels_of_g_x_and_augment_is_called_once() -> None:
     assert torch.equal(views[2], x_hat)
 
 
-def _toy_game(seed: int = 0):  # noqa: ANN202 - a tuple of the players and the data
+def _toy_game(seed: int = 0):
     torch.manual_seed(seed)
     maker = LearnedFlowViews(space="rgb", num_layers=2, hidden=8, init="rotation").double()
     encoders = nn.ModuleList([nn.Linear(1 * 8 * 8, 16), nn.Linear(2 * 8 * 8, 16)]).double()
@@ -106,7 +106,7 @@ def _toy_game(seed: int = 0):  # noqa: ANN202 - a tuple of the players and the d
     return maker, encoders, critic, images
 
 
-def _contrast_loss(maker, encoders, critic, images) -> torch.Tensor:  # noqa: ANN001 - the toy players
+def _contrast_loss(maker, encoders, critic, images) -> torch.Tensor:
     views = maker({"image": images}, IDENTITY)
     z1, z2 = (critic.embed(enc(v.flatten(1)), view=i) for i, (enc, v) in enumerate(zip(encoders, views)))
     return info_nce(critic.score(z1, z2), torch.arange(images.shape[0]))

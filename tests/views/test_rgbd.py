@@ -190,7 +190,7 @@ def test_trains_through_the_pipeline() -> None:  # 4 channels: normals computed 
     assert pipe.eval().features(batch).shape[0] == 8
 
 
-def test_reads_paired_folder_batches(tmp_path) -> None:  # noqa: ANN001 - pytest's tmp_path
+def test_reads_paired_folder_batches(tmp_path) -> None:
     from contrastkit.datasets.paired_folder import PairedFolderDataset
 
     dataset = PairedFolderDataset(split="train", **PairedFolderDataset.contract_params_for(tmp_path))

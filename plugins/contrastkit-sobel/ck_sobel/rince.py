@@ -99,7 +99,6 @@ class RobustInfoNCE(nn.Module):
 
     def mi_lower_bound(self, loss: Tensor, num_negatives: int) -> None:
         """Always ``None``: RINCE implies no bound on the views' mutual information."""
-        return None
 
     def extra_repr(self) -> str:
         return f"two_way={self.two_way}, q={self.q}, lam={self.lam}"

@@ -8,11 +8,12 @@ import math
 import pytest
 import torch
 
-from ck_sobel import RobustInfoNCE, SobelViews, robust_info_nce, sobel_edges
 from contrastkit import ConfigError, InvalidParameter, Pipeline
 from contrastkit.factories import build_component
 from contrastkit.registry import get_registry
 from contrastkit.testing import check_objective, check_registered, check_view_maker
+
+from ck_sobel import RobustInfoNCE, SobelViews, robust_info_nce, sobel_edges
 
 IDENTITY = lambda images, view: images  # noqa: E731 - an AugmentFn that changes nothing
 
