@@ -41,6 +41,18 @@ from contrastkit.interfaces import (
     is_trainable,
 )
 from contrastkit.momentum import MomentumTarget
+from contrastkit.optional_hooks import (
+    AdversarialViewMaker,
+    AuxiliaryLossName,
+    AuxiliaryLossViewMaker,
+    BatchKeyReader,
+    DatasetParameterSource,
+    MomentumKeyed,
+    SameViewObjective,
+    TemperedCritic,
+    TransposableNegatives,
+    runs_in_workers,
+)
 from contrastkit.registry import Registry, get_registry
 
 __all__ = ["Pipeline", "PipelineOutput", "view_pairs"]
@@ -190,8 +202,9 @@ class Pipeline(nn.Module):
         self.augmentations, self.view_augmentation = self._build_augmentations(augment)
         # Only extra *images* bypass worker augmentations; labels (a supervised view maker's) are fine.
         labels = set(getattr(self.dataset, "label_keys", ()))
-        extra = tuple(k for k in getattr(self.view_maker, "required_keys", ()) if k not in labels)
-        if extra and any(getattr(a, "runs_in_workers", False) for a in self.augmentations):
+        reads = self.view_maker.required_keys if isinstance(self.view_maker, BatchKeyReader) else ()
+        extra = tuple(k for k in reads if k not in labels)
+        if extra and any(runs_in_workers(a) for a in self.augmentations):
             # Worker augmentations copy ``image`` per view; the view maker's other images would be bypassed.
             raise ConfigError(
                 f"augment: a DataLoader-worker augmentation augments only 'image', but views."
@@ -244,9 +257,11 @@ class Pipeline(nn.Module):
             else None
         )
         # InfoMin: a view maker with contrast_sign < 0 ascends the loss the encoders descend.
-        self.reverse_view_gradient = is_trainable(self.view_maker) and float(
-            getattr(self.view_maker, "contrast_sign", 1.0)
-        ) < 0
+        self.reverse_view_gradient = (
+            is_trainable(self.view_maker)
+            and isinstance(self.view_maker, AdversarialViewMaker)
+            and float(self.view_maker.contrast_sign) < 0
+        )
         # The reverse direction of a pair is the forward's logits transposed when the critic is
         # symmetric and the sampler can say so (in-batch): one [B, B] product instead of two.
         self._transpose_reverse = (
@@ -254,9 +269,9 @@ class Pipeline(nn.Module):
             and not self._predicting
             and not self._pair_options
             and declares_symmetric_scores(self.critic)
-            and callable(getattr(self.negatives, "reverse_pair_logits", None))
+            and isinstance(self.negatives, TransposableNegatives)
         )
-        self._has_auxiliary = callable(getattr(self.view_maker, "auxiliary_loss", None))
+        self._has_auxiliary = isinstance(self.view_maker, AuxiliaryLossViewMaker)
         self.config: Config | None = None
         self._batch_image_views: Tensor | None = None
 
@@ -275,7 +290,8 @@ class Pipeline(nn.Module):
 
         A recipe may set the same key itself, but only to the same value.
         """
-        wanted = dict(getattr(self.view_maker, "dataset_parameters", None) or {})
+        maker = self.view_maker
+        wanted = dict((maker.dataset_parameters if isinstance(maker, DatasetParameterSource) else None) or {})
         split = split_spec(self.data_spec, "data") if wanted else None
         if split is None:
             return self.data_spec
@@ -345,7 +361,7 @@ class Pipeline(nn.Module):
         result: list[Any | None] = []
         for i in range(len(self.view_channels)):
             aug = self.augmentations[self.view_augmentation[i]]
-            result.append(aug if getattr(aug, "runs_in_workers", False) else None)
+            result.append(aug if runs_in_workers(aug) else None)
         return result
 
     def _build_encoders(self, spec: Any, *, shared: bool) -> tuple[nn.ModuleList, list[int]]:
@@ -457,7 +473,7 @@ class Pipeline(nn.Module):
 
     def _augment(self, images: Tensor, view: int) -> Tensor:
         augmentation = self.augmentations[self.view_augmentation[view]]
-        if getattr(augmentation, "runs_in_workers", False):
+        if runs_in_workers(augmentation):
             # Already augmented per sample in the DataLoader workers: this view's copy replaces the input.
             copies = self._batch_image_views
             if copies is None:
@@ -578,7 +594,8 @@ class Pipeline(nn.Module):
             total = loss if total is None else total + loss
         assert total is not None
         if auxiliary is not None:
-            name = getattr(self.view_maker, "auxiliary_loss_name", "auxiliary")
+            maker = self.view_maker
+            name = maker.auxiliary_loss_name if isinstance(maker, AuxiliaryLossName) else "auxiliary"
             metrics[f"view_maker/{name}"] = auxiliary.detach()
             total = total + auxiliary
         metrics["loss"] = total.detach()
@@ -623,7 +640,7 @@ class Pipeline(nn.Module):
         An objective with ``same_view_negatives = True`` (``infonce``'s NT-Xent form) needs a sampler
         whose ``pair_logits`` takes a ``same_view`` keyword (``in-batch`` does); others are refused.
         """
-        if not getattr(self.objective, "same_view_negatives", False):
+        if not (isinstance(self.objective, SameViewObjective) and self.objective.same_view_negatives):
             return {}
         try:
             params = list(inspect.signature(self.negatives.pair_logits).parameters.values())
@@ -643,7 +660,7 @@ class Pipeline(nn.Module):
         requested = {
             slot: float(m)
             for slot, component in (("negatives", self.negatives), ("regularizer", self.regularizer))
-            if (m := getattr(component, "key_momentum", None)) is not None
+            if isinstance(component, MomentumKeyed) and (m := component.key_momentum) is not None
         }
         if len(set(requested.values())) > 1:
             raise ConfigError(
@@ -703,7 +720,7 @@ class Pipeline(nn.Module):
                 f"encoder v{i + 1}   {describe(enc)}{shared}: in_channels {c} -> features {self.feature_dims[i]} "
                 f"({params / 1e6:.2f} M parameters)"
             )
-        temperature = getattr(self.critic, "temperature", None)
+        temperature = self.critic.temperature if isinstance(self.critic, TemperedCritic) else None
         lines += [
             f"critic       {describe(self.critic)}: embedding {self.critic.embedding_dim}"
             + (f", temperature {temperature:g}" if temperature is not None else ""),

@@ -29,10 +29,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from contrastkit import optional_hooks as hooks
 from contrastkit.critics.cosine import CosineCritic
 from contrastkit.errors import ConfigError
 from contrastkit.factories import build_component, resolve
 from contrastkit.interfaces import LabelledObjective, PairLogits, PairObjective, PositiveSupplier, is_trainable
+from contrastkit.optional_hooks import BatchKeyReader, ImageChannels, runs_in_workers
 from contrastkit.registry import SLOTS, Registry, get_registry
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "check_encoder",
     "check_negative_sampler",
     "check_objective",
+    "check_optional_hooks",
     "check_registered",
     "check_regularizer",
     "check_view_maker",
@@ -113,9 +116,10 @@ def check_view_maker(view_maker: Any, *, size: int = 32) -> None:
     channels = tuple(view_maker.view_channels)
     assert len(channels) >= 2, f"view_channels must list at least two views, got {channels}"
     # A view maker of multi-modal images (rgbd: RGB + depth) declares the channel counts it accepts.
-    image_channels = int(tuple(getattr(view_maker, "image_channels", (3,)))[0])  # noqa: RUF015 - IndexError if empty
+    accepted = tuple(view_maker.image_channels) if isinstance(view_maker, ImageChannels) else (3,)
+    image_channels = int(accepted[0])  # an empty tuple is an IndexError, as it should be
     batch = {"image": torch.rand(4, image_channels, size, size), "index": torch.arange(4)}
-    for key in getattr(view_maker, "required_keys", ()):  # extra images the view maker reads
+    for key in view_maker.required_keys if isinstance(view_maker, BatchKeyReader) else ():  # extra images it reads
         batch[key] = torch.rand(4, 3, size, size)
     calls: list[int] = []
 
@@ -290,6 +294,49 @@ def check_worker_augmentation(augmentation: Any, *, size: int = 24) -> None:
         assert np.array_equal(again, out), "augment_sample is not deterministic given its seed"
 
 
+def check_optional_hooks(component: Any) -> None:
+    """Every optional hook ``component`` declares (:mod:`contrastkit.optional_hooks`) holds a valid value.
+
+    Example:
+        >>> from contrastkit.views.learned_flow import LearnedFlowViews
+        >>> check_optional_hooks(LearnedFlowViews(num_layers=1, hidden=4))
+        >>> class Odd:
+        ...     contrast_sign = 2.0
+        >>> check_optional_hooks(Odd())  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        AssertionError: contrast_sign must be +1.0 or -1.0, got 2.0...
+    """
+    c = component
+    if isinstance(c, hooks.AdversarialViewMaker):
+        assert float(c.contrast_sign) in (1.0, -1.0), f"contrast_sign must be +1.0 or -1.0, got {c.contrast_sign}"
+    if isinstance(c, hooks.BatchKeyReader):
+        keys = tuple(c.required_keys)
+        assert all(isinstance(k, str) and k and k != "image" for k in keys), f"required_keys: batch keys, got {keys}"
+    if isinstance(c, hooks.BatchKeysHint):
+        assert isinstance(c.required_keys_hint, str) and c.required_keys_hint, "required_keys_hint must be a phrase"
+    if isinstance(c, hooks.AuxiliaryLossName):
+        assert isinstance(c.auxiliary_loss_name, str) and c.auxiliary_loss_name, "auxiliary_loss_name must be a name"
+    if isinstance(c, hooks.SupervisedViewMaker):
+        assert c.supervised_label is None or isinstance(c.supervised_label, str), "supervised_label: str or None"
+        assert c.num_classes is None or int(c.num_classes) >= 2, f"num_classes must be >= 2, got {c.num_classes}"
+    if isinstance(c, hooks.DatasetParameterSource):
+        assert isinstance(c.dataset_parameters, Mapping), "dataset_parameters must be a mapping"
+    if isinstance(c, hooks.ImageChannels):
+        channels = tuple(c.image_channels)
+        assert channels and all(isinstance(n, int) and n >= 1 for n in channels), f"image_channels: {channels}"
+    if isinstance(c, hooks.WorkerAugmentation):
+        assert isinstance(c.runs_in_workers, bool), "runs_in_workers must be a bool"
+        assert not c.runs_in_workers or isinstance(c, hooks.SampleAugmentation), "a worker augmentation needs augment_sample"
+    if isinstance(c, hooks.MomentumKeyed):
+        m = c.key_momentum
+        assert m is None or 0.0 <= float(m) < 1.0, f"key_momentum must be in [0, 1) or None, got {m}"
+    if isinstance(c, hooks.SameViewObjective):
+        assert isinstance(c.same_view_negatives, bool), "same_view_negatives must be a bool"
+    if isinstance(c, hooks.TemperedCritic):
+        assert float(c.temperature) > 0, f"temperature must be > 0, got {c.temperature}"
+
+
 def check_registered(kind: str, name: str, *, registry: Registry | None = None) -> None:
     """Build registered ``name`` of ``kind`` with defaults and injected arguments, then check its contract.
 
@@ -321,11 +368,12 @@ def check_registered(kind: str, name: str, *, registry: Registry | None = None) 
             given = f"contract_params {params}" if params else "no contract_params (a dict on the factory)"
             injected = "".join(f", {k}={v!r}" for k, v in context.items())
             raise ConfigError(f"{exc.message}; check_registered passes the defaults plus {given}{injected}") from None
+        check_optional_hooks(component)
         if kind == "datasets":
             check_dataset(component)
             return
     if kind == "augmentations":
-        if getattr(component, "runs_in_workers", False):
+        if runs_in_workers(component):
             check_worker_augmentation(component)
         else:
             check_augmentation(component)

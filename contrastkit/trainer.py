@@ -53,6 +53,13 @@ from contrastkit.errors import CheckpointError, ConfigError, TrainingError, clos
 from contrastkit.evaluation import KnnResult, evaluate
 from contrastkit.interfaces import EncodedImageSource, LabelledBatchSource, describe, is_trainable
 from contrastkit.optim import LARS, param_groups, warmup_cosine
+from contrastkit.optional_hooks import (
+    BatchKeyReader,
+    BatchKeysHint,
+    DisplayableViews,
+    SupervisedViewMaker,
+    ViewParameterGroups,
+)
 from contrastkit.pipeline import Pipeline
 from contrastkit.preflight import check_free_space, check_run_dir, checkpoint_bytes
 from contrastkit.samplers import AlternatingBatchSampler, EpochBatchSampler
@@ -270,13 +277,14 @@ class Trainer:
                 matches = close_matches(label, keys)
                 hint = f"did you mean {matches[0]!r}?" if matches else f"labels: {', '.join(keys) or 'none'}"
                 raise ConfigError(f"eval.labels: the dataset has no label {label!r}; {hint} (got {label!r})")
-        required = tuple(getattr(self.pipeline.view_maker, "required_keys", ()))
+        maker = self.pipeline.view_maker
+        required = tuple(maker.required_keys) if isinstance(maker, BatchKeyReader) else ()
         if required:
             sample = dataset[0]
             missing = [key for key in required if key not in sample]
             if missing:
-                supervised = getattr(self.pipeline.view_maker, "supervised_label", None)
-                source = getattr(self.pipeline.view_maker, "required_keys_hint", None)  # a view maker's own advice
+                supervised = maker.supervised_label if isinstance(maker, SupervisedViewMaker) else None
+                source = maker.required_keys_hint if isinstance(maker, BatchKeysHint) else None  # its own advice
                 hint = (
                     "set views.supervised_label to one of the dataset's labels"
                     if supervised in missing
@@ -297,8 +305,10 @@ class Trainer:
         else from its first samples.
         """
         maker = self.pipeline.view_maker
-        label, classes = getattr(maker, "supervised_label", None), getattr(maker, "num_classes", None)
-        if label is None or classes is None or label not in tuple(getattr(maker, "required_keys", ())):
+        if not isinstance(maker, SupervisedViewMaker) or not isinstance(maker, BatchKeyReader):
+            return
+        label, classes = maker.supervised_label, maker.num_classes
+        if label is None or classes is None or label not in tuple(maker.required_keys):
             return  # unsupervised, or frozen (the classifiers are not used)
         values = getattr(dataset, label, None)
         if not isinstance(values, Tensor):
@@ -361,7 +371,7 @@ class Trainer:
         """The view optimizer's groups: the maker's own ``parameter_groups(lr)`` when it has one, else one group."""
         maker = self.pipeline.view_maker
         params = self._view_maker_params()
-        if not hasattr(maker, "parameter_groups"):
+        if not isinstance(maker, ViewParameterGroups):
             return [{"params": params, "lr": lr}]
         groups = [g for g in maker.parameter_groups(lr) if g["params"]]
         grouped = [id(p) for g in groups for p in g["params"]]
@@ -1018,9 +1028,9 @@ def _log_learned_views(writer: Any, pipeline: Pipeline, batch: Any, step: int, *
     learned view as one picture (grey, or red/green for two channels) scaled over the batch, so the
     colours are comparable across images and steps, with the un-augmented input beside them.
     """
-    display = getattr(pipeline.view_maker, "learned_views_for_display", None)
-    if not callable(display):
+    if not isinstance(pipeline.view_maker, DisplayableViews):
         return
+    display = pipeline.view_maker.learned_views_for_display
     image = (decode_batch(batch, pipeline.device) if is_encoded(batch) else batch)["image"][:max_images]
     images = pipeline.prepare_batch({"image": image})["image"]
     writer.add_images("learned_views/input", images.detach().float().cpu().clamp(0, 1), step)

@@ -24,30 +24,16 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from contrastkit.errors import InvalidParameter, ShapeError
+from contrastkit.optional_hooks import SampleAugmentation
 
 __all__ = ["SampleAugmentation", "WorkerAugmentedDataset", "sample_seed"]
-
-
-class SampleAugmentation(Protocol):
-    """What a worker-side augmentation provides (e.g. ``AlbumentationsAugmentation``).
-
-    Example:
-        >>> import numpy as np
-        >>> class Flip:
-        ...     def augment_sample(self, image, *, seed):
-        ...         return image[:, ::-1] if seed % 2 else image
-        >>> Flip().augment_sample(np.arange(4, dtype=np.uint8).reshape(1, 4, 1), seed=1)[0, :, 0].tolist()
-        [3, 2, 1, 0]
-    """
-
-    def augment_sample(self, image: np.ndarray, *, seed: int) -> np.ndarray: ...
 
 
 def sample_seed(seed: int, *, epoch: int, index: int, view: int) -> int:
@@ -96,7 +82,7 @@ class WorkerAugmentedDataset:
                 "augmentations", "needs one entry per view (None for a view augmented on the device)", []
             )
         for v, aug in enumerate(augmentations):
-            if aug is not None and not callable(getattr(aug, "augment_sample", None)):
+            if aug is not None and not isinstance(aug, SampleAugmentation):
                 raise InvalidParameter("augmentations", f"view {v}'s augmentation has no augment_sample method", aug)
         self.dataset = dataset
         self.augmentations = augmentations
