@@ -23,3 +23,20 @@ def cosine_case(seed: int, excluded_fraction: float = 0.3) -> tuple[torch.Tensor
         excluded[-1] = True  # one anchor keeps no negative at all
     excluded[torch.arange(b), target] = False
     return logits.masked_fill(excluded, NEG_INF), target, t
+
+
+def gradcheck_case() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Float64 logits [5, 6] (requires grad), targets, and excluded columns, one anchor with none left."""
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(5, 6, dtype=torch.float64, generator=gen, requires_grad=True)
+    target = torch.tensor([0, 3, 1, 5, 2])
+    excluded = torch.zeros(5, 6, dtype=torch.bool)
+    excluded[0, 4] = excluded[1, 0] = excluded[3, 1] = True
+    excluded[2, [0, 2, 3, 4, 5]] = True  # anchor 2: every negative excluded
+    return logits, target, excluded
+
+
+def inf_leaf_logits() -> tuple[torch.Tensor, torch.Tensor]:
+    """Float32 logits with -inf entries (requires grad) and their targets."""
+    logits = torch.tensor([[1.0, NEG_INF, -0.5], [NEG_INF, 0.3, NEG_INF]], requires_grad=True)
+    return logits, torch.tensor([0, 1])

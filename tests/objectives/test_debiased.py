@@ -14,7 +14,7 @@ from contrastkit.negatives.in_batch import InBatchNegatives
 from contrastkit.objectives.debiased import DEFAULT_MIN_LOGIT, DebiasedContrastiveLoss, debiased_contrastive_loss
 from contrastkit.objectives.infonce import info_nce
 from contrastkit.testing import check_objective, check_registered
-from tests.objectives._cases import cosine_case
+from tests.objectives._cases import cosine_case, gradcheck_case, inf_leaf_logits
 
 NEG_INF = float("-inf")
 
@@ -140,12 +140,7 @@ def test_anchor_without_negatives_has_zero_loss_and_counts_in_the_mean() -> None
 
 @pytest.mark.parametrize("tau_plus", [0.0, 0.1, 0.6])
 def test_gradcheck_float64_with_excluded_columns(tau_plus: float) -> None:
-    gen = torch.Generator().manual_seed(0)
-    logits = torch.randn(5, 6, dtype=torch.float64, generator=gen, requires_grad=True)
-    target = torch.tensor([0, 3, 1, 5, 2])
-    excluded = torch.zeros(5, 6, dtype=torch.bool)
-    excluded[0, 4] = excluded[1, 0] = excluded[3, 1] = True
-    excluded[2, [0, 2, 3, 4, 5]] = True  # anchor 2: every negative excluded
+    logits, target, excluded = gradcheck_case()
     assert torch.autograd.gradcheck(
         lambda x: debiased_contrastive_loss(x.masked_fill(excluded, NEG_INF), target, tau_plus=tau_plus, min_logit=-1.5),
         (logits,),
@@ -153,8 +148,8 @@ def test_gradcheck_float64_with_excluded_columns(tau_plus: float) -> None:
 
 
 def test_no_nan_with_inf_in_a_leaf_and_large_logits_in_float32() -> None:
-    logits = torch.tensor([[1.0, NEG_INF, -0.5], [NEG_INF, 0.3, NEG_INF]], requires_grad=True)
-    loss = debiased_contrastive_loss(logits, torch.tensor([0, 1]))
+    logits, target = inf_leaf_logits()
+    loss = debiased_contrastive_loss(logits, target)
     loss.backward()
     assert math.isfinite(float(loss.detach())) and torch.isfinite(logits.grad).all()
     assert float(logits.grad[0, 1]) == 0.0 and float(logits.grad[1, 0]) == 0.0
