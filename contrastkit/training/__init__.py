@@ -1,0 +1,1 @@
+"""The training engine: the step loop, data loading, run state, stages, logging, device and checks."""
