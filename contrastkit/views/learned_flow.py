@@ -59,6 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from contrastkit.encoders.convnet import ConvNetEncoder
 from contrastkit.errors import InvalidParameter, ShapeError
 from contrastkit.interfaces import AugmentFn, Batch
 from contrastkit.views.color_spaces import ColorSpace, check_channel_groups, check_space, split_channels, to_color_space
@@ -104,6 +105,7 @@ class LearnedFlowViews(nn.Module):
         supervised_label: str | None = None,
         num_classes: int | None = None,
         classifier_width: int = 32,
+        classifier_depth: int | None = None,
         supervised_weight: float = 1.0,
         labelled_fraction: float = 1.0,
         classifier_lr: float | None = None,
@@ -162,7 +164,8 @@ class LearnedFlowViews(nn.Module):
         if supervised_label is not None:
             assert num_classes is not None
             # ViewClassifiers names num_classes / width in its InvalidParameter messages.
-            self.classifiers = ViewClassifiers(view_channels=self.view_channels, num_classes=num_classes, width=classifier_width)
+            self.classifiers = ViewClassifiers(view_channels=self.view_channels, num_classes=num_classes,
+                                               width=classifier_width, depth=classifier_depth)
         if mode == "frozen":
             self.requires_grad_(False)
 
@@ -217,7 +220,7 @@ class LearnedFlowViews(nn.Module):
 
         ``None`` (ordinary shuffled batches) with ``"mixed"`` or once frozen. The trainer then
         alternates a batch of these indices with a batch of the others
-        (:class:`~contrastkit.samplers.AlternatingBatchSampler`), so the cross-entropy term sees a
+        (:class:`~contrastkit.training.samplers.AlternatingBatchSampler`), so the cross-entropy term sees a
         whole batch of labels every other step instead of ``labelled_fraction`` of every batch.
 
         Example:
@@ -385,7 +388,12 @@ def view_classification_loss(
     return total
 
 
-def _view_classifier(in_channels: int, num_classes: int, width: int) -> nn.Module:
+def _view_classifier(in_channels: int, num_classes: int, width: int, depth: int | None) -> nn.Module:
+    if depth is not None:
+        # The encoders' own conv net: the two-layer head below, globally pooled, stays near chance
+        # on a few hundred labelled textures, which this one learns (measured on learned-views).
+        body = ConvNetEncoder(in_channels=in_channels, width=width, depth=depth)
+        return nn.Sequential(body, nn.Linear(body.feature_dim, num_classes))
     # A tiny conv net: the seed slides do not give InfoMin's classifier, and a linear probe on raw
     # pixels could not read labels that the flow moves between pixels' colours non-linearly.
     return nn.Sequential(
@@ -400,7 +408,8 @@ def _view_classifier(in_channels: int, num_classes: int, width: int) -> nn.Modul
 
 
 class ViewClassifiers(nn.Module):
-    """InfoMin's classifiers ``c_i``, one per view: ``conv3x3 -> ReLU -> conv3x3/2 -> ReLU -> pool -> linear``.
+    """InfoMin's classifiers ``c_i``, one per view: ``conv3x3 -> ReLU -> conv3x3/2 -> ReLU -> pool -> linear``,
+    or with ``depth`` the ``convnet`` encoder's architecture (``width``, ``depth`` blocks) and a linear layer.
 
     ``forward(views, labels)`` returns :func:`view_classification_loss` (``CE(c1(v1), y) + CE(c2(v2), y)``);
     ``logits(views)`` gives each classifier's ``[B, num_classes]``.
@@ -412,9 +421,13 @@ class ViewClassifiers(nn.Module):
         >>> loss = classifiers(views, torch.tensor([0, 1, 2, -1]))
         >>> loss.ndim, [tuple(z.shape) for z in classifiers.logits(views)]
         (0, [(4, 10), (4, 10)])
+        >>> deep = ViewClassifiers(view_channels=(1, 2), num_classes=10, width=8, depth=3)
+        >>> [tuple(z.shape) for z in deep.logits(views)]
+        [(4, 10), (4, 10)]
     """
 
-    def __init__(self, *, view_channels: Sequence[int], num_classes: int, width: int = 32) -> None:
+    def __init__(self, *, view_channels: Sequence[int], num_classes: int, width: int = 32,
+                 depth: int | None = None) -> None:
         super().__init__()
         if len(view_channels) < 1 or any(c < 1 for c in view_channels):
             raise InvalidParameter("view_channels", "must list each view's channel count (>= 1)", view_channels)
@@ -422,7 +435,10 @@ class ViewClassifiers(nn.Module):
             raise InvalidParameter("num_classes", "must be >= 2", num_classes)
         if width < 1:
             raise InvalidParameter("width", "must be >= 1", width)
-        self.heads = nn.ModuleList(_view_classifier(c, num_classes, width) for c in view_channels)
+        if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 8):
+            raise InvalidParameter("classifier_depth", "must be an integer from 1 to 8, or omitted for the two-layer "
+                                   "head", depth)
+        self.heads = nn.ModuleList(_view_classifier(c, num_classes, width, depth) for c in view_channels)
 
     def logits(self, views: Sequence[Tensor]) -> list[Tensor]:
         """Each view through its classifier -> ``[B, num_classes]``."""
