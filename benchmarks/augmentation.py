@@ -39,23 +39,29 @@ Usage (from a checkout after ``pip install -e .``)::
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
 import torch
 from torch import Tensor
 
-from contrastkit.augmentations._common import blur_kernel_size
 from contrastkit.augmentations.albumentations_recipes import AlbumentationsAugmentation
+from contrastkit.augmentations.recipe_parameters import blur_kernel_size
 from contrastkit.augmentations.simclr import SimCLRAugmentation
-from contrastkit.augmentations.workers import WorkerAugmentedDataset
 from contrastkit.errors import ConfigError
-from contrastkit.trainer import select_device
+from contrastkit.training import select_device
+from contrastkit.training.worker_augmentation import WorkerAugmentedDataset
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # run as `python benchmarks/augmentation.py`: make the `benchmarks` package importable
+    sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.finish import finish  # noqa: E402
 
 SEED = 0
 SIDES = ("torchvision", "albumentations", "contrastkit")
@@ -461,11 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"after {s.warmup} uncounted per size"
     )
     result = run_benchmark(settings, echo=print)
-    if json_path:
-        with open(json_path, "w", encoding="utf-8") as fh:
-            json.dump(result.as_dict(), fh, indent=2)
-    print(format_report(result))
-    return 0
+    return finish(result.as_dict(), [format_report(result)], json_path=json_path)
 
 
 if __name__ == "__main__":

@@ -64,7 +64,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import statistics
@@ -72,6 +71,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -84,7 +84,13 @@ from contrastkit.errors import ConfigError
 from contrastkit.negatives.in_batch import InBatchNegatives
 from contrastkit.negatives.memory_bank import MemoryBankNegatives
 from contrastkit.objectives.infonce import InfoNCE
-from contrastkit.trainer import select_device
+from contrastkit.training import select_device
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # run as `python benchmarks/losses.py`: make the `benchmarks` package importable
+    sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.finish import finish  # noqa: E402
 
 INFONCE_TARGET = 1.0  # contrastkit / reference, time and peak memory: at most
 BANK_TARGET = 2.0  # CMC / contrastkit, memory-bank step time: at least
@@ -1098,11 +1104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"peak memory over the inputs from {peak_how}"
     )
     result = run_benchmark(settings, echo=print)
-    if json_path:
-        with open(json_path, "w", encoding="utf-8") as fh:
-            json.dump(result.as_dict(), fh, indent=2)
-    print(format_report(result))
-    return 0
+    return finish(result.as_dict(), [format_report(result)], json_path=json_path)
 
 
 if __name__ == "__main__":

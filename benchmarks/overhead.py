@@ -35,12 +35,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -51,7 +51,13 @@ from contrastkit.config import Config, config_from_dict
 from contrastkit.errors import ConfigError
 from contrastkit.optim import param_groups
 from contrastkit.pipeline import Pipeline
-from contrastkit.trainer import Trainer, select_device
+from contrastkit.training import Trainer, select_device
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # run as `python benchmarks/overhead.py`: make the `benchmarks` package importable
+    sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.finish import finish  # noqa: E402
 
 TARGET = 1.02
 SEED = 0
@@ -430,11 +436,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{settings.repeats} rounds (bare, contrastkit) after a warm-up round, {settings.clock} clock"
     )
     result = run_benchmark(settings, echo=print)
-    if json_path:
-        with open(json_path, "w", encoding="utf-8") as fh:
-            json.dump(result.as_dict(), fh, indent=2)
-    print(format_report(result))
-    return 0
+    return finish(result.as_dict(), [format_report(result)], json_path=json_path)
 
 
 if __name__ == "__main__":

@@ -53,12 +53,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as `python benchmarks/peers.py`: make `benchmarks.training` importable
     sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.finish import finish  # noqa: E402
 from benchmarks.training import RECIPE, StepTimer, benchmark_overrides, synchronize  # noqa: E402
 from benchmarks.training import Settings as TrainingSettings  # noqa: E402
 from contrastkit.augmentations.simclr import SimCLRAugmentation  # noqa: E402
 from contrastkit.config import Config, load_config  # noqa: E402
 from contrastkit.errors import ConfigError  # noqa: E402
-from contrastkit.trainer import Trainer, select_device  # noqa: E402
+from contrastkit.training import Trainer, select_device  # noqa: E402
 
 MISSING_LIGHTLY = "peers.py: lightly is not installed; pip install -e .[bench]"
 SKIP_STATUS = 69  # os.EX_UNAVAILABLE: run_all reports the benchmark as skipped, not failed
@@ -326,7 +327,9 @@ def run_child(job: Mapping[str, Any]) -> dict[str, float]:
     import lightly.loss
     import lightly.transforms  # noqa: F401
 
-    import contrastkit.builtin_plugins  # noqa: F401
+    import contrastkit
+
+    contrastkit.get_registry()  # every built-in module loaded, as the contrastkit side has them
 
     device = select_device(job["device"])
     if device.type == "cuda":
@@ -512,11 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = {"device": options.device, "torch": torch.__version__, "lightly": version("lightly"),
               "threads": threads or torch.get_num_threads(), "settings": attrs.asdict(options),
               "augmentation_mapping": mapping, "rows": rows}
-    if json_path:
-        Path(json_path).write_text(json.dumps(report, indent=2), encoding="utf-8")
-    for row in rows:
-        print(format_row(row, options.device))
-    return 0
+    return finish(report, [format_row(row, options.device) for row in rows], json_path=json_path)
 
 
 if __name__ == "__main__":

@@ -57,7 +57,6 @@ Usage (from a checkout after ``pip install -e .``)::
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -72,7 +71,13 @@ from torch import nn
 
 from contrastkit.config import Config, load_config
 from contrastkit.errors import ConfigError
-from contrastkit.trainer import Trainer, select_device
+from contrastkit.training import Trainer, select_device
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # run as `python benchmarks/training.py`: make the `benchmarks` package importable
+    sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.finish import finish  # noqa: E402
 
 TARGET = 0.10  # fraction of GPU step time outside the encoders' forward and backward: at most
 RECIPE = Path(__file__).resolve().parents[1] / "examples" / "simclr.toml"
@@ -517,11 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"encoders by forward/backward hooks ({how.get(device.type, 'host clock at the encoder hooks')})"
     )
     result = run_benchmark(settings, echo=print)
-    if json_path:
-        with open(json_path, "w", encoding="utf-8") as fh:
-            json.dump(result.as_dict(), fh, indent=2)
-    print(format_report(result))
-    return 0
+    return finish(result.as_dict(), [format_report(result)], json_path=json_path)
 
 
 if __name__ == "__main__":

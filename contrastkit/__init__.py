@@ -11,14 +11,13 @@ Example:
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from contrastkit.config import Config, load_config
 from contrastkit.errors import ConfigError, ContrastkitError, InvalidParameter
 from contrastkit.hookspecs import hookimpl
 from contrastkit.pipeline import Pipeline, PipelineOutput
 from contrastkit.registry import get_registry
-from contrastkit.trainer import Trainer, TrainResult
+from contrastkit.training import Trainer, TrainResult
+from contrastkit.version import __version__
 
 __all__ = [
     "Config",

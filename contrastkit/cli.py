@@ -11,6 +11,10 @@ Commands::
         [--sweep KEY=V1,V2,... [--eval-label LABEL] [--out DIR]]
     contrastkit plugins [--json]
 
+The arguments are declared in :mod:`contrastkit.cli_parser`; each command reads them, calls the
+library (:class:`~contrastkit.training.Trainer`, :func:`~contrastkit.eval_checkpoint.evaluate_checkpoint`,
+:func:`~contrastkit.analysis.analyze_recipe`, ...) and prints what it returns.
+
 Any :class:`~contrastkit.errors.ContrastkitError` is printed as one line (``error: ...``) on stderr
 with exit status 2; no traceback.
 
@@ -31,175 +35,18 @@ import traceback
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from contrastkit import __version__
+from contrastkit.cli_parser import build_parser
 from contrastkit.errors import ContrastkitError, PluginLoadWarning
 
 if TYPE_CHECKING:  # the commands import these lazily, to keep `contrastkit --help` fast
     from contrastkit.analysis import PairEstimate
-    from contrastkit.config import Config
-    from contrastkit.pipeline import Pipeline
+    from contrastkit.evaluation import EvalResult
     from contrastkit.registry import Registry
-    from contrastkit.trainer import Trainer, TrainResult
+    from contrastkit.training import Trainer, TrainResult
 
 __all__ = ["build_parser", "main", "one_line"]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (exposed so docs and tests can inspect it).
-
-    Example:
-        >>> build_parser().parse_args(["train", "x.toml", "--set", "train.lr=0.1"]).overrides
-        ['train.lr=0.1']
-    """
-    parser = argparse.ArgumentParser(prog="contrastkit", description="Contrastive representation learning.")
-    parser.add_argument("--version", action="version", version=f"contrastkit {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    train = sub.add_parser("train", help="train from a TOML recipe", description="Train from a TOML recipe.")
-    train.add_argument("config", metavar="CONFIG", help="path to the TOML recipe, e.g. examples/quickstart.toml")
-    train.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe key, value parsed as TOML (repeatable): --set train.max_steps=20",
-    )
-    train.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="build everything, push one batch through, print the pipeline and exit",
-    )
-    train.add_argument("--quiet", action="store_true", help="no progress bar (for CI logs)")
-    train.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue from the newest valid checkpoint in train.out_dir (same recipe)",
-    )
-    train.add_argument(
-        "--allow-change",
-        action="append",
-        default=[],
-        metavar="KEY",
-        help="with --resume: accept this optimisation key changed by --set (train.lr, train.min_lr, "
-        "train.view_maker_lr, train.warmup_steps, train.schedule, train.grad_clip, train.weight_decay); repeatable",
-    )
-
-    evaluate = sub.add_parser(
-        "eval",
-        help="linear and kNN probes of a trained checkpoint",
-        description="Linear probe and kNN probe of a checkpoint's frozen encoders, on every label of the "
-        "recipe's dataset (or eval.labels): top-1 accuracy (in %) for classes, mean error in pixels for positions.",
-    )
-    evaluate.add_argument(
-        "config", metavar="CONFIG",
-        help="the TOML recipe the checkpoint was trained with (a [[stages]] recipe: its last stage)",
-    )
-    which = evaluate.add_mutually_exclusive_group()
-    which.add_argument(
-        "--checkpoint",
-        metavar="PATH",
-        help="checkpoint to evaluate (default: the latest in train.out_dir/checkpoints/)",
-    )
-    which.add_argument(
-        "--random-init",
-        action="store_true",
-        help="evaluate freshly initialised encoders (seeded by train.seed): the random-encoder baseline",
-    )
-    evaluate.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe key, value parsed as TOML (repeatable): --set train.device=cpu",
-    )
-    evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
-
-    export = sub.add_parser(
-        "export",
-        help="write a checkpoint's encoders to safetensors",
-        description="Write a checkpoint's encoders to a safetensors file, with the recipe as metadata; "
-        "load them with contrastkit.export.load_encoder.",
-    )
-    export.add_argument(
-        "checkpoint", metavar="CHECKPOINT", help="a training checkpoint, e.g. runs/x/checkpoints/final.pt"
-    )
-    export.add_argument("--out", required=True, metavar="PATH", help="the file to write, e.g. encoder.safetensors")
-
-    analyze = sub.add_parser(
-        "analyze",
-        help="estimate I_NCE between a recipe's views; --sweep: I_NCE and accuracy per value of a recipe key",
-        description="Train only the critic (fresh encoders + critic, view maker frozen) on the recipe's views with "
-        "in-batch InfoNCE, then report the lower bound I_NCE = log(K+1) - L per view pair on held-out test batches. "
-        "--sweep also probes the trained encoders and writes a markdown table and a PNG plot of accuracy "
-        "against I_NCE (InfoMin's reverse-U). See docs/analysis.md.",
-    )
-    analyze.add_argument("config", metavar="CONFIG", help="path to the TOML recipe, e.g. examples/factors.toml")
-    analyze.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe key, value parsed as TOML (repeatable): --set train.device=cpu",
-    )
-    analyze.add_argument("--steps", type=int, default=200, metavar="N", help="critic training steps (default 200)")
-    analyze.add_argument(
-        "--batch", type=int, default=None, metavar="B",
-        help="batch size; K = B - 1 negatives, the bound is at most log(B) (default train.batch_size)",
-    )
-    analyze.add_argument("--lr", type=float, default=2e-3, help="AdamW learning rate of the critic (default 0.002)")
-    analyze.add_argument(
-        "--sweep", metavar="KEY=V1,V2,...",
-        help="sweep a recipe key (each value applied like --set): --sweep augment.strength=0.5,1,2",
-    )
-    analyze.add_argument(
-        "--eval-label", metavar="LABEL",
-        help="label of the linear probe in a sweep (default: the first of eval.labels or the dataset's labels)",
-    )
-    analyze.add_argument(
-        "--out", metavar="DIR", help="where a sweep writes sweep.md and sweep.png (default runs/analyze/<recipe stem>)"
-    )
-    analyze.add_argument("--json", action="store_true", help="print JSON instead of text")
-
-    experiment = sub.add_parser(
-        "experiment",
-        help="reproduce a seed paper's finding on the embedded data (factors, reverse-u, learned-views, negatives)",
-        description="Run reproductions of the seed papers' findings, each under 30 minutes on 2 CPU cores: train "
-        "its arms, probe them, write results.md, plot.png and result.json under --out/NAME, and judge the finding "
-        "by the criterion in contrastkit/experiments/NAME.py. See docs/reproductions.md.",
-    )
-    experiment.add_argument(
-        "names", nargs="*", metavar="NAME",
-        help="factors, reverse-u, learned-views, negatives, or all (none: only --docs or --list)",
-    )
-    experiment.add_argument(
-        "--out", default="runs/experiments", metavar="DIR", help="where each experiment runs (default runs/experiments)"
-    )
-    experiment.add_argument(
-        "--quick", action="store_true", help="a smoke run of the whole experiment on tiny data (seconds, no result)"
-    )
-    experiment.add_argument("--fresh", action="store_true", help="retrain arms whose results are already saved")
-    experiment.add_argument(
-        "--seeds", metavar="N", help="train every arm with seeds 0..N-1 (default 3; 1 with --quick)"
-    )
-    experiment.add_argument(
-        "--scale", default="cpu", metavar="NAME",
-        help="cpu (default: minutes on 2 CPU cores) or paper (longer schedules and more data, for --device cuda)",
-    )
-    experiment.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default auto)")
-    experiment.add_argument(
-        "--docs", metavar="PATH",
-        help="afterwards, regenerate this page (e.g. docs/reproductions.md) from every result under --out",
-    )
-    experiment.add_argument("--list", action="store_true", help="list the experiments and exit")
-
-    plugins = sub.add_parser("plugins", help="list installed plugins and what they register")
-    plugins.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
-    return parser
 
 
 def _load_registry_reporting_warnings() -> Registry:
@@ -260,7 +107,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import attrs
 
     from contrastkit.config import load_config
-    from contrastkit.trainer import Trainer
+    from contrastkit.training import Trainer
 
     _load_registry_reporting_warnings()
     config = load_config(args.config, args.overrides)
@@ -281,7 +128,7 @@ def _train_stages(args: argparse.Namespace) -> int:
     import attrs
 
     from contrastkit.config import load_stages
-    from contrastkit.trainer import StagedTrainer
+    from contrastkit.training import StagedTrainer
 
     stages = load_stages(args.config, args.overrides)
     if args.quiet:
@@ -342,91 +189,18 @@ def _dry_run(trainer: Trainer) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    import torch
-
-    from contrastkit.checkpoint import CheckpointDir, nonfinite_in_checkpoint, read_checkpoint, state_dict_mismatch
-    from contrastkit.config import load_config
-    from contrastkit.errors import CheckpointError, ConfigError, close_matches
-    from contrastkit.evaluation import evaluate
-    from contrastkit.pipeline import Pipeline
-    from contrastkit.trainer import select_device
+    from contrastkit.eval_checkpoint import evaluate_checkpoint
 
     _load_registry_reporting_warnings()
-    config = load_config(args.config, args.overrides)
-    if config.stages:  # a staged recipe is evaluated as its last stage, from that stage's run folder
-        from contrastkit.config import load_stages
-
-        config = load_stages(args.config, args.overrides)[-1].config
-    payload = None
-    checkpoint = None
-    if not args.random_init:  # read the checkpoint before the (slower) dataset is built
-        folder = Path(config.train.out_dir or "runs/default") / "checkpoints"
-        if args.checkpoint:
-            checkpoint = Path(args.checkpoint)
-            payload = read_checkpoint(checkpoint)
-            bad = nonfinite_in_checkpoint({"model": payload["model"]})
-            if bad is not None:
-                raise CheckpointError(f"{checkpoint}: {bad} holds NaN or inf (the run diverged); evaluate an "
-                                      "earlier checkpoint from its checkpoints/ folder")
-        else:  # the newest checkpoint that reads and is finite; newer broken ones are named
-            checkpoint, payload, skipped = CheckpointDir(folder).newest_valid(resumable=False)
-            for line in skipped:
-                print(f"skipped {line}", file=sys.stderr)
-            if checkpoint is None:
-                raise CheckpointError(skipped[0] if skipped else f"{folder}: checkpoint not found; train first or pass "
-                                      "--checkpoint")
-    device = select_device(config.train.device)
-    torch.manual_seed(config.train.seed)  # --random-init: the weights training would have started from
-    pipeline = Pipeline.from_config(config, path=args.config)
-    if payload is not None:
-        try:
-            pipeline.load_state_dict(payload["model"], strict=True)
-        except RuntimeError as exc:
-            raise ContrastkitError(
-                f"{checkpoint}: the weights do not fit {args.config}'s pipeline; pass the recipe it was trained "
-                f"with ({state_dict_mismatch(exc)})"
-            ) from None
-    pipeline.to(device)
-    assert pipeline.dataset is not None  # from_config always builds the [data] slot
-
-    keys = tuple(getattr(pipeline.dataset, "label_keys", ()))
-    labels = tuple(config.eval.labels) if config.eval.labels is not None else keys
-    for label in labels:
-        if label not in keys:
-            matches = close_matches(label, keys)
-            hint = f"did you mean {matches[0]!r}?" if matches else f"labels: {', '.join(keys) or 'none'}"
-            message = f"eval.labels: the dataset has no label {label!r}; {hint} (got {label!r})"
-            raise ConfigError(message, path=args.config)
-    if not labels:
-        raise ConfigError("data: the dataset declares no label_keys; there is nothing to evaluate", path=args.config)
-
-    results = evaluate(
-        pipeline,
-        pipeline.dataset,
-        pipeline.build_dataset("test"),
-        labels=labels,
-        k=config.eval.knn_k,
-        temperature=config.eval.knn_temperature,
-        epochs=config.eval.linear_epochs,
-        batch_size=config.train.batch_size,
-        max_samples=config.eval.max_samples,
-        seed=config.train.seed,
-    )
-    step = payload.get("step") if payload is not None else None
+    found = evaluate_checkpoint(args.config, args.overrides, checkpoint=args.checkpoint, random_init=args.random_init,
+                                print_fn=lambda line: print(line, file=sys.stderr))
     if args.json:
-        report = {
-            "checkpoint": str(checkpoint) if checkpoint is not None else None,
-            "random_init": bool(args.random_init),
-            "step": step,
-            "device": str(device),
-            "results": [r.as_dict() for r in results],
-        }
-        print(json.dumps(report, indent=2))
+        print(json.dumps(found.as_dict(), indent=2))
         return 0
-    source = f"random-init encoders (seed {config.train.seed})" if args.random_init else f"{checkpoint} (step {step})"
-    print(f"evaluating {source} on {device}")
+    source = f"random-init encoders (seed {found.seed})" if found.random_init else f"{found.checkpoint} (step {found.step})"
+    print(f"evaluating {source} on {found.device}")
     rows = [("label", "probe", "metric", "value")]
-    rows += [(r.label, r.probe, r.metric, f"{r.value:.2f}" + ("%" if r.metric == "top1" else " px")) for r in results]
+    rows += [(r.label, r.probe, r.metric, f"{r.value:.2f}" + ("%" if r.metric == "top1" else " px")) for r in found.results]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
@@ -446,102 +220,53 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _analysis_setup(
-    config_path: str, overrides: list[str], label: str | None, *, probe: bool
-) -> tuple[Config, Pipeline, Any, str | None]:
-    """Recipe, pipeline (fresh, seeded, on its device), test split and the label to probe (``probe``: checked)."""
-    import torch
-
-    from contrastkit.config import load_config
-    from contrastkit.errors import ConfigError, close_matches
-    from contrastkit.pipeline import Pipeline
-    from contrastkit.trainer import select_device
-
-    config = load_config(config_path, overrides)
-    if config.stages:
-        raise ConfigError(
-            "stages: analyze takes a single-stage recipe; --set the stage's keys instead", path=config_path
-        )
-    torch.manual_seed(config.train.seed)  # fresh encoders and critic, the same for every sweep value
-    pipeline = Pipeline.from_config(config, path=config_path)
-    test = pipeline.build_dataset("test")
-    keys = tuple(getattr(test, "label_keys", ()))
-    if probe and label is None:  # default: the first label the recipe evaluates
-        label = next(iter(config.eval.labels or keys), None)
-        if label is None:
-            raise ConfigError("--eval-label: the test split has no labels to probe", path=config_path)
-    if probe and label not in keys:
-        assert label is not None  # set above when probing
-        matches = close_matches(label, keys)
-        hint = f"did you mean {matches[0]!r}?" if matches else f"its labels: {', '.join(keys) or 'none'}"
-        raise ConfigError(f"--eval-label: the test split has no label {label!r}; {hint}", path=config_path)
-    return config, pipeline.to(select_device(config.train.device)), test, label
-
-
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from contrastkit.analysis import (
-        check_sweep_key,
-        estimate_view_information,
-        parse_sweep,
-        probe_accuracy,
-        run_sweep,
-        sweep_table,
-        write_sweep_plot,
-    )
+    from contrastkit.analysis import analyze_recipe, check_sweep_key, parse_sweep
     from contrastkit.config import apply_overrides, load_config, read_toml
 
     _load_registry_reporting_warnings()
     sweep = parse_sweep(args.sweep) if args.sweep else None
     base = load_config(args.config, args.overrides)
     batch = args.batch if args.batch is not None else base.train.batch_size
-
-    def estimate(
-        overrides: list[str], label: str | None, probe: bool
-    ) -> tuple[list[PairEstimate], Any, Pipeline, str | None]:
-        config, pipeline, test, label = _analysis_setup(args.config, overrides, label, probe=probe)
-        estimates = estimate_view_information(
-            pipeline, pipeline.dataset, test, steps=args.steps, batch_size=batch, lr=args.lr, seed=config.train.seed
-        )
-        result = None
-        if probe:
-            assert label is not None  # _analysis_setup checked it is one of the test split's labels
-            result = probe_accuracy(pipeline, pipeline.dataset, test, label=label, config=config)
-        return estimates, result, pipeline, label
-
     if sweep is None:
-        estimates, _, pipeline, _ = estimate(list(args.overrides), None, False)
+        found = analyze_recipe(args.config, args.overrides, steps=args.steps, batch_size=batch, lr=args.lr)
         if args.json:
-            print(json.dumps({"steps": args.steps, "batch": batch, "device": str(pipeline.device),
-                              "estimates": [e.as_dict() for e in estimates]}, indent=2))
+            print(json.dumps({"steps": args.steps, "batch": batch, "device": str(found.device),
+                              "estimates": [e.as_dict() for e in found.estimates]}, indent=2))
             return 0
-        print(f"analyzing {args.config} on {pipeline.device}: critic (encoders + critic, view maker frozen) "
-              f"trained {args.steps} steps at batch {batch}, estimated on {estimates[0].batches} test batches")
-        for e in estimates:
+        print(f"analyzing {args.config} on {found.device}: critic (encoders + critic, view maker frozen) "
+              f"trained {args.steps} steps at batch {batch}, estimated on {found.estimates[0].batches} test batches")
+        for e in found.estimates:
             print(str(e))
         return 0
-
     key, values = sweep
     check_sweep_key(key, apply_overrides(read_toml(args.config), args.overrides))
     label = args.eval_label or next(iter(base.eval.labels or ()), None)
+    return _sweep(args, key, values, batch=batch, label=label)
+
+
+def _sweep(args: argparse.Namespace, key: str, values: list[str], *, batch: int, label: str | None) -> int:
+    """``analyze --sweep``: one estimate and probe per value (the first value's label for all), then the files."""
+    from contrastkit.analysis import analyze_recipe, run_sweep, write_sweep
+
     out = Path(args.out) if args.out else Path("runs") / "analyze" / Path(args.config).stem
     if not args.json:
         print(f"sweeping {key} over {', '.join(values)}: {args.steps} critic steps at batch {batch} each, "
               "then a linear probe")
 
-    def one(value: str) -> tuple[list[PairEstimate], Any]:
+    def one(value: str) -> tuple[list[PairEstimate], EvalResult | None]:
         nonlocal label
-        estimates, result, _, label = estimate([*args.overrides, f"{key}={value}"], label, True)
+        found = analyze_recipe(args.config, [*args.overrides, f"{key}={value}"], steps=args.steps, batch_size=batch,
+                               lr=args.lr, label=label, probe=True)
+        label = found.label
         if not args.json:
-            line = "; ".join(f"{e.pair} {e.i_nce:.3f}" + (" (saturated)" if e.saturated else "") for e in estimates)
-            print(f"{key} = {value}: I_NCE {line} nats (K = {estimates[0].num_negatives}); {result}")
-        return estimates, result
+            line = "; ".join(f"{e.pair} {e.i_nce:.3f}" + (" (saturated)" if e.saturated else "") for e in found.estimates)
+            print(f"{key} = {value}: I_NCE {line} nats (K = {found.estimates[0].num_negatives}); {found.probe}")
+        return found.estimates, found.probe
 
     points = run_sweep(key, values, one)
     assert label is not None  # each of the (at least two) sweep values probed a label
-    out.mkdir(parents=True, exist_ok=True)
-    table_path = out / "sweep.md"
-    table_path.write_text(sweep_table(key, points, label=label) + "\n")
-    plot_path = write_sweep_plot(out / "sweep.png", key, points, label=label)
+    table_path, plot_path = write_sweep(out, key, points, label=label)
     if args.json:
         print(json.dumps({"key": key, "label": label, "steps": args.steps, "batch": batch, "table": str(table_path),
                           "plot": str(plot_path), "points": [p.as_dict() for p in points]}, indent=2))
@@ -553,7 +278,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 def _cmd_experiment(args: argparse.Namespace) -> int:
     from contrastkit.errors import ConfigError
     from contrastkit.experiments import EXPERIMENTS, get_experiment, run_many, write_docs
-    from contrastkit.experiments.base import parse_scale, parse_seeds
+    from contrastkit.experiments.settings import parse_scale, parse_seeds
 
     if args.list:
         for name, module in EXPERIMENTS.items():
@@ -580,7 +305,8 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {
-    "train": _cmd_train, "eval": _cmd_eval, "analyze": _cmd_analyze, "experiment": _cmd_experiment, "export": _cmd_export, "plugins": _cmd_plugins,
+    "train": _cmd_train, "eval": _cmd_eval, "analyze": _cmd_analyze, "experiment": _cmd_experiment,
+    "export": _cmd_export, "plugins": _cmd_plugins,
 }
 
 

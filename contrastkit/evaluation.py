@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EvalResult",
-    "KnnResult",
     "collect_features",
     "evaluate",
     "knn_predict",
@@ -81,10 +80,6 @@ class EvalResult:
             'knn'
         """
         return attrs.asdict(self)
-
-
-#: The trainer's name for a kNN :class:`EvalResult` (kept so existing imports work).
-KnnResult = EvalResult
 
 
 # -- features --------------------------------------------------------------------------------------
@@ -348,10 +343,11 @@ def knn_probe(pipeline: Pipeline, train_set: torch.utils.data.Dataset, test_set:
     Example:
         >>> from contrastkit import Pipeline
         >>> from contrastkit.datasets.colorful_moving_digits import ColorfulMovingDigits
+        >>> train, test = ColorfulMovingDigits(size=40), ColorfulMovingDigits(split="test", size=20)
         >>> pipe = Pipeline(encoder={"name": "convnet", "width": 4, "depth": 2})
-        >>> results = knn_probe(pipe, ColorfulMovingDigits(size=40), ColorfulMovingDigits(split="test", size=20),
-        ...                     labels=["background", "position"], k=5)
-        >>> [r.metric for r in results], pipe.training
+        >>> results = knn_probe(pipe, train, test, labels=["background", "position"], k=5)
+        >>> [r.metric for r in results], results == evaluate(pipe, train, test, labels=["background", "position"],
+        ...                                                  linear=False, k=5)
         (['top1', 'pixel_error'], True)
     """
     return evaluate(pipeline, train_set, test_set, labels=labels, knn=True, linear=False, k=k,
@@ -364,14 +360,15 @@ def linear_probe(pipeline: Pipeline, train_set: torch.utils.data.Dataset, test_s
                  max_samples: int | None = None, seed: int = 0) -> list[EvalResult]:
     """Linear probe of ``pipeline``'s frozen features for each of ``labels`` (see :func:`linear_predict`).
 
+    Any map-style dataset of dicts serves, as here a list of plain grey images labelled by their shade.
+
     Example:
+        >>> import torch
         >>> from contrastkit import Pipeline
-        >>> from contrastkit.datasets.colorful_moving_digits import ColorfulMovingDigits
+        >>> data = [{"image": torch.full((3, 32, 32), i / 8), "dark": int(i < 4)} for i in range(8)]
         >>> pipe = Pipeline(encoder={"name": "convnet", "width": 4, "depth": 2})
-        >>> results = linear_probe(pipe, ColorfulMovingDigits(size=40), ColorfulMovingDigits(split="test", size=20),
-        ...                        labels=["background", "position"], epochs=5)
-        >>> [(r.probe, r.metric) for r in results]
-        [('linear', 'top1'), ('linear', 'pixel_error')]
+        >>> [(r.probe, r.metric) for r in linear_probe(pipe, data, data, labels=["dark"], epochs=5)]
+        [('linear', 'top1')]
     """
     return evaluate(pipeline, train_set, test_set, labels=labels, knn=False, linear=True, epochs=epochs, lr=lr,
                     weight_decay=weight_decay, linear_batch_size=linear_batch_size, ridge=ridge,

@@ -11,7 +11,7 @@ Example:
     >>> import tempfile, torch
     >>> from pathlib import Path
     >>> from contrastkit.config import config_from_dict
-    >>> from contrastkit.trainer import Trainer
+    >>> from contrastkit.training import Trainer
     >>> run = Path(tempfile.mkdtemp())
     >>> cfg = config_from_dict({
     ...     "data": {"size": 32}, "encoder": {"name": "convnet", "width": 4, "depth": 2},
@@ -40,11 +40,11 @@ import attrs
 import torch
 from torch import nn
 
-from contrastkit.checkpoint import first_nonfinite, read_checkpoint
 from contrastkit.errors import CheckpointError, ContrastkitError, InvalidParameter
 from contrastkit.factories import build_component
-from contrastkit.preflight import check_export_target
 from contrastkit.registry import Registry, get_registry
+from contrastkit.training.checkpoint import first_nonfinite, read_checkpoint
+from contrastkit.training.preflight import check_export_target
 
 if TYPE_CHECKING:
     from contrastkit.pipeline import Pipeline
@@ -200,7 +200,7 @@ def export_checkpoint(checkpoint: str | Path, path: str | Path, *, registry: Reg
     Example:
         >>> import tempfile
         >>> from contrastkit.config import config_from_dict
-        >>> from contrastkit.trainer import Trainer
+        >>> from contrastkit.training import Trainer
         >>> run = Path(tempfile.mkdtemp())
         >>> cfg = config_from_dict({
         ...     "data": {"size": 32}, "encoder": {"name": "convnet", "width": 4, "depth": 2, "shared": True},
@@ -302,21 +302,17 @@ def load_encoder(path: str | Path, *, view: int | None = None, device: str | tor
 
     Example:
         >>> import tempfile
+        >>> from contrastkit import Pipeline
         >>> from contrastkit.config import config_from_dict
-        >>> from contrastkit.trainer import Trainer
-        >>> run = Path(tempfile.mkdtemp())
-        >>> cfg = config_from_dict({
-        ...     "data": {"size": 32}, "encoder": {"name": "convnet", "width": 4, "depth": 2, "shared": True},
-        ...     "views": {"name": "augmented-copies"},
-        ...     "train": {"max_steps": 1, "batch_size": 16, "device": "cpu", "out_dir": str(run)},
-        ...     "eval": {"knn": False}, "log": {"progress": False, "tensorboard": False}})
-        >>> checkpoint = Trainer.from_config(cfg, print_fn=lambda line: None).fit().checkpoint
-        >>> info = export_checkpoint(checkpoint, run / "encoder.safetensors")
-        >>> info.view_encoder, info.step
-        ((0, 0), 1)
-        >>> encoder = load_encoder(run / "encoder.safetensors", view=1)
-        >>> encoder(torch.rand(2, 3, 32, 32)).shape, encoder.training
-        (torch.Size([2, 8]), False)
+        >>> recipe = config_from_dict({"data": {"size": 4}, "views": {"name": "augmented-copies"},
+        ...                            "encoder": {"width": 4, "depth": 2, "shared": True}})
+        >>> pipe = Pipeline.from_config(recipe).eval()
+        >>> path = Path(tempfile.mkdtemp()) / "shared.safetensors"
+        >>> export_encoders(pipe, path).view_encoder
+        (0, 0)
+        >>> encoder, images = load_encoder(path, view=1), torch.rand(2, 3, 32, 32)
+        >>> torch.equal(encoder(images), pipe.encoders[0](images)), encoder.training
+        (True, False)
     """
     info = read_export(path)
     if view is not None and not 0 <= view < info.num_views:

@@ -4,8 +4,9 @@ A plugin is a module (or any object) with functions named like these hooks and d
 :data:`contrastkit.hookimpl`. Each hook receives ``register(name, factory)``; call it once per
 component (see :class:`Register` for ``override=True``, which replaces a built-in of that name). ``factory`` is a class or function whose keyword arguments are the keys of the TOML table
 that selects it (all but ``name``); contrastkit validates them before training starts. Some keyword
-arguments are supplied by contrastkit instead of the TOML file (listed per hook below) and must be
-accepted by the factory.
+arguments are supplied by contrastkit instead of the TOML file and must be accepted by the factory.
+The hooks are made from :data:`contrastkit.slots.SLOT_TABLE`, one per kind, and each hook's
+docstring names its table, its Protocol and its injected arguments.
 
 Example:
     >>> import contrastkit
@@ -23,12 +24,14 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import pluggy
 
-__all__ = ["PROJECT", "Register", "hookimpl", "hookspec"]
+from contrastkit.slots import SLOT_TABLE, Slot
+
+__all__ = ["PROJECT", "Register", "builtin_hook", "hook_doc", "hookimpl", "hookspec"]
 
 #: The pluggy project name, also the entry-point group third-party packages declare.
 PROJECT = "contrastkit"
@@ -70,67 +73,57 @@ class Register(Protocol):
     def __call__(self, name: str, factory: Callable[..., Any], *, override: bool = False) -> None: ...
 
 
-@hookspec
-def register_view_makers(register: Register) -> None:
-    """Register :class:`~contrastkit.interfaces.ViewMaker` factories, selected by ``[views] name``.
+def builtin_hook(kind: str, factories: Mapping[str, Callable[..., Any]]) -> Callable[[Register], None]:
+    """A built-in family's ``register_<kind>`` hook implementation: registers ``factories`` in their order.
 
-    No arguments are injected: every keyword argument comes from the ``[views]`` table.
+    Assign it to the hook's name in the family's package; pluggy finds it there as it finds a
+    third-party plugin's decorated function.
+
+    Example:
+        >>> hook = builtin_hook("encoders", {"mine": dict})
+        >>> hook.__name__
+        'register_encoders'
+        >>> hook(lambda name, factory: print(name, factory.__name__))
+        mine dict
     """
 
+    def hook(register: Register) -> None:
+        for name, factory in factories.items():
+            register(name, factory)
 
-@hookspec
-def register_encoders(register: Register) -> None:
-    """Register :class:`~contrastkit.interfaces.Encoder` factories, selected by ``[encoder] name``.
+    hook.__name__ = hook.__qualname__ = f"register_{kind}"
+    hook.__doc__ = f"Register the built-in {kind}: {', '.join(factories)}."
+    return hookimpl(hook)
 
-    Injected: ``in_channels: int``, the channel count of the view the encoder will read
-    (one encoder is built per view).
+
+def hook_doc(slot: Slot) -> str:
+    """The docstring of ``slot``'s hookspec: the Protocol, the recipe table and the injected arguments.
+
+    Example:
+        >>> from contrastkit.slots import BY_KIND
+        >>> print(hook_doc(BY_KIND["critics"]))
+        Register :class:`~contrastkit.interfaces.Critic` factories, selected by ``[critic] name``.
+        <BLANKLINE>
+        Injected: ``feature_dims: tuple[int, ...]`` (the feature size ``F`` of each view's encoder).
     """
+    head = (f"Register :class:`~contrastkit.interfaces.{slot.protocol.__name__}` factories, "
+            f"selected by ``[{slot.table}] name``.")
+    if not slot.injected:
+        return f"{head}\n\nNo arguments are injected: every keyword argument comes from the ``[{slot.table}]`` table."
+    injected = ", ".join(f"``{arg.signature}`` ({arg.meaning})" for arg in slot.injected)
+    return f"{head}\n\nInjected: {injected}."
 
 
-@hookspec
-def register_critics(register: Register) -> None:
-    """Register :class:`~contrastkit.interfaces.Critic` factories, selected by ``[critic] name``.
+def _hookspec(slot: Slot) -> Callable[[Register], None]:
+    def hook(register: Register) -> None:
+        """Replaced by :func:`hook_doc`."""
 
-    Injected: ``feature_dims: tuple[int, ...]``, the feature size ``F`` of each view's encoder.
-    """
-
-
-@hookspec
-def register_objectives(register: Register) -> None:
-    """Register :class:`~contrastkit.interfaces.Objective` factories, selected by ``[objective] name``.
-
-    No arguments are injected.
-    """
+    hook.__name__ = hook.__qualname__ = slot.hook
+    hook.__doc__ = hook_doc(slot)
+    return hookspec(hook)
 
 
-@hookspec
-def register_negative_samplers(register: Register) -> None:
-    """Register :class:`~contrastkit.interfaces.NegativeSampler` factories (``[negatives] name``).
-
-    Injected: ``num_views: int`` (M), ``dataset_size: int`` (rows a memory bank needs) and
-    ``embedding_dim: int`` (the critic's ``D``).
-    """
-
-
-@hookspec
-def register_regularizers(register: Register) -> None:
-    """Register :class:`~contrastkit.interfaces.Regularizer` factories (``[regularizer] name``).
-
-    No arguments are injected.
-    """
-
-
-@hookspec
-def register_datasets(register: Register) -> None:
-    """Register :class:`~contrastkit.interfaces.Dataset` factories, selected by ``[data] name``.
-
-    Injected: ``split: str``, ``"train"`` for pre-training and ``"test"`` for evaluation.
-    """
-
-
-@hookspec
-def register_augmentations(register: Register) -> None:
-    """Register :class:`~contrastkit.interfaces.Augmentation` factories (``[augment] name``).
-
-    No arguments are injected.
-    """
+# One ``register_<kind>(register)`` hook per slot, named and documented from the slot table.
+for _slot in SLOT_TABLE:
+    globals()[_slot.hook] = _hookspec(_slot)
+del _slot

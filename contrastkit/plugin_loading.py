@@ -36,6 +36,7 @@ import pluggy
 
 from contrastkit import hookspecs
 from contrastkit.errors import close_matches
+from contrastkit.slots import BY_KIND, SLOT_TABLE
 
 if TYPE_CHECKING:
     from contrastkit.registry import PluginInfo, Registration, Registry
@@ -65,9 +66,7 @@ STRICT_ENV = "CONTRASTKIT_STRICT_PLUGINS"
 DISABLE_ENV = "CONTRASTKIT_DISABLE_PLUGINS"
 
 #: The hook names a plugin may implement, ``register_<kind>``.
-HOOKS: tuple[str, ...] = tuple(
-    sorted(name for name, obj in vars(hookspecs).items() if hasattr(obj, f"{hookspecs.PROJECT}_spec"))
-)
+HOOKS: tuple[str, ...] = tuple(sorted(slot.hook for slot in SLOT_TABLE))
 
 #: How ``[project.entry-points.contrastkit]`` declares a plugin, for hints.
 _ENTRY_POINT_TABLE = f"[project.entry-points.{hookspecs.PROJECT}]"
@@ -172,8 +171,8 @@ def plugin_packages(plugin: object = None, entry_point: str | None = None) -> se
     Example:
         >>> sorted(plugin_packages(entry_point="sobel = ck_sobel.hooks:plugin"))
         ['ck_sobel']
-        >>> import contrastkit.builtin_plugins as builtins
-        >>> sorted(plugin_packages(builtins))
+        >>> import contrastkit.encoders
+        >>> sorted(plugin_packages(contrastkit.encoders))
         ['contrastkit']
     """
     names = set()
@@ -365,8 +364,6 @@ def plugin_at_fault(exc: BaseException, registry: Registry) -> str | None:
         ...     print(plugin_at_fault(exc, registry))
         plugin broken raised ZeroDivisionError: division by zero, in the encoder 'broken' it registers ([encoder] table); its traceback follows
     """
-    from contrastkit.registry import SLOTS
-
     owners: dict[str, Registration] = {}  # top-level package -> its first registration
     exact: dict[object, Registration] = {}  # a factory class or a factory function's code -> registration
     for reg in registry.registrations():
@@ -386,7 +383,6 @@ def plugin_at_fault(exc: BaseException, registry: Registry) -> str | None:
     found = precise or found
     if found is None:
         return None
-    table = next((t for t, k in SLOTS.items() if k == found.kind), found.kind)
-    what = found.kind[:-1].replace("_", " ")
-    return (f"plugin {found.plugin.label} raised {describe(exc)}, in the {what} {found.name!r} it registers "
-            f"([{table}] table); its traceback follows")
+    slot = BY_KIND[found.kind]
+    return (f"plugin {found.plugin.label} raised {describe(exc)}, in the {slot.noun} {found.name!r} it registers "
+            f"([{slot.table}] table); its traceback follows")

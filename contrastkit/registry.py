@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 import os
 import traceback
 import warnings
@@ -41,6 +42,7 @@ from contrastkit import plugin_loading as loading
 from contrastkit.env import env_flag
 from contrastkit.errors import DuplicateNameError, PluginLoadError, PluginLoadWarning, UnknownNameError
 from contrastkit.plugin_loading import DISABLE_ENV, STRICT_ENV, plugin_at_fault
+from contrastkit.slots import SLOT_TABLE
 
 __all__ = [
     "INJECTED",
@@ -54,41 +56,14 @@ __all__ = [
     "reset_registry",
 ]
 
-#: Every kind of component, in pipeline order; ``register_<kind>`` is its hook.
-KINDS: tuple[str, ...] = (
-    "datasets",
-    "augmentations",
-    "view_makers",
-    "encoders",
-    "critics",
-    "negative_samplers",
-    "objectives",
-    "regularizers",
-)
+#: Every kind of component, in pipeline order; ``register_<kind>`` is its hook (from the slot table).
+KINDS: tuple[str, ...] = tuple(slot.kind for slot in SLOT_TABLE)
 
 #: The recipe table that selects each kind.
-SLOTS: dict[str, str] = {
-    "data": "datasets",
-    "augment": "augmentations",
-    "views": "view_makers",
-    "encoder": "encoders",
-    "critic": "critics",
-    "negatives": "negative_samplers",
-    "objective": "objectives",
-    "regularizer": "regularizers",
-}
+SLOTS: dict[str, str] = {slot.table: slot.kind for slot in SLOT_TABLE}
 
 #: Keyword arguments contrastkit supplies to each kind's factory (not settable from TOML).
-INJECTED: dict[str, tuple[str, ...]] = {
-    "datasets": ("split",),
-    "augmentations": (),
-    "view_makers": (),
-    "encoders": ("in_channels",),
-    "critics": ("feature_dims",),
-    "negative_samplers": ("num_views", "dataset_size", "embedding_dim"),
-    "objectives": (),
-    "regularizers": (),
-}
+INJECTED: dict[str, tuple[str, ...]] = {slot.kind: slot.injected_names for slot in SLOT_TABLE}
 
 
 def _by_kind() -> dict[str, list[str]]:
@@ -202,14 +177,20 @@ class Registry:
         self.builtin: PluginInfo | None = None
         self._table: dict[str, dict[str, list[Registration]]] = {kind: {} for kind in KINDS}
         if builtins:
-            from contrastkit import __version__, builtin_plugins
-
-            self.builtin = PluginInfo(name="contrastkit", distribution="contrastkit", version=__version__)
-            self._add(builtin_plugins, self.builtin)
+            self._add_builtins()
         if entry_points:
             self.load_entry_points()
 
     # -- loading -------------------------------------------------------------------------------
+    def _add_builtins(self) -> None:
+        """Load every module of :data:`~contrastkit.builtin_plugins.BUILTIN_PLUGINS`, together the plugin ``contrastkit``."""
+        from contrastkit.builtin_plugins import BUILTIN_PLUGINS
+        from contrastkit.version import __version__
+
+        self.builtin = PluginInfo(name="contrastkit", distribution="contrastkit", version=__version__)
+        for module in BUILTIN_PLUGINS:
+            self._add(importlib.import_module(module), self.builtin, key=module)
+
     def load_entry_points(self) -> None:
         """Load every ``contrastkit`` entry point not disabled, one at a time.
 
@@ -262,11 +243,12 @@ class Registry:
         self._add(plugin, info)
         return info
 
-    def _add(self, plugin: object, info: PluginInfo) -> None:
+    def _add(self, plugin: object, info: PluginInfo, *, key: str | None = None) -> None:
+        """Register ``plugin`` under pluggy name ``key`` (default: ``info.name``) and commit what it registers."""
         pm = self.plugin_manager
         packages = loading.plugin_packages(plugin, info.entry_point)
         try:
-            pm.register(plugin, name=info.name)
+            pm.register(plugin, name=key or info.name)
             unknown = loading.unknown_hook_problems(pm, plugin)
             if not unknown:
                 pm.check_pending()
@@ -284,8 +266,9 @@ class Registry:
         staged: list[Registration] = []
         hook, ran = "", []
         try:
-            for kind in KINDS:
-                caller = getattr(pm.hook, f"register_{kind}")
+            for slot in SLOT_TABLE:
+                kind = slot.kind
+                caller = getattr(pm.hook, slot.hook)
                 for impl in caller.get_hookimpls():
                     if impl.plugin is not plugin:
                         continue
@@ -301,7 +284,7 @@ class Registry:
                             raise TypeError(f"register_{_kind}: override for {name!r} must be True or False")
                         staged.append(Registration(_kind, name, factory, info, override))
 
-                    hook = f"register_{kind}"
+                    hook = slot.hook
                     ran.append(hook)
                     impl.function(**dict.fromkeys(impl.argnames, register))
         except KeyboardInterrupt:

@@ -35,10 +35,12 @@ from contrastkit.errors import ConfigError
 from contrastkit.factories import build_component, resolve
 from contrastkit.interfaces import LabelledObjective, PairLogits, PairObjective, PositiveSupplier, is_trainable
 from contrastkit.optional_hooks import BatchKeyReader, ImageChannels, runs_in_workers
-from contrastkit.registry import SLOTS, Registry, get_registry
+from contrastkit.registry import Registry, get_registry
+from contrastkit.slots import BY_KIND, SLOT_TABLE
 
 __all__ = [
     "CONTEXT",
+    "CONTRACTS",
     "check_augmentation",
     "check_critic",
     "check_dataset",
@@ -52,17 +54,8 @@ __all__ = [
     "check_worker_augmentation",
 ]
 
-#: The injected arguments :func:`check_registered` passes to each kind's factory.
-CONTEXT: dict[str, dict[str, Any]] = {
-    "datasets": {"split": "train"},
-    "augmentations": {},
-    "view_makers": {},
-    "encoders": {"in_channels": 3},
-    "critics": {"feature_dims": (32, 24)},
-    "negative_samplers": {"num_views": 2, "dataset_size": 64, "embedding_dim": 16},
-    "objectives": {},
-    "regularizers": {},
-}
+#: The injected arguments :func:`check_registered` passes to each kind's factory (the slot table's examples).
+CONTEXT: dict[str, dict[str, Any]] = {slot.kind: {arg.name: arg.example for arg in slot.injected} for slot in SLOT_TABLE}
 
 
 def _finite(t: Tensor, what: str) -> None:
@@ -354,7 +347,7 @@ def check_registered(kind: str, name: str, *, registry: Registry | None = None) 
     """
     registry = registry or get_registry()
     registry.names(kind)  # an unknown kind: UnknownNameError with the closest kind
-    table = next(t for t, k in SLOTS.items() if k == kind)
+    table = BY_KIND[kind].table
     factory = resolve(registry, kind, name, table=table).factory
     params = dict(getattr(factory, "contract_params", {}))
     context = CONTEXT[kind]
@@ -369,23 +362,24 @@ def check_registered(kind: str, name: str, *, registry: Registry | None = None) 
             injected = "".join(f", {k}={v!r}" for k, v in context.items())
             raise ConfigError(f"{exc.message}; check_registered passes the defaults plus {given}{injected}") from None
         check_optional_hooks(component)
-        if kind == "datasets":
-            check_dataset(component)
-            return
-    if kind == "augmentations":
-        if runs_in_workers(component):
-            check_worker_augmentation(component)
-        else:
-            check_augmentation(component)
-    elif kind == "view_makers":
-        check_view_maker(component)
-    elif kind == "encoders":
-        check_encoder(component, in_channels=context["in_channels"])
-    elif kind == "critics":
-        check_critic(component, feature_dims=context["feature_dims"])
-    elif kind == "negative_samplers":
-        check_negative_sampler(component, embedding_dim=context["embedding_dim"])
-    elif kind == "objectives":
-        check_objective(component)
+        CONTRACTS[kind](component, context)  # in the folder: a file-backed dataset reads its fixture
+
+
+def _check_any_augmentation(augmentation: Any, context: Mapping[str, Any]) -> None:
+    if runs_in_workers(augmentation):
+        check_worker_augmentation(augmentation)
     else:
-        check_regularizer(component)
+        check_augmentation(augmentation)
+
+
+#: Each kind's contract, given a built component and the injected arguments it was built with (one per slot).
+CONTRACTS: dict[str, Callable[[Any, Mapping[str, Any]], None]] = {
+    "datasets": lambda dataset, context: check_dataset(dataset),
+    "augmentations": _check_any_augmentation,
+    "view_makers": lambda view_maker, context: check_view_maker(view_maker),
+    "encoders": lambda encoder, context: check_encoder(encoder, in_channels=context["in_channels"]),
+    "critics": lambda critic, context: check_critic(critic, feature_dims=context["feature_dims"]),
+    "negative_samplers": lambda sampler, context: check_negative_sampler(sampler, embedding_dim=context["embedding_dim"]),
+    "objectives": lambda objective, context: check_objective(objective),
+    "regularizers": lambda regularizer, context: check_regularizer(regularizer),
+}

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from contrastkit.cli import build_parser, main
+from contrastkit.cli import main
+from contrastkit.cli_parser import build_parser
 from contrastkit.export import load_encoder
 
 RECIPE = """\
@@ -166,7 +167,7 @@ def test_export_command_writes_a_loadable_file(
 def test_train_resume_passes_resume_to_fit(
     run: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from contrastkit.trainer import Trainer, TrainResult
+    from contrastkit.training import Trainer, TrainResult
 
     calls: list[dict[str, object]] = []
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 import pytest
 import torch
 
 from contrastkit import Pipeline, Trainer
-from contrastkit.config import PluginTable, apply_overrides, config_from_dict, load_config
+from contrastkit.config import Config, PluginTable, apply_overrides, config_from_dict, load_config
 from contrastkit.errors import ConfigError
+from contrastkit.slots import BY_TABLE, SLOT_TABLE, Slot
 
 #: Cases that must get past load_config to fail use a small dataset and encoder, so building is quick.
 SMALL = '[data]\nname = "colorful-moving-digits"\nsize = 64\n[encoder]\nwidth = 4\ndepth = 2\n'
@@ -462,3 +464,19 @@ def test_an_empty_optional_slot_from_a_stored_recipe_is_absent() -> None:
     assert config.regularizer is None and config.train.epochs == 1
     fields = {f.name for f in _attrs.fields(type(config))}
     assert "regularizer" in fields
+
+
+@pytest.mark.parametrize("slot", SLOT_TABLE, ids=[slot.table for slot in SLOT_TABLE])
+def test_every_slot_is_a_plugin_table_of_the_recipe(slot: Slot) -> None:
+    """A recipe's plugin tables are the slot table's: same order, the slot's default, per view where it says."""
+    plugin_fields = [field.name for field in attrs.fields(Config) if field.name in BY_TABLE]
+    assert plugin_fields == [s.table for s in SLOT_TABLE]
+    assert getattr(Config(), slot.table) == (PluginTable(slot.default) if slot.default else None)
+    name = slot.default or "relic"
+    assert getattr(config_from_dict({slot.table: name}), slot.table) == PluginTable(name)  # views = "color-split"
+    per_view = {slot.table: [{"name": name}, {"name": name}]}  # [[table]], one per view
+    if slot.per_view:
+        assert getattr(config_from_dict(per_view), slot.table) == [PluginTable(name), PluginTable(name)]
+    else:
+        with pytest.raises(ConfigError, match=rf"^{slot.table}"):
+            config_from_dict(per_view)

@@ -23,7 +23,7 @@ _SCRIPT = textwrap.dedent(
     from contrastkit.config import EvalConfig, LogConfig, TrainConfig
     from contrastkit.negatives.memory_bank import MemoryBankNegatives
     from contrastkit.pipeline import Pipeline
-    from contrastkit.trainer import Trainer
+    from contrastkit.training import Trainer
 
     N, B = 64, 8
 

@@ -11,7 +11,6 @@ from torch import Tensor, nn
 from contrastkit.errors import InvalidParameter
 from contrastkit.evaluation import (
     EvalResult,
-    KnnResult,
     collect_features,
     evaluate,
     knn_predict,
@@ -172,7 +171,6 @@ def test_bad_arguments_name_the_parameter(call, param: str) -> None:
 def test_score_and_result_formatting() -> None:
     assert score(torch.tensor([0, 1]), torch.tensor([0, 0])) == ("top1", 50.0)
     assert score(torch.tensor([[0.0, 0.0], [6.0, 8.0]]), torch.zeros(2, 2)) == ("pixel_error", 5.0)
-    assert KnnResult is EvalResult
     assert str(EvalResult("digit", "linear", "top1", 97.123)) == "linear probe digit top-1 on test: 97.12%"
     assert EvalResult("position", "knn", "pixel_error", 1.5).as_dict() == {
         "label": "position", "probe": "knn", "metric": "pixel_error", "value": 1.5

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from contrastkit import Pipeline, load_config
-from contrastkit.trainer import Trainer
+from contrastkit.training import Trainer
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.toml"))
 

@@ -21,7 +21,7 @@ from contrastkit.export import (
     read_checkpoint,
     read_export,
 )
-from contrastkit.trainer import Trainer, save_checkpoint
+from contrastkit.training import Trainer, save_checkpoint
 
 TINY = {
     "data": {"name": "colorful-moving-digits", "size": 64},

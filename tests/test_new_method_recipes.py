@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from contrastkit.checkpoint import load_checkpoint
 from contrastkit.cli import main
+from contrastkit.training.checkpoint import load_checkpoint
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 RECIPES = ["supcon", "nnclr", "moco_v2", "moco_v3", "align_uniform"]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 from torch import nn
 
 from contrastkit import Pipeline
+from contrastkit.config import config_from_dict
 from contrastkit.encoders.convnet import ConvNetEncoder
 from contrastkit.objectives.infonce import InfoNCE
 from contrastkit.pipeline import view_pairs
+from contrastkit.slots import SLOT_TABLE
 
 SMALL = {"name": "convnet", "width": 4, "depth": 2}
 
@@ -103,3 +107,21 @@ def test_describe_lists_every_slot() -> None:
     for needle in ("color-split", "channels (1, 2)", "in_channels 1 -> features 8", "in_channels 2 -> features 8",
                    "embedding 128", "in-batch", "infonce (two-way)", "regularizer  none"):
         assert needle in text
+
+
+def test_every_slot_is_a_keyword_argument_with_the_slot_default() -> None:
+    """The Pipeline takes each slot by its recipe table's name; ``data`` is optional from Python."""
+    params = inspect.signature(Pipeline).parameters
+    for slot in SLOT_TABLE:
+        assert params[slot.table].kind is inspect.Parameter.KEYWORD_ONLY
+        assert params[slot.table].default == (None if slot.table == "data" else slot.default), slot.table
+
+
+def test_from_config_passes_every_slot_table() -> None:
+    config = config_from_dict({"encoder": {**SMALL, "shared": True}, "views": {"name": "augmented-copies", "channels": 3},
+                               "negatives": {"name": "memory-bank", "num_negatives": 4},
+                               "regularizer": {"name": "relic"}, "data": {"name": "colorful-moving-digits", "size": 16}})
+    pipe = Pipeline.from_config(config)
+    assert [pipe.view_maker.registered_name, pipe.negatives.registered_name, pipe.regularizer.registered_name] == [
+        "augmented-copies", "memory-bank", "relic"]
+    assert len(pipe.encoders) == 1 and pipe.negatives.dataset_size == 16

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import warnings
 
+import attrs
 import pytest
 import torch
 
 import contrastkit
+from contrastkit import hookspecs, interfaces, plugin_loading
+from contrastkit.builtin_plugins import BUILTIN_PLUGINS
+from contrastkit.config import Config
 from contrastkit.errors import ConfigError, DuplicateNameError, PluginLoadError, PluginLoadWarning, UnknownNameError
 from contrastkit.factories import build_component
 from contrastkit.objectives.infonce import InfoNCE
 from contrastkit.registry import KINDS, Registry, get_registry
-from contrastkit.testing import check_registered
+from contrastkit.slots import SLOT_TABLE, Slot
+from contrastkit.testing import CONTEXT, CONTRACTS, check_registered
 
 REGISTERED = [(reg.kind, reg.name) for reg in get_registry().registrations()]
 
@@ -29,6 +36,47 @@ def test_builtins_cover_every_kind() -> None:
     assert info.distribution == "contrastkit" and info.version == contrastkit.__version__
     for kind in KINDS:
         assert info.registered[kind], f"no built-in {kind}"
+
+
+@pytest.mark.parametrize("slot", SLOT_TABLE, ids=[slot.kind for slot in SLOT_TABLE])
+def test_every_kind_has_a_hook_a_recipe_table_and_a_protocol(slot: Slot) -> None:
+    """Each slot of the table is wired up: its hookspec, its recipe table, its Protocol, its contract."""
+    caller = getattr(Registry(builtins=False, entry_points=False).plugin_manager.hook, slot.hook)
+    assert caller.has_spec(), f"no hookspec {slot.hook}"
+    doc = inspect.getdoc(getattr(hookspecs, slot.hook))
+    for word in (f"[{slot.table}]", slot.protocol.__name__, *slot.injected_names):
+        assert word in doc, f"the docstring of {slot.hook} does not mention {word!r}"
+    assert slot.hook in plugin_loading.HOOKS
+    assert slot.table in attrs.fields_dict(Config), f"a recipe has no [{slot.table}] table"
+    assert getattr(interfaces, slot.protocol.__name__) is slot.protocol
+    assert set(CONTEXT[slot.kind]) == set(slot.injected_names) and slot.kind in CONTRACTS
+    # The built-in of the slot's default plugin (or its first built-in) satisfies the slot's Protocol.
+    name = slot.default or get_registry().plugins["contrastkit"].registered[slot.kind][0]
+    factory = get_registry().get(slot.kind, name).factory
+    params = dict(getattr(factory, "contract_params", {}))
+    component = build_component(get_registry(), slot.kind, {"name": name, **params}, table=slot.table,
+                                injected=CONTEXT[slot.kind])
+    assert isinstance(component, slot.protocol), f"{slot.kind} {name!r} is no {slot.protocol.__name__}"
+
+
+def test_each_builtin_family_is_a_plugin_module_registering_its_kind() -> None:
+    """The built-ins load like third-party plugins: one module per family, in slot order, with its one hook."""
+    registry = Registry(entry_points=False)
+    assert len(BUILTIN_PLUGINS) == len(SLOT_TABLE)
+    for module_name, slot in zip(BUILTIN_PLUGINS, SLOT_TABLE):
+        module = importlib.import_module(module_name)
+        assert registry.plugin_manager.get_plugin(module_name) is module
+        assert [name for name in vars(module) if name.startswith("register_")] == [slot.hook]
+    assert registry.plugins["contrastkit"].registered["encoders"] == ["convnet", "resnet18", "resnet50", "torchvision"]
+
+
+def test_an_injected_argument_is_refused_in_the_recipe() -> None:
+    """The registry's INJECTED comes from the slot table, and the recipe may not set what it names."""
+    for slot in SLOT_TABLE:
+        for injected in slot.injected_names:
+            with pytest.raises(ConfigError, match=rf"^{slot.table}\.{injected}: set by contrastkit"):
+                build_component(get_registry(), slot.kind, {"name": slot.default, injected: 1}, table=slot.table,
+                                injected=CONTEXT[slot.kind])
 
 
 GOOD = """

@@ -8,7 +8,8 @@ from torch import Tensor
 
 from contrastkit.interfaces import PairLogits
 from contrastkit.objectives.supcon import SupCon
-from contrastkit.testing import check_objective, check_view_maker
+from contrastkit.slots import SLOT_TABLE
+from contrastkit.testing import CONTEXT, CONTRACTS, check_objective, check_view_maker
 from contrastkit.views.color_split import ColorSplitViews
 
 
@@ -53,3 +54,10 @@ def test_a_labelled_loss_that_ignores_extra_positives_fails() -> None:
     with pytest.raises(AssertionError, match="ignores the extra positives"):
         check_objective(IgnoresExtraPositives(label="digit"))
     check_objective(SupCon(label="digit"))
+
+
+def test_every_kind_has_a_contract_and_its_injected_arguments() -> None:
+    """The kit covers the slot table: one contract per kind, built with the slot's injected examples."""
+    assert list(CONTRACTS) == [slot.kind for slot in SLOT_TABLE]
+    for slot in SLOT_TABLE:
+        assert CONTEXT[slot.kind] == {arg.name: arg.example for arg in slot.injected}

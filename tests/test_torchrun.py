@@ -84,10 +84,16 @@ def test_a_two_rank_run_writes_one_set_of_logs_and_checkpoints(tmp_path: Path) -
                                "--out", str(tmp_path / "encoder.safetensors")], env=_env(), capture_output=True,
                               text=True, timeout=300)
     assert exported.returncode == 0, exported.stderr[-2000:]
+    from contrastkit import Pipeline, load_config
     from contrastkit.export import load_encoder
+    from contrastkit.training import load_checkpoint
 
-    encoder = load_encoder(tmp_path / "encoder.safetensors")
-    assert isinstance(encoder, torch.nn.Module)
+    encoder = load_encoder(tmp_path / "encoder.safetensors", view=0)
+    trained = Pipeline.from_config(load_config(tmp_path / "run.toml"))
+    trained.load_state_dict(load_checkpoint(run / "checkpoints" / "final.pt")["model"])
+    images = torch.rand(3, trained.encoders[0].in_channels, 16, 16)  # view 0's channels (L of L | ab)
+    with torch.no_grad():  # the exported weights are the two-rank run's, not a fresh encoder's
+        assert torch.equal(encoder(images), trained.eval().encoders[0](images))
 
 
 def test_a_killed_two_rank_run_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:

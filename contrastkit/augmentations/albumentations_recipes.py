@@ -6,7 +6,7 @@ image at a time, so the augmentation overlaps with training instead of running o
 ``recipe = "none"`` only resizes to ``size`` (when given).
 
 It is not called on the device: the trainer wraps the dataset in
-:class:`~contrastkit.augmentations.workers.WorkerAugmentedDataset`, which calls
+:class:`~contrastkit.training.worker_augmentation.WorkerAugmentedDataset`, which calls
 :meth:`AlbumentationsAugmentation.augment_sample` with a seed derived from (run seed, epoch,
 index, view), so a resumed run repeats the same augmentations bit for bit.
 ``runs_in_workers = True`` tells the pipeline so.
@@ -31,17 +31,10 @@ import random
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
-from torch import Tensor, nn
+from torch import Tensor
 
-from contrastkit.augmentations._common import (
-    blur_kernel_size,
-    check_interval,
-    check_probability,
-    check_size,
-    check_strength,
-    has_rgb,
-    jitter_strengths,
-)
+from contrastkit.augmentations.channel_rule import has_rgb
+from contrastkit.augmentations.recipe_parameters import HUE, RecipeParameters, blur_kernel_size
 from contrastkit.errors import ConfigError, InvalidParameter, ShapeError
 
 if TYPE_CHECKING:
@@ -51,11 +44,10 @@ __all__ = ["AlbumentationsAugmentation", "Recipe"]
 
 Recipe = Literal["simclr", "infomin", "none"]
 _RECIPES = ("simclr", "infomin", "none")
-_DEFAULT_CROP_SCALE = {"simclr": (0.08, 1.0), "infomin": (0.2, 1.0), "none": (0.08, 1.0)}
-_HUE = {"simclr": 0.2, "infomin": 0.4, "none": 0.2}
+_DEFAULT_CROP_SCALE = {"simclr": (0.08, 1.0), "infomin": (0.2, 1.0)}
 
 
-class AlbumentationsAugmentation(nn.Module):
+class AlbumentationsAugmentation(RecipeParameters):
     """A recipe run per sample in DataLoader workers; ``augment_sample`` is deterministic given ``seed``.
 
     ``crop_scale`` defaults to the recipe's (SimCLR 0.08-1, InfoMin 0.2-1); the ``randaugment_*``
@@ -89,29 +81,15 @@ class AlbumentationsAugmentation(nn.Module):
         randaugment_p: float = 0.5,
         size: int | None = None,
     ) -> None:
-        super().__init__()
         if recipe not in _RECIPES:
             raise InvalidParameter("recipe", "must be one of " + ", ".join(repr(r) for r in _RECIPES), recipe)
+        like = "infomin" if recipe == "infomin" else "simclr"  # "none" takes SimCLR's hue bound and crop scale
+        scale = _DEFAULT_CROP_SCALE[like] if crop_scale is None else crop_scale
+        super().__init__(hue=HUE[like], strength=strength, crop_scale=scale, crop_ratio=crop_ratio, flip_p=flip_p,
+                         jitter_p=jitter_p, grayscale_p=grayscale_p, blur_p=blur_p, blur_sigma=blur_sigma,
+                         randaugment_ops=randaugment_ops, randaugment_magnitude=randaugment_magnitude,
+                         randaugment_p=randaugment_p, size=size)
         self.recipe = recipe
-        self.strength = check_strength(strength, _HUE[recipe])
-        scale = _DEFAULT_CROP_SCALE[recipe] if crop_scale is None else crop_scale
-        self.crop_scale = check_interval("crop_scale", scale, low=0, high=1)
-        self.crop_ratio = check_interval("crop_ratio", crop_ratio, low=0)
-        self.blur_sigma = check_interval("blur_sigma", blur_sigma, low=0)
-        self.flip_p = check_probability("flip_p", flip_p)
-        self.jitter_p = check_probability("jitter_p", jitter_p)
-        self.grayscale_p = check_probability("grayscale_p", grayscale_p)
-        self.blur_p = check_probability("blur_p", blur_p)
-        if randaugment_ops < 0:
-            raise InvalidParameter("randaugment_ops", "must be >= 0 (0 turns RandAugment off)", randaugment_ops)
-        if not 0 <= randaugment_magnitude <= 10:
-            raise InvalidParameter(
-                "randaugment_magnitude", "must be in [0, 10] (timm's scale; 10 is the strongest)", randaugment_magnitude
-            )
-        self.randaugment_ops = randaugment_ops
-        self.randaugment_magnitude = float(randaugment_magnitude)
-        self.randaugment_p = check_probability("randaugment_p", randaugment_p)
-        self.size = check_size(size)
         # One pipeline per (has RGB, output size), built on first use (albumentations imports lazily:
         # it is only needed where samples are augmented).
         self._pipelines: dict[tuple[bool, int, int], A.Compose] = {}
@@ -126,7 +104,7 @@ class AlbumentationsAugmentation(nn.Module):
         import cv2
 
         # Imported through the helper, which turns off albumentations' online version check first.
-        from contrastkit.augmentations._rand_augment_albumentations import A, rand_augment
+        from contrastkit.augmentations.rand_augment_albumentations import A, rand_augment
 
         steps: list[Any] = []
         if self.recipe == "none":
@@ -138,7 +116,7 @@ class AlbumentationsAugmentation(nn.Module):
                 A.HorizontalFlip(p=self.flip_p),
             ]
             if rgb and self.strength > 0 and self.jitter_p > 0:
-                b, c, s, h = jitter_strengths(self.strength, _HUE[self.recipe])
+                b, c, s, h = self.jitter_strengths
                 steps.append(A.ColorJitter(brightness=b, contrast=c, saturation=s, hue=h, p=self.jitter_p))
             grayscale = [A.ToGray(num_output_channels=3, p=self.grayscale_p)] if rgb and self.grayscale_p > 0 else []
             k = blur_kernel_size(height, width)
@@ -171,7 +149,7 @@ class AlbumentationsAugmentation(nn.Module):
         if seed < 0:
             raise ValueError(f"albumentations: seed must be >= 0 (got {seed})")
         height, width, channels = image.shape
-        out_h, out_w = (self.size, self.size) if self.size is not None else (height, width)
+        out_h, out_w = self.output_size(height, width)
         pipeline = self._pipeline(has_rgb(channels), out_h, out_w)
         # Fresh generators shared by every transform: draws continue from one stream, so the
         # transforms' random choices are not correlated the way equal per-transform seeds would be.

@@ -81,7 +81,7 @@ class CropFlip(nn.Module):
     ) -> None:
         super().__init__()
         self.scale, self.ratio = check_crop_flip(scale, ratio, flip_p)
-        self.flip_p = flip_p
+        self.flip_p = float(flip_p)
 
     def forward(self, images: Tensor) -> Tensor:
         """``[B, C, H, W] -> [B, C, H, W]``, fresh random parameters per sample (drawn on the CPU, one copy)."""

@@ -12,7 +12,7 @@ The listing, in order, each step with fresh parameters per sample from the globa
 ``strength`` is ``s``; jitter factors are drawn per sample, the order of the four adjustments once
 per batch (torchvision's formulas, Kornia's kernels). The blur kernel is about 10% of the output
 side (odd). RandAugment's ops and magnitudes are listed in
-:mod:`contrastkit.augmentations._rand_augment`; each of the ``randaugment_ops`` ops is drawn per
+:mod:`contrastkit.augmentations.rand_augment`; each of the ``randaugment_ops`` ops is drawn per
 sample and applied with probability ``randaugment_p`` (0.5, as in timm); ``randaugment_ops = 0``
 turns it off.
 
@@ -33,30 +33,17 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from torch import Tensor
 
-import torch
-from torch import Tensor, nn
-
-from contrastkit.augmentations._common import (
-    blur_kernel_size,
-    check_interval,
-    check_probability,
-    check_size,
-    check_strength,
-    has_rgb,
-    jitter_strengths,
-    photometric_channels,
-)
-from contrastkit.augmentations._rand_augment import RandAugment
-from contrastkit.augmentations.batched import apply_blur, apply_crop_flip, apply_jitter, draw_recipe, grayscale, keep
+from contrastkit.augmentations.channel_rule import on_photometric_channels
+from contrastkit.augmentations.device_recipe import DeviceRecipe
+from contrastkit.augmentations.rand_augment import RandAugment
+from contrastkit.augmentations.recipe_parameters import HUE
 
 __all__ = ["InfoMinAugmentation"]
 
-_HUE = 0.4  # InfoMin's hue jitter at strength 1
 
-
-class InfoMinAugmentation(nn.Module):
+class InfoMinAugmentation(DeviceRecipe):
     """Crop, flip, jitter, blur, RandAugment, grayscale (see the module docstring for the details).
 
     Example:
@@ -83,42 +70,19 @@ class InfoMinAugmentation(nn.Module):
         grayscale_p: float = 0.2,
         size: int | None = None,
     ) -> None:
-        super().__init__()
-        self.strength = check_strength(strength, _HUE)
-        self.crop_scale = check_interval("crop_scale", crop_scale, low=0, high=1)
-        self.crop_ratio = check_interval("crop_ratio", crop_ratio, low=0)
-        self.blur_sigma = check_interval("blur_sigma", blur_sigma, low=0)
-        self.flip_p = check_probability("flip_p", flip_p)
-        self.jitter_p = check_probability("jitter_p", jitter_p)
-        self.blur_p = check_probability("blur_p", blur_p)
-        self.grayscale_p = check_probability("grayscale_p", grayscale_p)
-        self.size = check_size(size)
-        self.jitter_strengths = jitter_strengths(self.strength, _HUE)
-        self.rand_augment = RandAugment(num_ops=randaugment_ops, magnitude=randaugment_magnitude, p=randaugment_p)
-
-    def _out_size(self, images: Tensor) -> tuple[int, int]:
-        return (self.size, self.size) if self.size is not None else (images.shape[-2], images.shape[-1])
-
-    def _on_head(self, x: Tensor, op: Callable[[Tensor], Tensor]) -> Tensor:
-        """Apply an intensity op to the leading (RGB) channels only."""
-        head = photometric_channels(x.shape[1])
-        return torch.cat([op(x[:, :head]), x[:, head:]], dim=1)
+        super().__init__(hue=HUE["infomin"], strength=strength, crop_scale=crop_scale, crop_ratio=crop_ratio, flip_p=flip_p,
+                         jitter_p=jitter_p, grayscale_p=grayscale_p, blur_p=blur_p, blur_sigma=blur_sigma,
+                         randaugment_ops=randaugment_ops, randaugment_magnitude=randaugment_magnitude,
+                         randaugment_p=randaugment_p, size=size)
+        self.rand_augment = RandAugment(
+            num_ops=self.randaugment_ops, magnitude=self.randaugment_magnitude, p=self.randaugment_p
+        )
 
     def forward(self, images: Tensor) -> Tensor:
         """``[B, C, H, W] -> [B, C, size, size]`` (or ``[B, C, H, W]`` without ``size``), values in [0, 1]."""
         # Crop to grayscale (not RandAugment): parameters drawn on the CPU, one copy to the device.
-        draws = draw_recipe(images, crop_scale=self.crop_scale, crop_ratio=self.crop_ratio, flip_p=self.flip_p,
-                            jitter=self.jitter_strengths if self.strength > 0 else None, jitter_p=self.jitter_p,
-                            grayscale_p=self.grayscale_p, blur_sigma=self.blur_sigma, blur_p=self.blur_p)
-        params, order = draws.params, draws.order
-        x = apply_crop_flip(images, params, self._out_size(images))
-        rgb = has_rgb(x.shape[1])
-        if rgb and order is not None:
-            x = self._on_head(x, lambda head: apply_jitter(head, params, order))
-        if self.blur_p > 0:
-            kernel = blur_kernel_size(x.shape[-2], x.shape[-1])
-            x = self._on_head(x, lambda head: apply_blur(head, params, kernel))
+        x, draws = self.draw_and_crop(images)
+        x = on_photometric_channels(x, lambda head: self._blur(self._jitter(head, draws), draws))
         x = self.rand_augment(x)  # splits geometric / intensity ops by channel itself
-        if rgb and self.grayscale_p > 0:
-            x = self._on_head(x, lambda head: keep(params["grayscale"], grayscale(head), head))
+        x = on_photometric_channels(x, lambda head: self._grayscale(head, draws))
         return x.clamp(0.0, 1.0)

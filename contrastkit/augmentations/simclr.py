@@ -29,27 +29,16 @@ Example:
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from contrastkit.augmentations._common import (
-    blur_kernel_size,
-    check_interval,
-    check_probability,
-    check_size,
-    check_strength,
-    has_rgb,
-    jitter_strengths,
-    photometric_channels,
-)
-from contrastkit.augmentations.batched import apply_blur, apply_crop_flip, apply_jitter, draw_recipe, grayscale, keep
+from contrastkit.augmentations.channel_rule import on_photometric_channels
+from contrastkit.augmentations.device_recipe import DeviceRecipe
+from contrastkit.augmentations.recipe_parameters import HUE
 
 __all__ = ["SimCLRAugmentation"]
 
-_HUE = 0.2  # SimCLR's hue jitter at strength 1
 
-
-class SimCLRAugmentation(nn.Module):
+class SimCLRAugmentation(DeviceRecipe):
     """Crop, flip, colour jitter, grayscale and blur (see the module docstring for the details).
 
     Example:
@@ -73,40 +62,11 @@ class SimCLRAugmentation(nn.Module):
         blur_sigma: tuple[float, float] = (0.1, 2.0),
         size: int | None = None,
     ) -> None:
-        super().__init__()
-        self.strength = check_strength(strength, _HUE)
-        self.crop_scale = check_interval("crop_scale", crop_scale, low=0, high=1)
-        self.crop_ratio = check_interval("crop_ratio", crop_ratio, low=0)
-        self.blur_sigma = check_interval("blur_sigma", blur_sigma, low=0)
-        self.flip_p = check_probability("flip_p", flip_p)
-        self.jitter_p = check_probability("jitter_p", jitter_p)
-        self.grayscale_p = check_probability("grayscale_p", grayscale_p)
-        self.blur_p = check_probability("blur_p", blur_p)
-        self.size = check_size(size)
-        self.jitter_strengths = jitter_strengths(self.strength, _HUE)
-
-    def _out_size(self, images: Tensor) -> tuple[int, int]:
-        return (self.size, self.size) if self.size is not None else (images.shape[-2], images.shape[-1])
-
-    def _photometric(self, x: Tensor, params: dict[str, Tensor], order: Tensor | None) -> Tensor:
-        """Jitter, grayscale, blur on the leading (RGB) channels ``x``."""
-        if has_rgb(x.shape[1]):
-            if order is not None:
-                x = apply_jitter(x, params, order)
-            if self.grayscale_p > 0:
-                x = keep(params["grayscale"], grayscale(x), x)
-        if self.blur_p > 0:
-            x = apply_blur(x, params, blur_kernel_size(x.shape[-2], x.shape[-1]))
-        return x
+        super().__init__(hue=HUE["simclr"], strength=strength, crop_scale=crop_scale, crop_ratio=crop_ratio, flip_p=flip_p,
+                         jitter_p=jitter_p, grayscale_p=grayscale_p, blur_p=blur_p, blur_sigma=blur_sigma, size=size)
 
     def forward(self, images: Tensor) -> Tensor:
         """``[B, C, H, W] -> [B, C, size, size]`` (or ``[B, C, H, W]`` without ``size``), values in [0, 1]."""
-        # Every parameter drawn on the CPU first, then one copy to the device (see augmentations.batched).
-        draws = draw_recipe(images, crop_scale=self.crop_scale, crop_ratio=self.crop_ratio, flip_p=self.flip_p,
-                            jitter=self.jitter_strengths if self.strength > 0 else None, jitter_p=self.jitter_p,
-                            grayscale_p=self.grayscale_p, blur_sigma=self.blur_sigma, blur_p=self.blur_p)
-        params, order = draws.params, draws.order
-        x = apply_crop_flip(images, params, self._out_size(images))
-        head = photometric_channels(x.shape[1])
-        x = torch.cat([self._photometric(x[:, :head], params, order), x[:, head:]], dim=1)
+        x, draws = self.draw_and_crop(images)
+        x = on_photometric_channels(x, lambda head: self._blur(self._grayscale(self._jitter(head, draws), draws), draws))
         return x.clamp(0.0, 1.0)

@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from contrastkit.critics.heads import HeadKind, ProjectionHeads, build_head
 from contrastkit.errors import InvalidParameter, ShapeError
 
-__all__ = ["CosineCritic", "check_temperature", "cosine_logits", "inward_clamp", "projection_head"]
+__all__ = ["CosineCritic", "check_temperature", "cosine_logits", "inward_clamp"]
 
 
 def cosine_logits(anchors: Tensor, candidates: Tensor, temperature: float | Tensor) -> Tensor:
@@ -60,19 +60,6 @@ def cosine_logits(anchors: Tensor, candidates: Tensor, temperature: float | Tens
     if candidates.ndim == 3:
         return torch.einsum("bd,bkd->bk", anchors, candidates) / temperature
     raise ShapeError(f"cosine critic: candidates must be [K, D] or [B, K, D], got {tuple(candidates.shape)}")
-
-
-def projection_head(kind: HeadKind, in_dim: int, out_dim: int) -> nn.Module:
-    """A projection head: identity, one linear layer, or linear -> BN -> ReLU -> linear.
-
-    Kept for backward compatibility: :func:`contrastkit.critics.heads.build_head` with its default
-    ``hidden`` (one hidden layer of width ``in_dim``).
-
-    Example:
-        >>> projection_head("mlp", 16, 4)(__import__("torch").rand(3, 16)).shape
-        torch.Size([3, 4])
-    """
-    return build_head(kind, in_dim, out_dim)
 
 
 def check_temperature(temperature: float) -> float:

@@ -31,7 +31,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from contrastkit.datasets._images import bad_file, check_index
+from contrastkit.datasets.downloads import require_files
+from contrastkit.datasets.images import bad_file, check_index
 from contrastkit.errors import InvalidParameter
 
 __all__ = ["CIFAR10_CLASSES", "CIFAR10Dataset"]
@@ -105,14 +106,6 @@ def _read_classes(folder: Path) -> tuple[str, ...]:
     return names if len(names) == 10 else CIFAR10_CLASSES
 
 
-def _download(root: Path) -> None:
-    """Fetch and extract the official archive with torchvision's md5-checked downloader."""
-    from torchvision.datasets import CIFAR10
-    from torchvision.datasets.utils import download_and_extract_archive
-
-    download_and_extract_archive(CIFAR10.url, os.fspath(root), filename=CIFAR10.filename, md5=CIFAR10.tgz_md5)
-
-
 class CIFAR10Dataset(torch.utils.data.Dataset):
     """CIFAR-10 as uint8 ``[3, 32, 32]`` images with a ``class`` label (0-9); never downloads by default.
 
@@ -134,17 +127,8 @@ class CIFAR10Dataset(torch.utils.data.Dataset):
         # Also accept root pointing at the batches folder itself.
         folder = self.root if (self.root / _FILES[split][0]).is_file() else self.root / _FOLDER
         files = [folder / name for name in _FILES[split]]
-        missing = [f for f in files if not f.is_file()]
-        if missing and download:
-            _download(self.root)
-            missing = [f for f in files if not f.is_file()]
-        if missing:
-            raise InvalidParameter(
-                "root",
-                f"CIFAR-10 not found here (no {_FOLDER}/{missing[0].name}); set download = true or point root at "
-                f"the extracted {_FOLDER} folder's parent",
-                root,
-            )
+        require_files(files, title="CIFAR-10", folder=_FOLDER, root=self.root, given=root, download=download,
+                      torchvision_dataset="CIFAR10")
         batches = [_read_batch(f) for f in files]
         self.images = torch.from_numpy(np.concatenate([b[0] for b in batches]))
         self.targets = torch.from_numpy(np.concatenate([b[1] for b in batches]))
@@ -167,8 +151,9 @@ class CIFAR10Dataset(torch.utils.data.Dataset):
 
         Example:
             >>> import tempfile
-            >>> CIFAR10Dataset.contract_params_for(Path(tempfile.mkdtemp()))["root"].endswith("cifar10")
-            True
+            >>> root = Path(CIFAR10Dataset.contract_params_for(Path(tempfile.mkdtemp()))["root"])
+            >>> sorted(path.name for path in (root / "cifar-10-batches-py").iterdir())[:3]
+            ['batches.meta', 'data_batch_1', 'data_batch_2']
         """
         root = Path(tmp_dir) / "cifar10"
         folder = root / _FOLDER

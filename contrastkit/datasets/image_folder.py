@@ -41,27 +41,23 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch import Tensor
 
-from contrastkit.datasets._images import (
+from contrastkit.datasets.encoded_images import JPEG_EXTENSIONS, encoded_item
+from contrastkit.datasets.folder_dataset import FolderDataset
+from contrastkit.datasets.images import (
     IMAGE_EXTENSIONS,
     check_index,
-    check_size,
-    class_folders,
     existing_folder,
-    file_classes,
     list_images,
     load_image,
-    normalize_extensions,
-    verify_image,
+    no_image_files,
 )
-from contrastkit.datasets.encoded_images import JPEG_EXTENSIONS, encoded_item
 from contrastkit.errors import InvalidParameter
 
 __all__ = ["ImageFolderDataset"]
 
 
-class ImageFolderDataset(torch.utils.data.Dataset):
+class ImageFolderDataset(FolderDataset):
     """Images from a folder (class subfolders optional), decoded lazily to uint8 ``[C, S, S]``.
 
     Example:
@@ -72,8 +68,6 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         >>> len(ds), ds[3]["image"].shape, int(ds[3]["class"])
         (4, torch.Size([1, 16, 16]), 1)
     """
-
-    label_keys: tuple[str, ...]
 
     def __init__(
         self,
@@ -95,10 +89,8 @@ class ImageFolderDataset(torch.utils.data.Dataset):
                 "decode", "must be 'workers' (Pillow in DataLoader workers) or 'device' (JPEG bytes decoded as a "
                 "batch on the training device)", decode,
             )
-        self.split = split
+        self._keep_image_parameters(split=split, image_size=image_size, extensions=extensions)
         self.decode = decode
-        self.image_size = check_size(image_size)
-        self.extensions = normalize_extensions(extensions)
         self.channels = channels
         train_folder = existing_folder(root, "root")
         test_folder = existing_folder(test_root, "test_root") if test_root is not None else None
@@ -108,10 +100,7 @@ class ImageFolderDataset(torch.utils.data.Dataset):
 
         files = list_images(self.root, self.extensions)
         if not files:
-            shown = ", ".join(self.extensions[:3])
-            raise InvalidParameter(
-                parameter, f"no image files ({shown}, ...) under this folder; add images or set extensions", given
-            )
+            raise no_image_files(parameter, self.extensions, given)
         self.paths: tuple[str, ...] = tuple(os.fspath(p) for p in files)
         if decode == "device":
             not_jpeg = [p for p in self.paths if not p.lower().endswith(JPEG_EXTENSIONS)]
@@ -125,17 +114,7 @@ class ImageFolderDataset(torch.utils.data.Dataset):
         #: Set it to ``True`` to decode batches in the main process of a CPU run.
         self.decodes_on_device = decode == "device" and torch.cuda.is_available()
         folders = (train_folder,) if test_folder is None else (train_folder, test_folder)
-        classes = class_folders(*folders)
-        names = file_classes(self.root, files, classes)
-        if names is None:
-            self.classes: tuple[str, ...] = ()
-            self.label_keys = ()
-            self.targets: Tensor | None = None
-        else:
-            self.classes = classes
-            self.label_keys = ("class",)
-            lookup = {name: i for i, name in enumerate(classes)}
-            self.targets = torch.from_numpy(np.array([lookup[n] for n in names], dtype=np.int64))
+        self._label_by_class_folder(self.root, files, folders)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -152,19 +131,8 @@ class ImageFolderDataset(torch.utils.data.Dataset):
             item["class"] = self.targets[index]
         return item
 
-    def verify(self, *, decode: bool = False) -> None:
-        """Open every file and raise the one-line error naming the first unreadable one.
-
-        ``decode=False`` checks headers only (fast); ``decode=True`` decodes every image in full.
-
-        Example:
-            >>> import tempfile
-            >>> from pathlib import Path
-            >>> params = ImageFolderDataset.contract_params_for(Path(tempfile.mkdtemp()))
-            >>> ImageFolderDataset(**params).verify()
-        """
-        for path in self.paths:
-            verify_image(path, decode=decode)
+    def _image_files(self) -> tuple[str, ...]:
+        return self.paths
 
     @classmethod
     def contract_params_for(cls, tmp_dir: Path) -> dict[str, Any]:
@@ -172,8 +140,9 @@ class ImageFolderDataset(torch.utils.data.Dataset):
 
         Example:
             >>> import tempfile
-            >>> sorted(ImageFolderDataset.contract_params_for(Path(tempfile.mkdtemp())))
-            ['image_size', 'root']
+            >>> params = ImageFolderDataset.contract_params_for(Path(tempfile.mkdtemp()))
+            >>> sorted(path.name for path in Path(params["root"]).rglob("*.png")), params["image_size"]
+            (['0_0.png', '0_1.png', '1_0.png', '1_1.png'], 16)
         """
         from PIL import Image
 

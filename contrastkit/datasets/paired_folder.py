@@ -35,6 +35,7 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,19 +43,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from contrastkit.datasets._images import (
+from contrastkit.datasets.folder_dataset import FolderDataset
+from contrastkit.datasets.images import (
     IMAGE_EXTENSIONS,
     check_index,
-    check_size,
-    class_folders,
     existing_folder,
-    file_classes,
     list_images,
     load_depth,
     load_image,
-    normalize_extensions,
+    no_image_files,
     summarize,
-    verify_image,
 )
 from contrastkit.errors import InvalidParameter
 
@@ -74,7 +72,7 @@ def _by_stem(folder: Path, extensions: tuple[str, ...], parameter: str, given: s
     return files
 
 
-class PairedFolderDataset(torch.utils.data.Dataset):
+class PairedFolderDataset(FolderDataset):
     """Matched RGB + depth (+ normals) images -> uint8 ``[4 or 7, S, S]`` with ``channel_groups``.
 
     Example:
@@ -87,8 +85,6 @@ class PairedFolderDataset(torch.utils.data.Dataset):
         >>> len(ds), ds[1]["image"].shape, ds.label_keys
         (3, torch.Size([4, 16, 16]), ())
     """
-
-    label_keys: tuple[str, ...]
 
     def __init__(
         self,
@@ -117,10 +113,8 @@ class PairedFolderDataset(torch.utils.data.Dataset):
             )
         if not has_test and test_normals_dir is not None:
             raise InvalidParameter("test_normals_dir", "needs test_rgb_dir and test_depth_dir", test_normals_dir)
-        self.split = split
-        self.image_size = check_size(image_size)
+        self._keep_image_parameters(split=split, image_size=image_size, extensions=extensions)
         self.depth_scale = depth_scale
-        self.extensions = normalize_extensions(extensions)
 
         use_test = split == "test" and has_test
         prefix = "test_" if use_test else ""
@@ -140,8 +134,7 @@ class PairedFolderDataset(torch.utils.data.Dataset):
             by_kind[kind] = _by_stem(resolved[kind], self.extensions, parameter, given)
         rgb = by_kind["rgb"]
         if not rgb:
-            shown = ", ".join(self.extensions[:3])
-            raise InvalidParameter(f"{prefix}rgb_dir", f"no image files ({shown}, ...) under this folder; add images or set extensions", folders["rgb"])
+            raise no_image_files(f"{prefix}rgb_dir", self.extensions, folders["rgb"])
         keys = list(rgb)  # already sorted by relative path
         for kind in ("depth", "normals"):
             if kind not in by_kind:
@@ -164,17 +157,7 @@ class PairedFolderDataset(torch.utils.data.Dataset):
 
         # Classes from both splits' RGB folders, so a class has one index in both.
         roots = (train_rgb,) if test_rgb_dir is None else (train_rgb, existing_folder(test_rgb_dir, "test_rgb_dir"))
-        classes = class_folders(*roots)
-        names = file_classes(resolved["rgb"], [rgb[k] for k in keys], classes)
-        if names is None:
-            self.classes: tuple[str, ...] = ()
-            self.label_keys = ()
-            self.targets: Tensor | None = None
-        else:
-            lookup = {name: i for i, name in enumerate(classes)}
-            self.classes = classes
-            self.label_keys = ("class",)
-            self.targets = torch.from_numpy(np.array([lookup[n] for n in names], dtype=np.int64))
+        self._label_by_class_folder(resolved["rgb"], [rgb[k] for k in keys], roots)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -193,18 +176,8 @@ class PairedFolderDataset(torch.utils.data.Dataset):
             item["class"] = self.targets[index]
         return item
 
-    def verify(self, *, decode: bool = False) -> None:
-        """Open every file and raise the one-line error naming the first unreadable one.
-
-        ``decode=False`` checks headers only (fast); ``decode=True`` decodes every image in full.
-
-        Example:
-            >>> import tempfile
-            >>> from pathlib import Path
-            >>> PairedFolderDataset(**PairedFolderDataset.contract_params_for(Path(tempfile.mkdtemp()))).verify()
-        """
-        for path in (p for triple in self.files for p in triple):
-            verify_image(path, decode=decode)
+    def _image_files(self) -> Iterator[str]:
+        return (path for triple in self.files for path in triple)
 
     @classmethod
     def contract_params_for(cls, tmp_dir: Path) -> dict[str, Any]:

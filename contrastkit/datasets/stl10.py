@@ -38,7 +38,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from contrastkit.datasets._images import bad_file, check_index
+from contrastkit.datasets.downloads import require_files
+from contrastkit.datasets.images import bad_file, check_index
 from contrastkit.errors import InvalidParameter
 
 __all__ = ["STL10_CLASSES", "STL10Dataset"]
@@ -84,14 +85,6 @@ def _read_classes(folder: Path) -> tuple[str, ...]:
     return names if len(names) == 10 else STL10_CLASSES
 
 
-def _download(root: Path) -> None:
-    """Fetch and extract the official archive with torchvision's md5-checked downloader."""
-    from torchvision.datasets import STL10
-    from torchvision.datasets.utils import download_and_extract_archive
-
-    download_and_extract_archive(STL10.url, os.fspath(root), filename=STL10.filename, md5=STL10.tgz_md5)
-
-
 class STL10Dataset(torch.utils.data.Dataset):
     """STL-10 images (uint8 ``[3, 96, 96]``) from memory-mapped binaries; ``class`` 0-9 where labelled.
 
@@ -124,17 +117,8 @@ class STL10Dataset(torch.utils.data.Dataset):
         folder = self.root / _FOLDER
         parts = _PARTS[self.subset]
         needed = [folder / name for pair in parts for name in pair if name is not None]
-        missing = [p for p in needed if not p.is_file()]
-        if missing and download:
-            _download(self.root)
-            missing = [p for p in needed if not p.is_file()]
-        if missing:
-            raise InvalidParameter(
-                "root",
-                f"STL-10 not found here (no {_FOLDER}/{missing[0].name}); set download = true or point root at "
-                f"the extracted {_FOLDER} folder's parent",
-                root,
-            )
+        require_files(needed, title="STL-10", folder=_FOLDER, root=self.root, given=root, download=download,
+                      torchvision_dataset="STL10")
         self._files: list[tuple[str, int]] = []  # (images file, image count) per part
         targets = []
         for images_name, labels_name in parts:
@@ -183,8 +167,9 @@ class STL10Dataset(torch.utils.data.Dataset):
 
         Example:
             >>> import tempfile
-            >>> STL10Dataset.contract_params_for(Path(tempfile.mkdtemp()))["root"].endswith("stl10")
-            True
+            >>> params = STL10Dataset.contract_params_for(Path(tempfile.mkdtemp()))
+            >>> [len(STL10Dataset(subset=subset, **params)) for subset in ("train", "unlabeled", "test")]
+            [3, 4, 2]
         """
         root = Path(tmp_dir) / "stl10"
         folder = root / _FOLDER

@@ -27,7 +27,7 @@ be checked.
 
 - ``.flo``: Middlebury's format (Sintel, FlyingChairs, ...), little-endian: float32 ``202021.25``
   (the bytes ``PIEH``), int32 width, int32 height, then ``height * width * 2`` float32, row by row,
-  ``(dx, dy)`` per pixel. See :func:`read_flo`.
+  ``(dx, dy)`` per pixel. See :func:`~contrastkit.datasets.flow_files.read_flo`.
 - ``.npy``: a numpy array ``[2, H, W]`` or ``[H, W, 2]`` (channels ``(dx, dy)``), any real dtype.
 
 A flow must have its frame's size. It gets the frames' geometry, the centred square resized to
@@ -44,6 +44,7 @@ Example:
     >>> ds = VideoFramesDataset(split="train", **params)
     >>> len(ds), ds.clips, sorted(ds[0])
     (5, ('clip_a', 'clip_b'), ['clip', 'image', 'index', 'next_image'])
+    >>> from contrastkit.datasets.flow_files import write_flo
     >>> flow_root = Path(tempfile.mkdtemp())
     >>> for clip in ds.clips:
     ...     (flow_root / clip).mkdir()
@@ -65,167 +66,21 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from contrastkit.datasets._images import (
+from contrastkit.datasets.flow_files import FLOW_EXTENSIONS, fit_flow, flow_size, read_flow
+from contrastkit.datasets.folder_dataset import FolderDataset
+from contrastkit.datasets.images import (
     IMAGE_EXTENSIONS,
     bad_file,
     check_index,
-    check_size,
     existing_folder,
-    fit_square,
     list_images,
     load_image,
     natural_key,
-    normalize_extensions,
     summarize,
-    verify_image,
 )
 from contrastkit.errors import InvalidParameter
 
-__all__ = ["FLOW_EXTENSIONS", "VideoFramesDataset", "fit_flow", "flow_size", "read_flo", "read_flow", "write_flo"]
-
-#: The flow file formats read, in the order looked for.
-FLOW_EXTENSIONS: tuple[str, ...] = (".flo", ".npy")
-#: The first 4 bytes of a Middlebury .flo file: the float32 202021.25, i.e. the ASCII bytes "PIEH".
-FLO_MAGIC = np.float32(202021.25)
-# Middlebury marks unknown flow with values above 1e9.
-_UNKNOWN_FLOW = 1e9
-_FLO_HEADER = 12  # bytes: magic, width, height
-
-
-def write_flo(path: str | os.PathLike[str], flow: np.ndarray) -> None:
-    """Write ``flow`` ``[2, H, W]`` (dx, dy) as a Middlebury ``.flo`` file (for tests and tools).
-
-    Example:
-        >>> import tempfile
-        >>> path = Path(tempfile.mkdtemp()) / "f.flo"
-        >>> write_flo(path, np.zeros((2, 3, 5)))
-        >>> path.read_bytes()[:4], path.stat().st_size
-        (b'PIEH', 132)
-    """
-    flow = np.asarray(flow)
-    if flow.ndim != 3 or flow.shape[0] != 2:
-        raise InvalidParameter("flow", "must be [2, H, W] (dx, dy)", tuple(flow.shape))
-    height, width = flow.shape[1:]
-    with open(path, "wb") as file:
-        file.write(FLO_MAGIC.astype("<f4").tobytes())
-        file.write(np.array([width, height], dtype="<i4").tobytes())
-        file.write(np.ascontiguousarray(flow.transpose(1, 2, 0), dtype="<f4").tobytes())
-
-
-def _flo_header(path: str | os.PathLike[str], head: bytes, total: int) -> tuple[int, int]:
-    """(height, width) from a .flo file's first bytes, after checking the magic and the file's length."""
-    if len(head) < _FLO_HEADER or np.frombuffer(head[:4], dtype="<f4")[0] != FLO_MAGIC:
-        raise bad_file(path, "not a Middlebury .flo file (it must start with the bytes 'PIEH'); remove or replace the file")
-    width, height = (int(v) for v in np.frombuffer(head[4:_FLO_HEADER], dtype="<i4"))
-    if width < 1 or height < 1:
-        raise bad_file(path, f"bad .flo header: size {width}x{height}; remove or replace the file")
-    expected = _FLO_HEADER + 8 * width * height
-    if total != expected:
-        raise bad_file(path, f"truncated or padded .flo file: {total} bytes, {width}x{height} needs {expected}; "
-                             "remove or replace the file")
-    return height, width
-
-
-def read_flo(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read a Middlebury ``.flo`` file -> float32 ``[2, H, W]`` (dx, dy); one-line error if malformed.
-
-    Layout (little-endian): float32 ``202021.25`` (``PIEH``), int32 width, int32 height, then
-    ``H * W`` pairs ``(dx, dy)`` of float32, row-major.
-
-    Example:
-        >>> import tempfile
-        >>> path = Path(tempfile.mkdtemp()) / "f.flo"
-        >>> write_flo(path, np.arange(12, dtype=np.float32).reshape(2, 2, 3))
-        >>> read_flo(path)[1].tolist()
-        [[6.0, 7.0, 8.0], [9.0, 10.0, 11.0]]
-    """
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise bad_file(path, f"cannot read flow file ({exc.strerror or exc}); check the file") from None
-    height, width = _flo_header(path, data[:_FLO_HEADER], len(data))
-    values = np.frombuffer(data, dtype="<f4", offset=_FLO_HEADER).reshape(height, width, 2)
-    return values.transpose(2, 0, 1).astype(np.float32)
-
-
-def _npy_layout(path: str | os.PathLike[str], shape: tuple[int, ...]) -> bool:
-    """True for ``[2, H, W]``, False for ``[H, W, 2]``; the one-line error for any other shape."""
-    if len(shape) == 3 and shape[0] == 2:
-        return True
-    if len(shape) == 3 and shape[2] == 2:
-        return False
-    raise bad_file(path, f"flow array has shape {list(shape)}; save it as [2, H, W] or [H, W, 2] (dx, dy)")
-
-
-def _open_npy(path: str | os.PathLike[str]) -> np.ndarray:
-    try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise bad_file(path, f"cannot read .npy flow ({reason}); remove or replace the file") from None
-
-
-def read_flow(path: str | os.PathLike[str]) -> np.ndarray:
-    """A flow file (``.flo`` or ``.npy``) -> float32 ``[2, H, W]`` (dx, dy), unknown and non-finite values as 0.
-
-    Example:
-        >>> import tempfile
-        >>> path = Path(tempfile.mkdtemp()) / "f.npy"
-        >>> np.save(path, np.array([[[1.0, 2e10]], [[np.nan, -3.0]]]).transpose(1, 2, 0))  # saved as [H, W, 2]
-        >>> read_flow(path).tolist()
-        [[[1.0, 0.0]], [[0.0, -3.0]]]
-    """
-    if Path(path).suffix.lower() == ".flo":
-        flow = read_flo(path)
-    else:
-        array = _open_npy(path)
-        channels_first = _npy_layout(path, array.shape)
-        if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
-            raise bad_file(path, f"flow array has dtype {array.dtype}; save real numbers (float32)")
-        flow = np.asarray(array if channels_first else array.transpose(2, 0, 1), dtype=np.float32)
-    known = np.isfinite(flow) & (np.abs(flow) < _UNKNOWN_FLOW)
-    return np.where(known, flow, np.float32(0))
-
-
-def flow_size(path: str | os.PathLike[str]) -> tuple[int, int]:
-    """``(width, height)`` of a flow file from its header alone (checks a ``.flo`` file's magic and length).
-
-    Example:
-        >>> import tempfile
-        >>> path = Path(tempfile.mkdtemp()) / "f.flo"
-        >>> write_flo(path, np.zeros((2, 3, 5)))
-        >>> flow_size(path)
-        (5, 3)
-    """
-    if Path(path).suffix.lower() == ".flo":
-        try:
-            with open(path, "rb") as file:
-                head = file.read(_FLO_HEADER)
-            total = os.path.getsize(path)
-        except OSError as exc:
-            raise bad_file(path, f"cannot read flow file ({exc.strerror or exc}); check the file") from None
-        height, width = _flo_header(path, head, total)
-        return width, height
-    shape = _open_npy(path).shape
-    channels_first = _npy_layout(path, shape)
-    height, width = shape[1:] if channels_first else shape[:2]
-    return int(width), int(height)
-
-
-def fit_flow(flow: np.ndarray, size: int) -> Tensor:
-    """Flow ``[2, H, W]`` fitted like a frame: centred square resized to ``size`` -> float32 ``[2, size, size]``.
-
-    Both channels are resampled exactly as the frames are (Pillow, bilinear, antialiased) and scaled
-    by ``size / min(H, W)``, the factor by which distances in pixels shrink or grow.
-
-    Example:
-        >>> flow = np.stack([np.full((6, 8), 3.0), np.full((6, 8), -1.5)])
-        >>> fit_flow(flow, 3)[:, 1, 1].tolist()  # the 6x6 centre resized to 3x3: distances halve
-        [1.5, -0.75]
-    """
-    side = min(flow.shape[1:])
-    channels = [np.asarray(fit_square(Image.fromarray(np.ascontiguousarray(c, dtype=np.float32)), size)) for c in flow]
-    return torch.from_numpy(np.stack(channels) * np.float32(size / side))
+__all__ = ["VideoFramesDataset"]
 
 
 def _frame_size(path: str) -> tuple[int, int]:
@@ -253,7 +108,7 @@ def _flow_files(folder: Path, clip: str) -> dict[str, str]:
     return found
 
 
-class VideoFramesDataset(torch.utils.data.Dataset):
+class VideoFramesDataset(FolderDataset):
     """Frame pairs ``(t, t + offset)`` of the same clip as ``"image"`` / ``"next_image"``, labelled by clip.
 
     With ``flow_root``, items also carry ``"flow"`` (float32 ``[2, S, S]``, see the module docstring).
@@ -294,10 +149,8 @@ class VideoFramesDataset(torch.utils.data.Dataset):
             raise InvalidParameter(
                 "test_flow_root", "must be set exactly when flow_root is (the splits need the same keys)", test_flow_root
             )
-        self.split = split
+        self._keep_image_parameters(split=split, image_size=image_size, extensions=extensions)
         self.offset = offset
-        self.image_size = check_size(image_size)
-        self.extensions = normalize_extensions(extensions)
         self.channels = channels
         train_folder = existing_folder(root, "root")
         use_test = split == "test" and test_root is not None
@@ -399,19 +252,11 @@ class VideoFramesDataset(torch.utils.data.Dataset):
                 "the flow must have its frame's size",
             )
 
-    def verify(self, *, decode: bool = False) -> None:
-        """Open every file and raise the one-line error naming the first unreadable one.
+    def _image_files(self) -> tuple[str, ...]:
+        return self.frames
 
-        ``decode=False`` checks headers only (fast); ``decode=True`` decodes every image in full.
-        Flow files (with ``flow_root``) are checked too: their header, and that each has its frame's size.
-
-        Example:
-            >>> import tempfile
-            >>> from pathlib import Path
-            >>> VideoFramesDataset(**VideoFramesDataset.contract_params_for(Path(tempfile.mkdtemp()))).verify()
-        """
-        for path in self.frames:
-            verify_image(path, decode=decode)
+    def _verify_other_files(self, *, decode: bool) -> None:
+        """The flow files (with ``flow_root``): their header (or all values), and that each has its frame's size."""
         if self.flows is not None:
             for t, flow_path in zip(self._first.tolist(), self.flows):
                 if decode:
@@ -440,8 +285,9 @@ class VideoFramesDataset(torch.utils.data.Dataset):
 
         Example:
             >>> import tempfile
-            >>> sorted(VideoFramesDataset.contract_params_for(Path(tempfile.mkdtemp())))
-            ['image_size', 'root']
+            >>> root = Path(VideoFramesDataset.contract_params_for(Path(tempfile.mkdtemp()))["root"])
+            >>> {clip.name: len(list(clip.iterdir())) for clip in sorted(root.iterdir())}
+            {'clip_a': 3, 'clip_b': 4}
         """
         from PIL import Image
 

@@ -113,25 +113,11 @@ def _build_resnet(
     return modules, channels
 
 
-def _run_trunk(encoder: nn.Module, x: Tensor) -> Tensor:
-    for name in _TRUNK:
-        x = getattr(encoder, name)(x)
-    return x.flatten(1)  # flatten, not view: channels_last outputs are not contiguous
+class _ResNetTrunk(nn.Module):
+    """The encoders' shared body: a subclass names its block kind and its blocks per stage."""
 
-
-class ResNet18Encoder(nn.Module):
-    """ResNet-18 trunk: ``[B, in_channels, H, W] -> [B, 512 * width]``. Weights are never downloaded.
-
-    ``width`` scales every channel count (``round(64 * width)`` in the stem, between 1/64 and 16);
-    ``cifar_stem`` uses a 3x3/stride-1 first convolution and no max-pool (for small images);
-    ``zero_init_residual`` zeroes the last batch norm of each block so it starts as the identity.
-
-    Example:
-        >>> import torch
-        >>> enc = ResNet18Encoder(in_channels=1, width=0.25)
-        >>> enc.feature_dim, tuple(enc(torch.rand(2, 1, 32, 32)).shape)
-        (128, (2, 128))
-    """
+    _block_kind: ClassVar[Literal["basic", "bottleneck"]]
+    _blocks_per_stage: ClassVar[tuple[int, int, int, int]]
 
     def __init__(
         self,
@@ -143,8 +129,8 @@ class ResNet18Encoder(nn.Module):
     ) -> None:
         super().__init__()
         modules, features = _build_resnet(
-            "basic",
-            (2, 2, 2, 2),
+            self._block_kind,
+            self._blocks_per_stage,
             in_channels=in_channels,
             width=width,
             cifar_stem=cifar_stem,
@@ -158,10 +144,30 @@ class ResNet18Encoder(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``[B, in_channels, H, W] -> [B, feature_dim]``."""
-        return _run_trunk(self, x)
+        for name in _TRUNK:
+            x = getattr(self, name)(x)
+        return x.flatten(1)  # flatten, not view: channels_last outputs are not contiguous
 
 
-class ResNet50Encoder(nn.Module):
+class ResNet18Encoder(_ResNetTrunk):
+    """ResNet-18 trunk: ``[B, in_channels, H, W] -> [B, 512 * width]``. Weights are never downloaded.
+
+    ``width`` scales every channel count (``round(64 * width)`` in the stem, between 1/64 and 16);
+    ``cifar_stem`` uses a 3x3/stride-1 first convolution and no max-pool (for small images);
+    ``zero_init_residual`` zeroes the last batch norm of each block so it starts as the identity.
+
+    Example:
+        >>> import torch
+        >>> enc = ResNet18Encoder(in_channels=1, width=0.25)
+        >>> enc.feature_dim, tuple(enc(torch.rand(2, 1, 32, 32)).shape)
+        (128, (2, 128))
+    """
+
+    _block_kind = "basic"
+    _blocks_per_stage = (2, 2, 2, 2)
+
+
+class ResNet50Encoder(_ResNetTrunk):
     """ResNet-50 trunk: ``[B, in_channels, H, W] -> [B, 2048 * width]``. Weights are never downloaded.
 
     CMC's ResNet-50 x0.5 / x1 / x2 are ``width = 0.5 / 1 / 2``; the bottlenecks' inner and outer
@@ -177,29 +183,5 @@ class ResNet50Encoder(nn.Module):
     #: The contract test builds the encoder with these: width 1 is slow on a CPU.
     contract_params: ClassVar[dict[str, Any]] = {"width": 0.25}
 
-    def __init__(
-        self,
-        *,
-        in_channels: int,
-        width: float = 1.0,
-        cifar_stem: bool = False,
-        zero_init_residual: bool = False,
-    ) -> None:
-        super().__init__()
-        modules, features = _build_resnet(
-            "bottleneck",
-            (3, 4, 6, 3),
-            in_channels=in_channels,
-            width=width,
-            cifar_stem=cifar_stem,
-            zero_init_residual=zero_init_residual,
-        )
-        for name, module in modules.items():
-            self.add_module(name, module)
-        self.in_channels = in_channels
-        self.width = width
-        self.feature_dim = features
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``[B, in_channels, H, W] -> [B, feature_dim]``."""
-        return _run_trunk(self, x)
+    _block_kind = "bottleneck"
+    _blocks_per_stage = (3, 4, 6, 3)

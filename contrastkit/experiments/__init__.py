@@ -28,7 +28,9 @@ from types import ModuleType
 
 from contrastkit.errors import ConfigError, close_matches
 from contrastkit.experiments import factors, learned_views, negatives, reverse_u
-from contrastkit.experiments.base import DEFAULT_SEEDS, ExperimentResult, RunSettings, code_version, git_commit
+from contrastkit.experiments.records import code_version, git_commit
+from contrastkit.experiments.results import ExperimentResult
+from contrastkit.experiments.settings import DEFAULT_SEEDS, RunSettings
 
 __all__ = ["EXPERIMENTS", "get_experiment", "read_results", "reproductions_page", "run_experiment", "run_many", "write_docs"]
 
@@ -72,16 +74,15 @@ def run_experiment(name: str, settings: RunSettings) -> ExperimentResult:
     """Run one experiment in ``settings.out_dir`` (its own run directory) and write its three files.
 
     Example:
-        >>> import tempfile
-        >>> out = Path(tempfile.mkdtemp())
-        >>> r = run_experiment("factors", RunSettings(out_dir=out / "factors", quick=True, device="cpu",
-        ...                                            print_fn=lambda m: None))  # a smoke run: about 15 s
-        >>> sorted(p.name for p in (out / "factors").iterdir() if p.is_file())
+        >>> from contrastkit.experiments.settings import smoke_run_settings
+        >>> settings = smoke_run_settings()
+        >>> r = run_experiment("factors", settings)  # a smoke run: about 15 s
+        >>> sorted(p.name for p in settings.out_dir.iterdir() if p.is_file())
         ['plot.png', 'result.json', 'results.md']
     """
     import attrs
 
-    from contrastkit.trainer import select_device
+    from contrastkit.training import select_device
 
     module = get_experiment(name)
     settings.out_dir.mkdir(parents=True, exist_ok=True)

@@ -13,17 +13,10 @@ import functools
 import math
 from typing import Any
 
-from contrastkit.experiments.base import (
-    ArmResult,
-    ArmSeeds,
-    ExperimentResult,
-    RunSettings,
-    markdown_table,
-    probe_random_init,
-    seed_table,
-    train_arm,
-)
+from contrastkit.experiments.arms import probe_random_init, train_arm
 from contrastkit.experiments.plots import Panel, bar_panels
+from contrastkit.experiments.results import ArmResult, ArmSeeds, ExperimentResult, markdown_table, seed_table
+from contrastkit.experiments.settings import RunSettings
 from contrastkit.experiments.stats import Summary, clears, noise_note, summarize
 
 __all__ = ["BUDGET_SECONDS", "CRITERION", "PAPER", "SCALES", "TASKS", "TITLE", "recipe", "run"]
@@ -119,14 +112,12 @@ def _errors(arm: ArmSeeds, label: str, unit: str) -> Summary:
 def run(settings: RunSettings) -> ExperimentResult:
     """Train the three single-factor arms, probe them and the random-init encoder, and judge the finding.
 
+    ``contrastkit.experiments.run_experiment("factors", ...)`` calls it (its example runs a smoke run);
+    one arm per entry of :data:`TASKS`, each judged on its own factor's probe.
+
     Example:
-        >>> import tempfile
-        >>> from pathlib import Path
-        >>> from contrastkit.experiments.base import RunSettings
-        >>> settings = RunSettings(out_dir=Path(tempfile.mkdtemp()), quick=True, device="cpu", print_fn=lambda m: None)
-        >>> result = run(settings)  # doctest: +SKIP
-        >>> result.status, sorted(result.data["arms"])  # doctest: +SKIP
-        ('smoke run', ['random-init', 'share-background', 'share-digit', 'share-position'])
+        >>> [(factor, unit) for _, factor, unit in TASKS]
+        [('digit', '%'), ('background', '%'), ('position', 'px')]
     """
     steps, size = SCALES[settings.scale]["steps"], SCALES[settings.scale]["size"]
     arms: dict[str, ArmSeeds] = {}

@@ -18,8 +18,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from contrastkit.errors import InvalidParameter
-from contrastkit.experiments.base import ArmSeeds, ExperimentResult, RunSettings, markdown_table, seed_table, train_arm
+from contrastkit.experiments.arms import train_arm
 from contrastkit.experiments.plots import line_plot
+from contrastkit.experiments.results import ArmSeeds, ExperimentResult, markdown_table, seed_table
+from contrastkit.experiments.settings import RunSettings
 from contrastkit.experiments.stats import clears, difference
 
 __all__ = ["BUDGET_SECONDS", "COUNTS", "CRITERION", "PAPER", "SCALES", "STEPS", "TITLE", "recipe", "run", "spearman"]
@@ -127,10 +129,8 @@ def run(settings: RunSettings, *, counts: Sequence[int] = COUNTS) -> ExperimentR
     """Train one arm per K (every seed), probe each, and judge whether the mean accuracy rises with K.
 
     Example:
-        >>> import tempfile
-        >>> from pathlib import Path
-        >>> from contrastkit.experiments.base import RunSettings
-        >>> settings = RunSettings(out_dir=Path(tempfile.mkdtemp()), quick=True, device="cpu", print_fn=lambda m: None)
+        >>> from contrastkit.experiments.settings import smoke_run_settings
+        >>> settings = smoke_run_settings()
         >>> result = run(settings, counts=(4, 16))
         >>> result.status, sorted(result.data["arms"])
         ('smoke run', ['K=16', 'K=4'])

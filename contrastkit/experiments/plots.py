@@ -17,11 +17,12 @@ import attrs
 
 from contrastkit.errors import InvalidParameter
 from contrastkit.experiments.stats import Summary
+from contrastkit.plotting import nice_ticks
 
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["Panel", "bar_panels", "line_plot", "nice_ticks"]
+__all__ = ["Panel", "bar_panels", "line_plot"]
 
 _COLOURS = [(66, 114, 196), (221, 132, 82), (85, 168, 104), (196, 78, 82), (129, 114, 179), (147, 120, 96)]
 
@@ -69,25 +70,6 @@ def _extent(values: Sequence[float | Summary]) -> list[float]:
     for v in values:
         out += [_mean(v), *_seed_values(v), *(_whisker(v) or ())]
     return [x for x in out if math.isfinite(x)]
-
-
-def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """Round tick values covering ``[low, high]`` (about ``count`` of them).
-
-    Example:
-        >>> nice_ticks(0, 97)
-        [0.0, 20.0, 40.0, 60.0, 80.0]
-    """
-    span = high - low
-    if not span > 0:
-        return [low]
-    step = 10 ** math.floor(math.log10(span / count))
-    for factor in (1, 2, 5, 10):
-        if span / (step * factor) <= count:
-            step *= factor
-            break
-    first = math.ceil(low / step) * step
-    return [float(round(first + i * step, 10)) for i in range(int((high - first) / step + 1e-9) + 1)]
 
 
 def _save(image: Image.Image, path: str | Path) -> Path:

@@ -27,7 +27,6 @@ below the random encoder: in 250 CPU steps the jittered encoders learned no text
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -35,17 +34,12 @@ from typing import Any
 
 import attrs
 
-from contrastkit.experiments.base import (
-    ExperimentResult,
-    RunSettings,
-    arm_recipe,
-    code_version,
-    markdown_table,
-    probe_random_init,
-    recipe_toml,
-    saved_record,
-)
+from contrastkit.experiments.arms import probe_random_init
 from contrastkit.experiments.plots import line_plot
+from contrastkit.experiments.recipes import arm_recipe, recipe_toml
+from contrastkit.experiments.records import code_version, saved_record, write_record
+from contrastkit.experiments.results import ExperimentResult, markdown_table
+from contrastkit.experiments.settings import RunSettings
 from contrastkit.experiments.stats import Summary, clears, noise_note, summarize
 
 __all__ = [
@@ -188,7 +182,7 @@ def _point(point: SharePoint, settings: RunSettings, seed: int, steps: int, batc
     from contrastkit.analysis import estimate_view_information, probe_accuracy
     from contrastkit.config import config_from_dict
     from contrastkit.pipeline import Pipeline
-    from contrastkit.trainer import select_device
+    from contrastkit.training import select_device
 
     raw = arm_recipe(point.folder, recipe(point, size=size), settings, seed=seed)
     folder = settings.arm_dir(point.folder, seed)
@@ -211,7 +205,7 @@ def _point(point: SharePoint, settings: RunSettings, seed: int, steps: int, batc
         "ceiling": estimates[0].ceiling, "saturated": estimates[0].saturated, "accuracy": float(result.value),
         "seconds": round(time.perf_counter() - start, 1), "code": code_version(),
     }
-    record.write_text(json.dumps(saved_point, indent=2) + "\n")
+    write_record(record, saved_point)
     settings.print_fn(f"[{point.name} seed {seed}] I_NCE {saved_point['i_nce']:.3f} nats, {LABEL} linear top-1 "
                       f"{saved_point['accuracy']:.2f}% ({saved_point['seconds']:.0f} s)")
     return saved_point
@@ -221,10 +215,8 @@ def run(settings: RunSettings, *, points: Sequence[SharePoint] = POINTS) -> Expe
     """Sweep what the views share (every seed): I_NCE and background accuracy per point, then judge the reverse U.
 
     Example:
-        >>> import tempfile
-        >>> from pathlib import Path
-        >>> from contrastkit.experiments.base import RunSettings
-        >>> settings = RunSettings(out_dir=Path(tempfile.mkdtemp()), quick=True, device="cpu", print_fn=lambda m: None)
+        >>> from contrastkit.experiments.settings import smoke_run_settings
+        >>> settings = smoke_run_settings()
         >>> result = run(settings, points=POINTS[:2])
         >>> result.status, [p["value"] for p in result.data["points"]]
         ('smoke run', ['nothing', 'background'])

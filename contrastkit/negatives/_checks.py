@@ -1,4 +1,4 @@
-"""Input checks shared by the stateful negative samplers (``memory-bank``, ``queue``)."""
+"""Input checks shared by the stateful negative samplers (``memory-bank``, ``queue``, ``nnclr``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,22 @@ import torch
 from torch import Tensor
 
 from contrastkit import distributed
-from contrastkit.errors import ShapeError
+from contrastkit.errors import InvalidParameter, ShapeError
+
+
+def check_sizes(*, num_views: int, embedding_dim: int) -> None:
+    """The injected ``num_views`` and ``embedding_dim`` must both be at least 1 (errors name the parameter).
+
+    Example:
+        >>> check_sizes(num_views=2, embedding_dim=0)
+        Traceback (most recent call last):
+        ...
+        contrastkit.errors.InvalidParameter: embedding_dim: must be >= 1 (got 0)
+    """
+    if num_views < 1:
+        raise InvalidParameter("num_views", "must be >= 1", num_views)
+    if embedding_dim < 1:
+        raise InvalidParameter("embedding_dim", "must be >= 1", embedding_dim)
 
 
 def check_pair_inputs(name: str, store: str, embedding_dim: int, anchors: Tensor, positives: Tensor,

@@ -93,17 +93,8 @@ class InBatchNegatives:
         #: With ``momentum`` the pipeline builds an EMA key encoder whose keys are the candidates (MoCo v3).
         self.key_momentum = None if momentum is None else float(momentum)
 
-    def pair_logits(
-        self,
-        critic: Critic,
-        anchors: Tensor,
-        positives: Tensor,
-        *,
-        index: Tensor,
-        anchor_view: int,
-        target_view: int,
-        same_view: bool = False,
-    ) -> PairLogits:
+    def pair_logits(self, critic: Critic, anchors: Tensor, positives: Tensor, *, index: Tensor, anchor_view: int,
+                    target_view: int, same_view: bool = False) -> PairLogits:
         """Each anchor against every positive of the batch (target: its own), plus its own view's others.
 
         ``same_view=False``: ``[B, W*B]``; ``same_view=True``: ``[B, 2*W*B - 1]`` (``W`` ranks).

@@ -88,7 +88,7 @@ from torch import Tensor, nn
 
 from contrastkit.errors import InvalidParameter
 from contrastkit.interfaces import Critic, PairLogits
-from contrastkit.negatives._checks import check_pair_inputs, gathered_update_rows
+from contrastkit.negatives._checks import check_pair_inputs, check_sizes, gathered_update_rows
 
 __all__ = ["MemoryBankNegatives", "bank_update", "last_occurrence", "score_drawn_rows"]
 
@@ -127,8 +127,6 @@ def last_occurrence(index: Tensor) -> Tensor:
     winner = torch.empty_like(order)
     winner[order] = order[last_sorted]
     return winner
-
-
 
 
 def score_drawn_rows(
@@ -200,10 +198,7 @@ class MemoryBankNegatives(nn.Module):
         positive: Literal["current", "bank"] = "current",
     ) -> None:
         super().__init__()
-        if num_views < 1:
-            raise InvalidParameter("num_views", "must be >= 1", num_views)
-        if embedding_dim < 1:
-            raise InvalidParameter("embedding_dim", "must be >= 1", embedding_dim)
+        check_sizes(num_views=num_views, embedding_dim=embedding_dim)
         smallest = 2 if exclude_positive else 1
         if dataset_size < smallest:
             raise InvalidParameter(
@@ -265,16 +260,8 @@ class MemoryBankNegatives(nn.Module):
         drawn = torch.randint(0, self.dataset_size - 1, shape, device=index.device)
         return drawn + (drawn >= index.to(torch.int64)[:, None]).to(drawn.dtype)
 
-    def pair_logits(
-        self,
-        critic: Critic,
-        anchors: Tensor,
-        positives: Tensor,
-        *,
-        index: Tensor,
-        anchor_view: int,
-        target_view: int,
-    ) -> PairLogits:
+    def pair_logits(self, critic: Critic, anchors: Tensor, positives: Tensor, *, index: Tensor, anchor_view: int,
+                    target_view: int) -> PairLogits:
         """``[B, K+1]`` logits: column 0 scores the positive, the rest ``K`` rows of ``target_view``'s bank."""
         check_pair_inputs("memory-bank", "bank", self.embedding_dim, anchors, positives, index,
                           anchor_view, target_view)

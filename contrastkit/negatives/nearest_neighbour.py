@@ -86,16 +86,8 @@ class NearestNeighbourPositives(nn.Module):
         self.register_buffer("support", F.normalize(torch.randn(self.size, self.embedding_dim), dim=1))
         self.register_buffer("ptr", torch.zeros((), dtype=torch.int64))
 
-    def pair_logits(
-        self,
-        critic: Critic,
-        anchors: Tensor,
-        positives: Tensor,
-        *,
-        index: Tensor,
-        anchor_view: int,
-        target_view: int,
-    ) -> PairLogits:
+    def pair_logits(self, critic: Critic, anchors: Tensor, positives: Tensor, *, index: Tensor, anchor_view: int,
+                    target_view: int) -> PairLogits:
         """``[B, W*B]`` logits of each anchor's nearest neighbour against the (global) batch's targets."""
         check_pair_inputs("nnclr", "support", self.embedding_dim, anchors, positives, index, anchor_view, target_view)
         nearest = self.supplied_anchors(anchors)

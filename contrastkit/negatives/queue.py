@@ -45,14 +45,16 @@ Example:
     >>> import torch
     >>> from contrastkit.critics.cosine import CosineCritic
     >>> critic = CosineCritic(feature_dims=(8, 8), head="none", temperature=0.5)
-    >>> queue = QueueNegatives(num_views=2, dataset_size=100, embedding_dim=8, size=16)
-    >>> z1, z2 = critic.embed(torch.randn(4, 8), 0), critic.embed(torch.randn(4, 8), 1)
-    >>> pair = queue.pair_logits(critic, z1, z2, index=torch.arange(4), anchor_view=0, target_view=1)
-    >>> pair.logits.shape, pair.target.tolist(), pair.num_negatives
-    (torch.Size([4, 17]), [0, 0, 0, 0], 16)
-    >>> queue.update([z1, z2], torch.arange(4))
-    >>> int(queue.ptr), bool(torch.equal(queue.queue[1, :4], z2))
-    (4, True)
+    >>> queue = QueueNegatives(num_views=2, dataset_size=100, embedding_dim=8, size=6)
+    >>> keys = [critic.embed(torch.randn(4, 8), view) for view in (0, 1)]
+    >>> queue.update(keys, torch.arange(4))  # slots 0-3 now hold samples 0-3's keys
+    >>> int(queue.ptr), queue.queue_index[1].tolist(), bool(torch.equal(queue.queue[1, :4], keys[1]))
+    (4, [0, 1, 2, 3, -1, -1], True)
+    >>> pair = queue.pair_logits(critic, keys[0], keys[1], index=torch.arange(4), anchor_view=0, target_view=1)
+    >>> pair.logits.shape, pair.target.tolist()  # column 0 scores the key, the other 6 the queue
+    (torch.Size([4, 7]), [0, 0, 0, 0])
+    >>> pair.logits[:, 1:5].isinf().int().tolist()  # each anchor's own queued key is masked
+    [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ from torch import Tensor, nn
 
 from contrastkit.errors import InvalidParameter
 from contrastkit.interfaces import Critic, PairLogits
-from contrastkit.negatives._checks import check_pair_inputs, gathered_update_rows
+from contrastkit.negatives._checks import check_pair_inputs, check_sizes, gathered_update_rows
 
 __all__ = ["QueueNegatives", "enqueue_positions", "fifo_slots"]
 
@@ -79,8 +81,6 @@ def enqueue_positions(ptr: Tensor, count: int, size: int) -> Tensor:
         [6, 7, 0]
     """
     return (ptr + torch.arange(count, device=ptr.device)) % size
-
-
 
 
 def fifo_slots(ptr: Tensor, count: int, size: int) -> tuple[Tensor, int]:
@@ -126,10 +126,7 @@ class QueueNegatives(nn.Module):
     ) -> None:
         super().__init__()
         del dataset_size  # not needed: the queue's size does not depend on the dataset
-        if num_views < 1:
-            raise InvalidParameter("num_views", "must be >= 1", num_views)
-        if embedding_dim < 1:
-            raise InvalidParameter("embedding_dim", "must be >= 1", embedding_dim)
+        check_sizes(num_views=num_views, embedding_dim=embedding_dim)
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise InvalidParameter("size", "must be an int >= 1", size)
         if isinstance(momentum, bool) or not 0.0 <= float(momentum) <= 1.0:
@@ -147,16 +144,8 @@ class QueueNegatives(nn.Module):
         self.register_buffer("queue_index", torch.full((self.num_views, self.size), -1, dtype=torch.int64))
         self.register_buffer("ptr", torch.zeros((), dtype=torch.int64))
 
-    def pair_logits(
-        self,
-        critic: Critic,
-        anchors: Tensor,
-        positives: Tensor,
-        *,
-        index: Tensor,
-        anchor_view: int,
-        target_view: int,
-    ) -> PairLogits:
+    def pair_logits(self, critic: Critic, anchors: Tensor, positives: Tensor, *, index: Tensor, anchor_view: int,
+                    target_view: int) -> PairLogits:
         """``[B, K+1]`` logits: column 0 scores the positive (key), the rest ``target_view``'s queue."""
         check_pair_inputs("queue", "queue", self.embedding_dim, anchors, positives, index, anchor_view, target_view)
         keys = self.queue[target_view].to(anchors.dtype)  # [K, D], shared by every anchor: one matmul

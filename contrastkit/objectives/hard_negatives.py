@@ -45,17 +45,15 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from contrastkit.errors import InvalidParameter
 from contrastkit.objectives.debiased import (
     DEFAULT_MIN_LOGIT,
-    check_min_logit,
-    check_tau_plus,
+    DebiasedContrastiveLoss,
     debiased_log_negatives,
     split_negatives,
 )
-from contrastkit.objectives.infonce import info_nce_mi_bound
 
 __all__ = ["HardNegatives", "check_beta", "hard_negative_loss"]
 
@@ -107,8 +105,11 @@ def hard_negative_loss(
     return torch.nn.functional.softplus(log_ng - positive).mean()
 
 
-class HardNegatives(nn.Module):
+class HardNegatives(DebiasedContrastiveLoss):
     """The hard-negative objective (Robinson et al. 2021); ``two_way`` adds the reverse direction.
+
+    It is ``debiased`` with the negatives reweighted (``beta = 0`` gives ``debiased``), so it keeps
+    that objective's parameters, attributes and :meth:`mi_lower_bound`.
 
     ``beta`` is the concentration on hard negatives (the paper uses 0.5 to 1 with ``tau_plus = 0.1``);
     ``tau_plus`` and ``min_logit`` are ``debiased``'s class prior and clamp.
@@ -136,21 +137,14 @@ class HardNegatives(nn.Module):
         min_logit: float = DEFAULT_MIN_LOGIT,
         same_view_negatives: bool = False,
     ) -> None:
-        super().__init__()
-        self.beta = check_beta(beta)
-        self.tau_plus = check_tau_plus(tau_plus)
-        self.min_logit = check_min_logit(min_logit)
-        self.two_way = two_way
-        #: Read by the pipeline: pass ``same_view=True`` to the sampler's ``pair_logits`` (SimCLR's 2B - 2).
-        self.same_view_negatives = same_view_negatives
+        beta = check_beta(beta)  # before the base class's checks: with several bad parameters, beta's is reported
+        super().__init__(two_way=two_way, tau_plus=tau_plus, min_logit=min_logit,
+                         same_view_negatives=same_view_negatives)
+        self.beta = beta
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         """Scalar loss for one direction: ``logits [B, K+1]``, ``target [B]``."""
         return hard_negative_loss(logits, target, beta=self.beta, tau_plus=self.tau_plus, min_logit=self.min_logit)
-
-    def mi_lower_bound(self, loss: Tensor, num_negatives: int) -> Tensor | None:
-        """``log(K + 1) - loss`` with ``tau_plus = 0``; ``None`` otherwise (see the class doc)."""
-        return info_nce_mi_bound(loss, num_negatives) if self.tau_plus == 0.0 else None
 
     def extra_repr(self) -> str:
         return (f"two_way={self.two_way}, beta={self.beta}, tau_plus={self.tau_plus}, "

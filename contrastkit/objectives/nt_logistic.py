@@ -27,11 +27,11 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from contrastkit.errors import InvalidParameter, ShapeError
+from contrastkit.errors import InvalidParameter
+from contrastkit.objectives._columns import split_positive
 
 __all__ = ["NTLogistic", "NegativeWeighting", "nt_logistic"]
 
@@ -45,21 +45,6 @@ def _check_weighting(negative_weighting: str) -> None:
         raise InvalidParameter(
             "negative_weighting", "must be one of " + ", ".join(repr(w) for w in _WEIGHTINGS), negative_weighting
         )
-
-
-def _split(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """``(positive [B], negatives [B, K+1], valid [B, K+1] bool)``; excluded and positive columns hold 0."""
-    if logits.ndim != 2 or target.shape != logits.shape[:1]:
-        raise ShapeError(
-            f"nt-logistic: logits must be [B, K+1] and target [B], got {tuple(logits.shape)} and {tuple(target.shape)}"
-        )
-    columns = torch.arange(logits.shape[1], device=logits.device)
-    is_positive = columns[None, :] == target[:, None]
-    valid = ~is_positive & (logits != float("-inf"))
-    positive = logits.gather(1, target[:, None]).squeeze(1)
-    # Filling (rather than masking afterwards) keeps -inf out of softplus' backward: no 0 * inf.
-    negatives = logits.masked_fill(~valid, 0.0)
-    return positive, negatives, valid
 
 
 def nt_logistic(logits: Tensor, target: Tensor, *, negative_weighting: NegativeWeighting = "mean") -> Tensor:
@@ -77,7 +62,7 @@ def nt_logistic(logits: Tensor, target: Tensor, *, negative_weighting: NegativeW
         3.4657
     """
     _check_weighting(negative_weighting)
-    positive, negatives, valid = _split(logits, target)
+    positive, negatives, valid = split_positive(logits, target, name="nt-logistic")
     positive_term = F.softplus(-positive)  # -log sigma(s+)
     negative_terms = F.softplus(negatives) * valid  # -log sigma(-s-), 0 where excluded
     negative_term = negative_terms.sum(1)

@@ -43,7 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from contrastkit.errors import InvalidParameter, ShapeError
+from contrastkit.errors import InvalidParameter
+from contrastkit.objectives._columns import split_positive
 
 __all__ = ["MarginTriplet", "Mining", "margin_triplet"]
 
@@ -57,20 +58,6 @@ def _check(margin: float, mining: str) -> None:
         raise InvalidParameter("margin", "must be a finite number > 0 (in logit units)", margin)
     if mining not in _MINING:
         raise InvalidParameter("mining", "must be one of " + ", ".join(repr(m) for m in _MINING), mining)
-
-
-def _split(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """``(positive [B], negatives [B, K+1], valid [B, K+1] bool)``; excluded and positive columns hold 0."""
-    if logits.ndim != 2 or target.shape != logits.shape[:1]:
-        raise ShapeError(
-            f"triplet: logits must be [B, K+1] and target [B], got {tuple(logits.shape)} and {tuple(target.shape)}"
-        )
-    columns = torch.arange(logits.shape[1], device=logits.device)
-    is_positive = columns[None, :] == target[:, None]
-    valid = ~is_positive & (logits != float("-inf"))
-    positive = logits.gather(1, target[:, None]).squeeze(1)
-    negatives = logits.masked_fill(~valid, 0.0)  # keeps -inf out of the hinge and its backward
-    return positive, negatives, valid
 
 
 @torch.no_grad()
@@ -102,7 +89,7 @@ def margin_triplet(logits: Tensor, target: Tensor, *, margin: float = 1.0, minin
         [0.3, 0.8]
     """
     _check(margin, mining)
-    positive, negatives, valid = _split(logits, target)
+    positive, negatives, valid = split_positive(logits, target, name="triplet")
     hinge = F.relu(margin - positive[:, None] + negatives)
     if mining == "all":
         per_anchor = (hinge * valid).sum(1) / valid.sum(1).clamp_min(1)

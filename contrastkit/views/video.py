@@ -41,6 +41,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Literal
 
@@ -48,7 +49,7 @@ import kornia.augmentation as K
 import torch
 from torch import Tensor, nn
 
-from contrastkit.augmentations.basic import check_crop_flip
+from contrastkit.augmentations.basic import CropFlip
 from contrastkit.errors import InvalidParameter, ShapeError
 from contrastkit.interfaces import AugmentFn, Batch
 from contrastkit.views._checks import check_view_names
@@ -64,14 +65,14 @@ _FLOW_SOURCES = ("opencv-dis", "opencv-farneback", "raft", "precomputed")
 _DEFAULT_VIEWS: list[ViewName] = ["frame", "next_frame", "flow"]
 
 
-class FlowCropFlip(nn.Module):
+class FlowCropFlip(CropFlip):
     """Random resized crop and horizontal flip of a flow field ``[B, 2, H, W]``, vectors included.
 
-    Kornia draws the crop (area fraction in ``scale``, aspect ratio in ``ratio``, resized back to
-    ``H x W``) and the flip per sample; the field is resampled at the new pixels and each vector is
-    multiplied by the linear part of the sample's transform (``transform_matrix``): a crop zoomed
-    ``s`` times makes displacements ``s`` times longer, a flip negates ``dx``. ``scale = (1, 1)``
-    means no crop (only the flip).
+    The parameters are :class:`~contrastkit.augmentations.basic.CropFlip`'s. Kornia draws the crop
+    (area fraction in ``scale``, aspect ratio in ``ratio``, resized back to ``H x W``) and the flip per
+    sample; the field is resampled at the new pixels and each vector is multiplied by the linear part
+    of the sample's transform (``transform_matrix``): a crop zoomed ``s`` times makes displacements
+    ``s`` times longer, a flip negates ``dx``. ``scale = (1, 1)`` means no crop (only the flip).
 
     Example:
         >>> import torch
@@ -81,25 +82,17 @@ class FlowCropFlip(nn.Module):
         [-2.0, 1.0]
     """
 
-    def __init__(
-        self,
-        *,
-        scale: tuple[float, float] = (0.2, 1.0),
-        ratio: tuple[float, float] = (0.75, 1.3333333333333333),
-        flip_p: float = 0.5,
-    ) -> None:
-        super().__init__()
-        self.scale, self.ratio = check_crop_flip(scale, ratio, flip_p)
-        self.flip_p = float(flip_p)
-        self._sequences: dict[tuple[int, int], K.AugmentationSequential] = {}
-
     @property
     def is_identity(self) -> bool:
         """Whether it never changes a field: ``scale = (1, 1)`` (no crop) and ``flip_p = 0``."""
         return self.scale == (1.0, 1.0) and self.flip_p == 0.0
 
-    def _sequence(self, size: tuple[int, int]) -> K.AugmentationSequential:
+    @functools.cached_property
+    def _sequences(self) -> dict[tuple[int, int], K.AugmentationSequential]:
         # Kornia's crop needs its output size up front: one sequence per field size, built on first use.
+        return {}
+
+    def _sequence(self, size: tuple[int, int]) -> K.AugmentationSequential:
         if size not in self._sequences:
             steps: list[K.GeometricAugmentationBase2D] = []
             if self.scale != (1.0, 1.0):  # a full-area crop keeps the whole field, whatever the ratio

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from contrastkit.checkpoint import load_checkpoint
+from contrastkit.training.checkpoint import load_checkpoint
 from contrastkit.datasets.colorful_moving_digits import ColorfulMovingDigits
 from contrastkit.errors import ContrastkitError
 from contrastkit.pipeline import Pipeline

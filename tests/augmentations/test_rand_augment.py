@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from contrastkit.augmentations import _rand_augment as R
-from contrastkit.augmentations import _rand_augment_albumentations as N
+from contrastkit.augmentations import rand_augment as R
+from contrastkit.augmentations import rand_augment_albumentations as N
 
 
 def test_magnitudes_at_ten_follow_timm() -> None:

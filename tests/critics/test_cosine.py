@@ -1,52 +1,20 @@
-"""Cosine critic: float64 references in both candidate layouts, learned and clamped temperature,
-backward compatibility with the earlier critic (same init, outputs and state-dict keys), contract, errors."""
+"""Cosine critic: float64 references in both candidate layouts, learned and clamped temperature, defaults,
+shared heads, contract, errors."""
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
-import tomllib
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from contrastkit.critics.cosine import CosineCritic, cosine_logits
+from contrastkit.critics.cosine import CosineCritic
 from contrastkit.errors import ConfigError, InvalidParameter, ShapeError
 from contrastkit.factories import build_component
 from contrastkit.registry import get_registry
 from contrastkit.testing import CONTEXT, check_critic, check_registered
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-class LegacyCosineCritic(nn.Module):
-    """The cosine critic before heads.py (verbatim logic): the reference for backward compatibility."""
-
-    def __init__(self, *, feature_dims, head="linear", embedding_dim=128, temperature=0.07):
-        super().__init__()
-        if head == "none":
-            embedding_dim = feature_dims[0]
-
-        def projection_head(kind, in_dim, out_dim):
-            if kind == "none":
-                return nn.Identity()
-            if kind == "linear":
-                return nn.Linear(in_dim, out_dim)
-            return nn.Sequential(
-                nn.Linear(in_dim, in_dim, bias=False), nn.BatchNorm1d(in_dim), nn.ReLU(inplace=True), nn.Linear(in_dim, out_dim)
-            )
-
-        self.heads = nn.ModuleList(projection_head(head, f, embedding_dim) for f in feature_dims)
-        self.embedding_dim = embedding_dim
-        self.temperature = float(temperature)
-
-    def embed(self, features, view):
-        return F.normalize(self.heads[view](features), dim=1)
-
-    def score(self, anchors, candidates):
-        return cosine_logits(anchors, candidates, self.temperature)
 
 
 def naive_cosine(raw_anchors: torch.Tensor, raw_candidates: torch.Tensor, tau: float) -> torch.Tensor:
@@ -186,59 +154,6 @@ def test_learned_temperature_in_state_dict() -> None:
     other = CosineCritic(feature_dims=(8, 8), learn_temperature=True, temperature=0.3)
     other.load_state_dict(critic.state_dict())
     assert other.temperature == pytest.approx(0.25)
-
-
-# -- backward compatibility --------------------------------------------------------------------
-CASES = [
-    {"feature_dims": (32, 24), "head": "linear"},
-    {"feature_dims": (16, 16), "head": "none", "temperature": 0.5},
-    {"feature_dims": (32, 24), "head": "mlp", "embedding_dim": 64, "temperature": 0.2},
-    {"feature_dims": (8, 8, 8), "head": "mlp", "embedding_dim": 128, "temperature": 0.1},
-]
-
-
-@pytest.mark.parametrize("params", CASES, ids=lambda p: f"{p['head']}-{len(p['feature_dims'])}views")
-def test_same_as_the_earlier_critic(params: dict) -> None:
-    """Same parameters under the same seed: identical init, state-dict keys, embeddings and scores."""
-    torch.manual_seed(3)
-    old = LegacyCosineCritic(**params)
-    torch.manual_seed(3)
-    new = CosineCritic(**params)
-    assert new.embedding_dim == old.embedding_dim and new.temperature == old.temperature
-    old_state, new_state = old.state_dict(), new.state_dict()
-    assert list(new_state) == list(old_state)
-    for key in old_state:
-        assert torch.equal(new_state[key], old_state[key]), key
-    new.load_state_dict(old_state, strict=True)
-    torch.manual_seed(4)
-    feats = [torch.randn(6, f) for f in params["feature_dims"]]
-    z_old = [old.embed(x, i) for i, x in enumerate(feats)]
-    z_new = [new.embed(x, i) for i, x in enumerate(feats)]
-    for a, b in zip(z_old, z_new):
-        assert torch.equal(a, b)
-    assert torch.equal(new.score(z_new[0], z_new[1]), old.score(z_old[0], z_old[1]))
-    assert torch.equal(new.score(z_new[0], z_new[1].expand(6, 6, -1)), old.score(z_old[0], z_old[1].expand(6, 6, -1)))
-    # the batch-norm running statistics moved the same way
-    for key, value in old.state_dict().items():
-        assert torch.equal(new.state_dict()[key], value), key
-
-
-@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.toml")), ids=lambda p: p.stem)
-def test_example_critic_tables_build_the_earlier_critic(path: Path) -> None:
-    table = tomllib.loads(path.read_text()).get("critic", {})
-    params = {k: v for k, v in table.items() if k != "name"}
-    if table.get("name", "cosine") != "cosine":
-        pytest.skip("not a cosine critic")
-    newer = sorted(set(params) - {"head", "embedding_dim", "temperature"})
-    if newer:
-        pytest.skip(f"uses keys the earlier critic did not have: {newer}")
-    torch.manual_seed(5)
-    old = LegacyCosineCritic(feature_dims=(32, 32), **params)
-    torch.manual_seed(5)
-    new = build_component(get_registry(), "critics", {"name": "cosine", **params}, table="critic", injected={"feature_dims": (32, 32)})
-    assert list(new.state_dict()) == list(old.state_dict())
-    assert all(torch.equal(new.state_dict()[k], v) for k, v in old.state_dict().items())
-    assert (new.embedding_dim, new.temperature) == (old.embedding_dim, old.temperature)
 
 
 def test_defaults_unchanged() -> None:

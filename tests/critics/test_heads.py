@@ -27,10 +27,12 @@ def test_head_shapes(kind: str, out: int) -> None:
 
 
 def test_none_and_linear_heads() -> None:
-    assert isinstance(build_head("none", 24, 8), nn.Identity)
+    x = torch.randn(5, 24)
+    assert torch.equal(build_head("none", 24, 8)(x), x)
     linear = build_head("linear", 24, 8)
-    assert isinstance(linear, nn.Linear) and linear.bias is not None
-    assert not batch_norms(linear)
+    (weight, bias), = [(m.weight, m.bias) for m in linears(linear)]  # one affine map, with a bias
+    assert bias is not None and not batch_norms(linear)
+    torch.testing.assert_close(linear(x), x @ weight.T + bias)
 
 
 def test_mlp_default_is_simclrs_head() -> None:
@@ -73,9 +75,12 @@ def test_relic_head_through_a_critic() -> None:
     from contrastkit.critics.cosine import CosineCritic
 
     critic = CosineCritic(feature_dims=(2048, 2048), head="mlp", hidden=RELIC_HIDDEN, shared_head=True)
+    x = torch.randn(2, 2048)
     with torch.no_grad():
-        z = critic.embed(torch.randn(2, 2048), view=1)
+        z = critic.embed(x, view=1)
+        expected = torch.nn.functional.normalize(critic.heads[0](x), dim=1)  # the shared head, then unit norm
     assert z.shape == (2, 128)
+    torch.testing.assert_close(z, expected)
 
 
 def test_per_view_heads_are_distinct() -> None:
@@ -104,7 +109,8 @@ def test_shared_head_is_one_module() -> None:
 
 def test_shared_none_head_and_embedding_dim() -> None:
     heads = ProjectionHeads("none", (16, 16), 8, shared=True)
-    assert heads.embedding_dim == 16 and isinstance(heads[1], nn.Identity)
+    x = torch.randn(3, 16)
+    assert heads.embedding_dim == 16 and torch.equal(heads(x, view=1), x) and list(heads.parameters()) == []
 
 
 def test_view_out_of_range() -> None:

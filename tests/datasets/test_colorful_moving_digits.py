@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 import pytest
 import torch
 
-from contrastkit.datasets.colorful_moving_digits import NUM_BACKGROUNDS, ColorfulMovingDigits
+from contrastkit.datasets.colorful_moving_digits import ColorfulMovingDigits
+from contrastkit.datasets.digit_backgrounds import NUM_BACKGROUNDS
 from contrastkit.errors import InvalidParameter
 
 if TYPE_CHECKING:
@@ -304,7 +305,7 @@ def test_depth_shapes_groups_and_contract() -> None:
 
 
 def test_depth_is_a_tilted_plane_with_the_digit_raised(monkeypatch: pytest.MonkeyPatch) -> None:
-    from contrastkit.datasets.colorful_moving_digits import RELIEF
+    from contrastkit.datasets.digit_depth import RELIEF
 
     _black_backgrounds(monkeypatch)
     ds = ColorfulMovingDigits(size=60, image_size=32, digit_size=16, seed=0, depth=True)
@@ -388,21 +389,6 @@ def test_a_canvas_too_small_to_move_the_digit_is_refused_for_unshared_positions(
     assert ColorfulMovingDigits(size=8, image_size=32, digit_size=24, pair=["digit", "position"]).pair_position is not None
 
 
-def test_same_class_glyphs_draws_another_glyph_of_the_same_class() -> None:
-    import numpy as np
-
-    from contrastkit.datasets.colorful_moving_digits import _same_class_glyphs
-
-    labels = np.array([0, 1, 0, 2, 1, 0, 2, 2, 1, 0])
-    which = np.tile(np.arange(len(labels)), 200)
-    drawn = _same_class_glyphs(labels, which, np.random.default_rng(0))
-    assert (labels[drawn] == labels[which]).all(), "the class must be kept"
-    assert (drawn != which).all(), "never the glyph itself"
-    for glyph in range(len(labels)):  # every other glyph of the class is reachable
-        others = {int(i) for i in np.flatnonzero(labels == labels[glyph]) if i != glyph}
-        assert set(drawn[which == glyph].tolist()) == others
-
-
 def test_pairs_sharing_the_digit_share_its_glyph_or_only_its_class() -> None:
     by_class = ColorfulMovingDigits(size=200, seed=3, pair=["digit", "position"], palette="class", same_glyph=False)
     by_glyph = ColorfulMovingDigits(size=200, seed=3, pair=["digit", "position"], palette="class")
@@ -448,7 +434,7 @@ def test_dataloader_workers_see_the_epochs_pairs() -> None:
 
 
 def test_worker_augmented_dataset_forwards_the_epoch() -> None:
-    from contrastkit.augmentations.workers import WorkerAugmentedDataset
+    from contrastkit.training.worker_augmentation import WorkerAugmentedDataset
 
     ds = ColorfulMovingDigits(size=8, seed=1, pair=["background"], image_size=16, digit_size=8)
     wrapped = WorkerAugmentedDataset(ds, [None], seed=0)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from contrastkit.datasets import colorful_moving_digits as module
+from contrastkit.datasets import digit_glyphs
 from contrastkit.datasets.colorful_moving_digits import ColorfulMovingDigits
 from contrastkit.errors import InvalidParameter
 
@@ -19,8 +20,8 @@ needs_mnist = pytest.mark.skipif(
 
 @needs_mnist
 def test_mnist_pool_is_28_px_balanced_and_split_disjointly() -> None:
-    train, train_labels = module._load_digits("train", "mnist")
-    test, test_labels = module._load_digits("test", "mnist")
+    train, train_labels = digit_glyphs.load_digits("train", "mnist")
+    test, test_labels = digit_glyphs.load_digits("test", "mnist")
     assert train.shape == (4000, 28, 28) and test.shape == (1000, 28, 28)
     assert train.dtype == test.dtype == "float32" and float(train.min()) >= 0.0 and float(train.max()) <= 1.0
     assert torch.bincount(torch.from_numpy(train_labels)).tolist() == [400] * 10
@@ -75,11 +76,11 @@ def test_unknown_digit_source_is_refused() -> None:
 
 
 def test_missing_mnist_extra_names_the_key_and_the_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(module.importlib.util, "find_spec", lambda name: None)
-    module._mnist_5k.cache_clear()
+    monkeypatch.setattr(digit_glyphs.importlib.util, "find_spec", lambda name: None)
+    digit_glyphs.mnist_5k.cache_clear()
     try:
         with pytest.raises(InvalidParameter, match=r"^digits: .*pip install 'contrastkit\[mnist\]'") as info:
             ColorfulMovingDigits(size=4, digits="mnist")
         assert "\n" not in str(info.value)
     finally:
-        module._mnist_5k.cache_clear()
+        digit_glyphs.mnist_5k.cache_clear()

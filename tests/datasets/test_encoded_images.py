@@ -15,11 +15,11 @@ import torch
 from PIL import Image
 
 from contrastkit.config import config_from_dict
-from contrastkit.datasets._images import load_image
 from contrastkit.datasets.encoded_images import decode_batch, encoded_item, square_resize
 from contrastkit.datasets.image_folder import ImageFolderDataset
+from contrastkit.datasets.images import load_image
 from contrastkit.errors import ConfigError, ContrastkitError, InvalidParameter
-from contrastkit.trainer import Trainer
+from contrastkit.training import Trainer
 
 CPU = torch.device("cpu")
 

@@ -123,9 +123,20 @@ def test_truncated_file_is_caught_by_full_verify(tmp_path: Path) -> None:
         ds.verify(decode=True)
 
 
-def test_verify_passes_on_good_files(tmp_path: Path) -> None:
+def test_verify_decodes_every_good_file_without_complaint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from contrastkit.datasets import folder_dataset
+
     _classes(tmp_path)
-    ImageFolderDataset(split="train", root=str(tmp_path)).verify(decode=True)
+    checked: list[tuple[Path, bool]] = []
+    real = folder_dataset.verify_image
+
+    def recording(path: Path, *, decode: bool) -> None:
+        checked.append((Path(path), decode))
+        real(path, decode=decode)
+
+    monkeypatch.setattr(folder_dataset, "verify_image", recording)
+    assert ImageFolderDataset(split="train", root=str(tmp_path)).verify(decode=True) is None
+    assert sorted(checked) == sorted((p, True) for p in tmp_path.rglob("*.png")) and len(checked) == 6
 
 
 def test_missing_root(tmp_path: Path) -> None:

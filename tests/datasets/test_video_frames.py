@@ -176,7 +176,7 @@ def _ramp_flows(flow_root: Path, lengths: dict[str, int], *, width: int = 14, he
 def test_read_flo_follows_the_middlebury_layout(tmp_path: Path) -> None:
     import numpy as np
 
-    from contrastkit.datasets.video_frames import read_flo, write_flo
+    from contrastkit.datasets.flow_files import read_flo, write_flo
 
     flow = np.random.default_rng(0).normal(size=(2, 3, 4)).astype(np.float32)
     (tmp_path / "a.flo").write_bytes(_flo_bytes(flow))
@@ -228,7 +228,7 @@ def test_flow_values_scale_with_the_resize(tmp_path: Path) -> None:
 def test_npy_channels_last_and_unknown_values(tmp_path: Path) -> None:
     import numpy as np
 
-    from contrastkit.datasets.video_frames import read_flow
+    from contrastkit.datasets.flow_files import read_flow
 
     _clips(tmp_path / "frames", {"a": 2})
     _ramp_flows(tmp_path / "flow", {"a": 2}, ext=".npy-hw2")

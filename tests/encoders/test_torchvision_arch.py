@@ -63,8 +63,11 @@ def test_convolutional_classifier() -> None:
 def test_auxiliary_heads_are_dropped() -> None:
     """GoogLeNet returns a tuple with its auxiliary classifiers in training mode; the encoder must not."""
     enc = TorchvisionEncoder(in_channels=1, arch="googlenet").train()
-    out = enc(torch.rand(2, 1, 32, 32))
+    x = torch.rand(2, 1, 32, 32)
+    out = enc(x)
     assert isinstance(out, torch.Tensor) and out.shape == (2, enc.feature_dim) == (2, 1024)
+    assert not [name for name, _ in enc.named_modules() if "aux" in name]
+    assert torch.equal(enc(x), out), "no dropout is left on the features: the same batch gives the same features"
 
 
 @pytest.mark.parametrize(("cifar_stem", "stem_size"), [(True, 32), (False, 8)])

@@ -12,7 +12,9 @@ import pytest
 
 from contrastkit.cli import main
 from contrastkit.experiments import EXPERIMENTS, factors
-from contrastkit.experiments.base import RunSettings, apply_quick_settings, code_version, recipe_toml, set_key
+from contrastkit.experiments.recipes import apply_quick_settings, recipe_toml, set_key
+from contrastkit.experiments.records import code_version
+from contrastkit.experiments.settings import RunSettings
 from contrastkit.pipeline import Pipeline
 
 

@@ -30,14 +30,10 @@ from contrastkit.experiments import (
     run_experiment,
     write_docs,
 )
-from contrastkit.experiments.base import (
-    ExperimentResult,
-    RunSettings,
-    apply_quick_settings,
-    code_version,
-    recipe_toml,
-    set_key,
-)
+from contrastkit.experiments.recipes import apply_quick_settings, recipe_toml, set_key
+from contrastkit.experiments.records import code_version
+from contrastkit.experiments.results import ExperimentResult
+from contrastkit.experiments.settings import RunSettings
 from contrastkit.pipeline import Pipeline
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

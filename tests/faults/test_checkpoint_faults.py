@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from contrastkit.checkpoint import load_checkpoint, nonfinite_in_checkpoint, save_checkpoint
+from contrastkit.training.checkpoint import load_checkpoint, nonfinite_in_checkpoint, save_checkpoint
 from tests.faults.conftest import Outcome, Run, snapshot
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from contrastkit.checkpoint import CheckpointDir, load_checkpoint, nonfinite_in_checkpoint
 from contrastkit.config import config_from_dict
 from contrastkit.errors import TrainingError
-from contrastkit.trainer import Trainer
+from contrastkit.training import Trainer
+from contrastkit.training.checkpoint import CheckpointDir, load_checkpoint, nonfinite_in_checkpoint
 from tests.faults.conftest import RECIPE, Outcome, Run, snapshot, write_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,7 +97,7 @@ def test_a_full_disk_at_a_save_is_one_line_and_keeps_the_earlier_checkpoints(run
 
 def test_a_failed_final_save_keeps_the_previous_final(run: Run, monkeypatch: pytest.MonkeyPatch,
                                                       cli: Callable[..., Outcome]) -> None:
-    import contrastkit.checkpoint as checkpoint_module
+    import contrastkit.training.checkpoint as checkpoint_module
 
     previous = run.final.read_bytes()
     real_save = torch.save
@@ -212,7 +212,7 @@ def test_a_bad_image_in_a_loader_worker_is_the_files_line_not_the_workers_traceb
 
 
 def test_a_save_fsyncs_the_folder_after_the_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import contrastkit.checkpoint as checkpoint_module
+    import contrastkit.training.checkpoint as checkpoint_module
 
     synced: list[str] = []
     real_fsync = os.fsync

@@ -15,7 +15,6 @@ import pytest
 import tomllib
 import torch
 
-from contrastkit.checkpoint import load_checkpoint
 from contrastkit.config import config_from_dict
 from contrastkit.critics.cosine import CosineCritic
 from contrastkit.errors import ConfigError, InvalidParameter, ShapeError
@@ -25,7 +24,8 @@ from contrastkit.objectives.nce import NCEObjective
 from contrastkit.pipeline import Pipeline
 from contrastkit.registry import Registry
 from contrastkit.testing import CONTEXT, check_negative_sampler, check_registered
-from contrastkit.trainer import Trainer
+from contrastkit.training import Trainer
+from contrastkit.training.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 

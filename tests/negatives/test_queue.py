@@ -16,7 +16,6 @@ import torch
 import torch.nn.functional as F
 
 import contrastkit
-from contrastkit.checkpoint import CheckpointDir, load_checkpoint
 from contrastkit.config import config_from_dict
 from contrastkit.critics.cosine import CosineCritic
 from contrastkit.errors import ConfigError, InvalidParameter, ShapeError
@@ -25,7 +24,8 @@ from contrastkit.negatives.queue import QueueNegatives
 from contrastkit.pipeline import Pipeline
 from contrastkit.registry import Registry
 from contrastkit.testing import CONTEXT, check_negative_sampler, check_registered
-from contrastkit.trainer import Trainer, TrainResult
+from contrastkit.training import Trainer, TrainResult
+from contrastkit.training.checkpoint import CheckpointDir, load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 

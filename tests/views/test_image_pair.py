@@ -8,7 +8,7 @@ import torch
 from contrastkit.config import config_from_dict
 from contrastkit.errors import ConfigError, ShapeError
 from contrastkit.pipeline import Pipeline
-from contrastkit.trainer import Trainer
+from contrastkit.training import Trainer
 from contrastkit.views.image_pair import ImagePairViews
 
 

@@ -11,8 +11,8 @@ import torch
 from contrastkit.config import config_from_dict
 from contrastkit.errors import ConfigError, InvalidParameter
 from contrastkit.interfaces import LabelledBatchSource
-from contrastkit.samplers import AlternatingBatchSampler, EpochBatchSampler
-from contrastkit.trainer import Trainer
+from contrastkit.training import Trainer
+from contrastkit.training.samplers import AlternatingBatchSampler, EpochBatchSampler
 from contrastkit.views.learned_flow import LearnedFlowViews, labelled_mask
 
 SEMI = {"supervised_label": "background", "num_classes": 10, "classifier_width": 4, "labelled_fraction": 0.25}

@@ -11,7 +11,7 @@ import torch
 
 from contrastkit.config import config_from_dict
 from contrastkit.errors import ConfigError, InvalidParameter
-from contrastkit.trainer import Trainer
+from contrastkit.training import Trainer
 from contrastkit.views.learned_flow import LearnedFlowViews
 
 FLOW_LR, CLASSIFIER_LR = 5e-4, 3e-3
@@ -81,7 +81,7 @@ def build(raw: dict[str, Any]) -> Trainer:
 def test_trainer_gives_the_classifiers_their_own_learning_rate(tmp_path: Path) -> None:
     trainer = build(recipe(tmp_path, SEMI_SUPERVISED))
     maker = trainer.pipeline.view_maker
-    optimizer, view_optimizer = trainer._optimizers()
+    optimizer, view_optimizer = trainer.make_optimizers()
     assert isinstance(view_optimizer, torch.optim.Adam)
     groups = view_optimizer.param_groups
     assert [g["lr"] for g in groups] == [FLOW_LR, CLASSIFIER_LR]
@@ -105,7 +105,7 @@ def test_trainer_gives_the_classifiers_their_own_learning_rate(tmp_path: Path) -
 
 def test_trainer_without_supervision_has_one_view_group(tmp_path: Path) -> None:
     trainer = build(recipe(tmp_path, {}))
-    _, view_optimizer = trainer._optimizers()
+    _, view_optimizer = trainer.make_optimizers()
     [group] = view_optimizer.param_groups
     assert group["lr"] == FLOW_LR and ids(group["params"]) == ids(trainer.pipeline.view_maker.parameters())
 
@@ -113,7 +113,7 @@ def test_trainer_without_supervision_has_one_view_group(tmp_path: Path) -> None:
 def test_without_view_maker_lr_both_groups_fall_back_to_train_lr_but_classifier_lr_stays(tmp_path: Path) -> None:
     raw = recipe(tmp_path, SEMI_SUPERVISED)
     del raw["train"]["view_maker_lr"]
-    _, view_optimizer = build(raw)._optimizers()
+    _, view_optimizer = build(raw).make_optimizers()
     assert [g["lr"] for g in view_optimizer.param_groups] == [0.01, CLASSIFIER_LR]
 
 
@@ -131,7 +131,7 @@ def test_trainer_refuses_groups_that_miss_or_repeat_a_parameter(
     trainer = build(recipe(tmp_path, SEMI_SUPERVISED))
     monkeypatch.setattr(LearnedFlowViews, "parameter_groups", regroup)
     with pytest.raises(ConfigError, match=r"LearnedFlowViews.parameter_groups\(\) must list each trainable parameter"):
-        trainer._optimizers()
+        trainer.make_optimizers()
 
 
 @pytest.mark.parametrize(("value", "message"), [(0, "must be > 0"), ("fast", "expected a number")])

@@ -1,0 +1,149 @@
+"""Training an experiment's arms: one seed of a recipe, every seed of it, and the untrained baseline.
+
+:func:`train_seed` trains one seed of an arm in its folder (:meth:`RunSettings.arm_dir`) and
+:func:`train_arm` every seed of ``settings.seeds``; :func:`probe_random_init` probes freshly
+initialised encoders instead, the baseline of "learned nothing". Each seed's record is cached by
+recipe and code (:mod:`contrastkit.experiments.records`), so a rerun trains only what changed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from contrastkit.experiments.recipes import arm_recipe, recipe_toml
+from contrastkit.experiments.records import code_version, saved_record, write_record
+from contrastkit.experiments.results import ArmResult, ArmSeeds
+from contrastkit.experiments.settings import RunSettings
+
+__all__ = ["probe_random_init", "train_arm", "train_seed"]
+
+
+def _probe_dict(results: Sequence[Any]) -> dict[str, float]:
+    return {f"{r.probe}/{r.label}": float(r.value) for r in results}
+
+
+def train_seed(name: str, recipe: Mapping[str, Any], settings: RunSettings, *, seed: int) -> ArmResult:
+    """Train one seed of one arm (a recipe, ``[[stages]]`` allowed) in ``settings.arm_dir(name, seed)``.
+
+    The recipe is written to ``recipe.toml`` next to the run; when ``arm.json`` there holds the result
+    of the same recipe trained by the same code, it is returned without training (``settings.fresh`` retrains).
+
+    Example:
+        >>> from contrastkit.experiments.settings import smoke_run_settings
+        >>> recipe = {"data": {"name": "colorful-moving-digits", "image_size": 16, "digit_size": 8},
+        ...           "encoder": {"name": "convnet", "width": 4, "depth": 2},
+        ...           "eval": {"labels": ["background"], "knn": True, "linear": False}}
+        >>> s = smoke_run_settings()
+        >>> arm = train_seed("tiny", recipe, s, seed=0)
+        >>> arm.steps, sorted(arm.probes), arm.code == code_version()
+        (2, ['knn/background'], True)
+        >>> train_seed("tiny", recipe, s, seed=0).seconds == arm.seconds  # same recipe and code: read back
+        True
+    """
+    from contrastkit.config import config_from_dict, stages_from_dict
+    from contrastkit.training import StagedTrainer, Trainer
+
+    raw = arm_recipe(name, recipe, settings, seed=seed)
+    folder = settings.arm_dir(name, seed)
+    recipe_path, record = folder / "recipe.toml", folder / "arm.json"
+    saved = saved_record(folder, recipe_toml(raw), "arm.json", fresh=settings.fresh)
+    tag = f"{name} seed {seed}"
+    if saved is not None:
+        settings.print_fn(f"[{tag}] unchanged recipe and code: reusing {record} (--fresh retrains)")
+        return ArmResult(**saved)
+
+    def say(message: str) -> None:
+        settings.print_fn(f"[{tag}] {message}")
+
+    start = time.perf_counter()
+    if "stages" in raw:
+        stages = stages_from_dict(raw, (), path=str(recipe_path))
+        results = StagedTrainer(stages, path=str(recipe_path), print_fn=say).fit()
+        steps = sum(r.steps for r in results)
+        result = results[-1]
+    else:
+        config = config_from_dict(raw, path=str(recipe_path))
+        result = Trainer.from_config(config, path=str(recipe_path), print_fn=say).fit()
+        steps = result.steps
+    seconds = time.perf_counter() - start
+    arm = ArmResult(
+        name=name,
+        probes=_probe_dict(result.knn),
+        steps=steps,
+        seconds=round(seconds, 1),
+        final_metrics={k: float(v) for k, v in result.final_metrics.items()},
+        run_dir=folder.as_posix(),
+        seed=seed,
+        code=code_version(),
+    )
+    write_record(record, arm.as_dict())
+    say(f"{steps} steps in {seconds:.0f} s; " + ", ".join(f"{k} {v:.2f}" for k, v in arm.probes.items()))
+    return arm
+
+
+def train_arm(name: str, recipe: Mapping[str, Any], settings: RunSettings) -> ArmSeeds:
+    """Train (or read back) every seed of ``settings.seeds`` of one arm: :func:`train_seed` per seed.
+
+    Example:
+        >>> from contrastkit.experiments.settings import smoke_run_settings
+        >>> recipe = {"data": {"name": "colorful-moving-digits", "image_size": 16, "digit_size": 8},
+        ...           "encoder": {"name": "convnet", "width": 4, "depth": 2},
+        ...           "eval": {"labels": ["background"], "knn": True, "linear": False}}
+        >>> arm = train_arm("tiny", recipe, smoke_run_settings(seeds=(0, 1)))
+        >>> arm.seeds, arm.probe("knn", "background").n
+        ((0, 1), 2)
+    """
+    return ArmSeeds(name, tuple(train_seed(name, recipe, settings, seed=seed) for seed in settings.seeds))
+
+
+def _probe_random_seed(name: str, recipe: Mapping[str, Any], settings: RunSettings, seed: int) -> ArmResult:
+    import torch
+
+    from contrastkit.config import config_from_dict
+    from contrastkit.evaluation import evaluate
+    from contrastkit.pipeline import Pipeline
+    from contrastkit.training import select_device
+
+    raw = arm_recipe(name, recipe, settings, seed=seed, stages=False)
+    folder = settings.arm_dir(name, seed)
+    recipe_path, record = folder / "recipe.toml", folder / "arm.json"
+    saved = saved_record(folder, recipe_toml(raw), "arm.json", fresh=settings.fresh)
+    if saved is not None:
+        return ArmResult(**saved)
+    config = config_from_dict(raw, path=str(recipe_path))
+    start = time.perf_counter()
+    torch.manual_seed(config.train.seed)  # the weights training would start from
+    pipeline = Pipeline.from_config(config, path=str(recipe_path)).to(select_device(config.train.device))
+    assert pipeline.dataset is not None  # from_config always builds the [data] slot
+    labels = list(config.eval.labels or tuple(getattr(pipeline.dataset, "label_keys", ())))
+    results = evaluate(
+        pipeline, pipeline.dataset, pipeline.build_dataset("test"), labels=labels, knn=config.eval.knn,
+        linear=config.eval.linear, k=config.eval.knn_k, temperature=config.eval.knn_temperature,
+        epochs=config.eval.linear_epochs, batch_size=config.train.batch_size, max_samples=config.eval.max_samples,
+        seed=config.train.seed,
+    )
+    arm = ArmResult(name=name, probes=_probe_dict(results), steps=0, seconds=round(time.perf_counter() - start, 1),
+                    final_metrics={}, run_dir=folder.as_posix(), seed=seed, code=code_version())
+    write_record(record, arm.as_dict())
+    settings.print_fn(f"[{name} seed {seed}] random-init encoders: "
+                      + ", ".join(f"{k} {v:.2f}" for k, v in arm.probes.items()))
+    return arm
+
+
+def probe_random_init(name: str, recipe: Mapping[str, Any], settings: RunSettings) -> ArmSeeds:
+    """The recipe's probes with freshly initialised encoders, one set per seed (``train.seed``): the untrained
+    baseline, what ``contrastkit eval --random-init`` reports; cached in ``<arm>/seed=<s>/arm.json`` like
+    :func:`train_seed`'s.
+
+    Example:
+        >>> from contrastkit.experiments.settings import smoke_run_settings
+        >>> recipe = {"data": {"name": "colorful-moving-digits", "image_size": 16, "digit_size": 8},
+        ...           "encoder": {"name": "convnet", "width": 4, "depth": 2},
+        ...           "eval": {"labels": ["digit"], "knn": False, "linear": True}}
+        >>> arm = probe_random_init("random-init", recipe, smoke_run_settings())
+        >>> arm.steps, sorted(arm.runs[0].probes)
+        (0, ['linear/digit'])
+    """
+    return ArmSeeds(name, tuple(_probe_random_seed(name, recipe, settings, seed) for seed in settings.seeds))

@@ -1,0 +1,122 @@
+"""The code-keyed cache of an experiment's runs: which code trained a record, and whether a saved record still holds.
+
+Every seed of an arm keeps, in its folder, ``recipe.toml`` (its full recipe: rerun it alone with
+``contrastkit train``) and a JSON record (``arm.json``: its probes, training figures and the
+:func:`code_version` that trained it). A saved record is reused when the experiment is rerun only if
+the recipe (seed included) and the code are both unchanged (``--fresh`` retrains), so an interrupted
+experiment resumes where it stopped and a result of other code is never shown as this code's.
+
+Example:
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> saved_record(folder, "a = 1\\n", "arm.json", fresh=False) is None  # nothing saved: train, then write
+    True
+    >>> write_record(folder / "arm.json", {"steps": 2, "code": code_version()})
+    >>> saved_record(folder, "a = 1\\n", "arm.json", fresh=False)["steps"]  # the same recipe and code: reuse
+    2
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import shutil
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["code_version", "git_commit", "saved_record", "write_record"]
+
+
+def _package_files() -> list[Path]:
+    root = Path(__file__).resolve().parents[1]
+    return sorted(p for p in root.rglob("*") if p.suffix in {".py", ".json", ".toml"} and "__pycache__" not in p.parts)
+
+
+@functools.cache
+def code_version() -> str:
+    """A fingerprint of the code that trains an arm: the SHA-256 (first 16 hex digits) of every source file
+    of the installed ``contrastkit`` package, by path and content. A saved arm is reused only under the
+    same fingerprint, so an edit anywhere in the package retrains.
+
+    Example:
+        >>> len(code_version()), code_version() == code_version()
+        (16, True)
+    """
+    digest = hashlib.sha256()
+    root = Path(__file__).resolve().parents[1]
+    for path in _package_files():
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+@functools.cache
+def git_commit() -> str:
+    """The git commit of the package's checkout, with ``+dirty`` when its files differ from it ("" outside git).
+
+    Example:
+        >>> isinstance(git_commit(), str)
+        True
+    """
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "contrastkit"], cwd=root, capture_output=True,
+                               text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return head + ("+dirty" if dirty else "")
+
+
+def saved_record(folder: Path, text: str, record_name: str, *, fresh: bool) -> dict[str, Any] | None:
+    """The record saved in ``folder`` for the recipe ``text`` by this :func:`code_version`, else ``None`` (then
+    ``recipe.toml`` holds ``text``, and no record, checkpoints or TensorBoard logs of another recipe or other
+    code are left behind).
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> saved_record(d, "a = 1\\n", "arm.json", fresh=False) is None
+        True
+        >>> _ = (d / "arm.json").write_text(json.dumps({"x": 1, "code": code_version()}))
+        >>> saved_record(d, "a = 1\\n", "arm.json", fresh=False)["x"], saved_record(d, "a = 2\\n", "arm.json", fresh=False)
+        (1, None)
+        >>> (d / "arm.json").exists()
+        False
+        >>> _ = (d / "arm.json").write_text(json.dumps({"x": 1, "code": "other code"}))
+        >>> saved_record(d, "a = 2\\n", "arm.json", fresh=False) is None  # same recipe, trained by other code
+        True
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    recipe_path, record = folder / "recipe.toml", folder / record_name
+    if not fresh and record.is_file() and recipe_path.is_file() and recipe_path.read_text() == text:
+        try:
+            saved = json.loads(record.read_text())
+        except json.JSONDecodeError:
+            saved = None  # a record cut short by a kill: train again
+        if isinstance(saved, dict) and saved.get("code") == code_version():
+            return saved
+    recipe_path.write_text(text)
+    record.unlink(missing_ok=True)
+    for stale in folder.iterdir():  # another recipe's run outputs (stages too): curves and weights would mix in
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+    return None
+
+
+def write_record(path: Path, record: Mapping[str, Any]) -> None:
+    """Write ``record`` as JSON through a temporary file, so a kill never leaves half a record.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "arm.json"
+        >>> write_record(path, {"steps": 2})
+        >>> json.loads(path.read_text())
+        {'steps': 2}
+    """
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    tmp.replace(path)
