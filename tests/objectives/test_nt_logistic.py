@@ -10,6 +10,7 @@ import torch
 from contrastkit.errors import InvalidParameter
 from contrastkit.objectives.nt_logistic import NTLogistic, nt_logistic
 from contrastkit.testing import check_objective
+from tests.objectives._cases import gradcheck_case
 
 NEG_INF = float("-inf")
 
@@ -86,12 +87,7 @@ def test_gradients_are_simclr_table_2(weighting: str) -> None:
 
 @pytest.mark.parametrize("weighting", ["mean", "sum"])
 def test_gradcheck_float64_with_excluded_columns(weighting: str) -> None:
-    gen = torch.Generator().manual_seed(0)
-    logits = torch.randn(5, 6, dtype=torch.float64, generator=gen, requires_grad=True)
-    target = torch.tensor([0, 3, 1, 5, 2])
-    excluded = torch.zeros(5, 6, dtype=torch.bool)
-    excluded[0, 4] = excluded[1, 0] = excluded[3, 1] = True
-    excluded[2, [0, 2, 3, 4, 5]] = True  # anchor 2: every negative excluded
+    logits, target, excluded = gradcheck_case()  # anchor 2 has every negative excluded
     assert torch.autograd.gradcheck(
         lambda x: nt_logistic(x.masked_fill(excluded, NEG_INF), target, negative_weighting=weighting), (logits,)
     )
