@@ -11,6 +11,11 @@ resolution and doubles the width; global average pooling gives ``F = width * 2**
 with up to 8 groups: per sample, so a batch split over processes computes exactly what one process
 with the whole batch computes, and small per-GPU batches are fine) or ``"none"``.
 
+``fc_dim > 0`` ends the encoder with a fully-connected layer (linear -> normalisation -> ReLU) from
+the pooled features to ``F = fc_dim``, as small conv nets for digits do: a learned, compact
+representation that can keep the layout a grid holds (where the digit is) or drop it, where grid
+features hand the layout to any probe whatever the training did.
+
 Example:
     >>> import torch
     >>> enc = ConvNetEncoder(in_channels=1, width=16, depth=3)
@@ -39,6 +44,9 @@ class ConvNetEncoder(nn.Module):
         >>> enc = ConvNetEncoder(in_channels=3, pool_size=2)  # a 2x2 grid: where things are survives
         >>> enc.feature_dim, enc(torch.rand(4, 3, 32, 32)).shape
         (1024, torch.Size([4, 1024]))
+        >>> enc = ConvNetEncoder(in_channels=3, pool_size=4, fc_dim=128)  # grid -> learned 128-d vector
+        >>> enc.feature_dim, enc(torch.rand(4, 3, 32, 32)).shape
+        (128, torch.Size([4, 128]))
     """
 
     def __init__(
@@ -49,6 +57,7 @@ class ConvNetEncoder(nn.Module):
         depth: int = 4,
         norm: Literal["batch", "group", "none"] = "batch",
         pool_size: int = 1,
+        fc_dim: int = 0,
     ) -> None:
         super().__init__()
         if norm not in ("batch", "group", "none"):
@@ -59,6 +68,8 @@ class ConvNetEncoder(nn.Module):
             raise InvalidParameter("depth", "must be between 1 and 8", depth)
         if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
             raise InvalidParameter("pool_size", "must be an integer >= 1 (1: global average pooling)", pool_size)
+        if isinstance(fc_dim, bool) or not isinstance(fc_dim, int) or fc_dim < 0:
+            raise InvalidParameter("fc_dim", "must be an integer >= 0 (0: no fully-connected layer)", fc_dim)
         layers: list[nn.Module] = []
         channels = in_channels
         for block in range(depth):
@@ -74,11 +85,18 @@ class ConvNetEncoder(nn.Module):
         self.in_channels = in_channels
         self.norm = norm
         self.pool_size = pool_size
-        self.feature_dim = channels * pool_size**2
+        self.fc_dim = fc_dim
+        pooled = channels * pool_size**2
+        self.fc: nn.Module = nn.Identity()
+        if fc_dim:
+            # no bias before the normalisation, as in the conv blocks
+            self.fc = nn.Sequential(nn.Linear(pooled, fc_dim, bias=norm == "none"), _norm1d(norm, fc_dim),
+                                    nn.ReLU(inplace=True))
+        self.feature_dim = fc_dim or pooled
 
     def forward(self, x: Tensor) -> Tensor:
         """``[B, in_channels, H, W] -> [B, feature_dim]``."""
-        return self.pool(self.body(x)).flatten(1)
+        return self.fc(self.pool(self.body(x)).flatten(1))
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -86,4 +104,12 @@ def _norm(kind: str, channels: int) -> nn.Module:
         return nn.BatchNorm2d(channels)
     if kind == "group":
         return nn.GroupNorm(min(8, channels), channels)
+    return nn.Identity()
+
+
+def _norm1d(kind: str, features: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm1d(features)
+    if kind == "group":
+        return nn.GroupNorm(min(8, features), features)
     return nn.Identity()
