@@ -113,11 +113,25 @@ def read_results(root: Path, names: Sequence[str] = tuple(EXPERIMENTS)) -> list[
     for name in names:
         path = root / name / "result.json"
         if path.is_file():
-            try:
-                found.append((ExperimentResult(**json.loads(path.read_text())), path.parent))
-            except (TypeError, json.JSONDecodeError) as exc:
-                raise ConfigError(f"{path}: not an experiment result ({exc}); run the experiment again") from None
+            found.append((_read_result(path), path.parent))
     return found
+
+
+def _kept_results(images: Path) -> list[tuple[ExperimentResult, Path]]:
+    """The results kept beside the page's plots (``NAME.json``), as :func:`read_results` reads run folders."""
+    found = []
+    for name in EXPERIMENTS:
+        path = images / f"{name}.json"
+        if path.is_file():
+            found.append((_read_result(path), images))
+    return found
+
+
+def _read_result(path: Path) -> ExperimentResult:
+    try:
+        return ExperimentResult(**json.loads(path.read_text()))
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not an experiment result ({exc}); run the experiment again") from None
 
 
 def reproductions_page(results: Sequence[tuple[ExperimentResult, str]]) -> str:
@@ -181,6 +195,9 @@ def reproductions_page(results: Sequence[tuple[ExperimentResult, str]]) -> str:
 def write_docs(root: Path, docs: Path, *, allow_quick: bool = False) -> Path:
     """Regenerate the reproductions page ``docs`` from the results under ``root``; plots go next to it.
 
+    Each result is kept beside its plot (``reproductions/NAME.json``, committed with the page), and an
+    experiment with no result under ``root`` keeps the one kept there: run folders are scratch, so
+    rerunning one experiment regenerates the whole page without retraining the others.
     Smoke (``--quick``) results are refused unless ``allow_quick``: their numbers mean nothing.
 
     Example:
@@ -194,28 +211,37 @@ def write_docs(root: Path, docs: Path, *, allow_quick: bool = False) -> Path:
         >>> _ = (root / "negatives" / "result.json").write_text(json.dumps(r.as_dict()))
         >>> page = write_docs(root, root / "docs" / "reproductions.md", allow_quick=True)
         >>> sorted(p.name for p in (root / "docs" / "reproductions").iterdir()), "smoke run" in page.read_text()
-        (['negatives.png'], True)
+        (['negatives.json', 'negatives.png'], True)
+        >>> shutil.rmtree(root / "negatives")  # the run folder is gone: the page keeps the kept result
+        >>> "smoke run" in write_docs(root, root / "docs" / "reproductions.md", allow_quick=True).read_text()
+        True
         >>> write_docs(root, root / "docs" / "reproductions.md")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         contrastkit.errors.ConfigError: --docs: negatives under ... are --quick smoke runs; run them without --quick first
     """
-    found = read_results(root)
+    images = docs.parent / docs.stem
+    fresh = {result.name: (result, folder) for result, folder in read_results(root)}
+    kept = {result.name: (result, images) for result, _ in _kept_results(images) if result.name not in fresh}
+    found = [fresh.get(name) or kept[name] for name in EXPERIMENTS if name in fresh or name in kept]
     if not found:
-        raise ConfigError(f"--docs: no experiment results under {root}; run contrastkit experiment all first")
+        raise ConfigError(f"--docs: no experiment results under {root} or {images}; "
+                          "run contrastkit experiment all first")
     quick = [r.name for r, _ in found if r.quick]
     if quick and not allow_quick:
         raise ConfigError(
             f"--docs: {', '.join(quick)} under {root} are --quick smoke runs; run them without --quick first"
         )
-    images = docs.parent / docs.stem
     images.mkdir(parents=True, exist_ok=True)
     linked = []
     for result, folder in found:
-        if not (folder / result.plot).is_file():
-            raise ConfigError(f"--docs: {folder / result.plot} is missing; run contrastkit experiment {result.name} again")
         target = images / f"{result.name}.png"
-        shutil.copyfile(folder / result.plot, target)
+        plot = target if folder == images else folder / result.plot
+        if not plot.is_file():
+            raise ConfigError(f"--docs: {plot} is missing; run contrastkit experiment {result.name} again")
+        if plot != target:
+            shutil.copyfile(plot, target)
+            (images / f"{result.name}.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n")
         linked.append((result, f"{images.name}/{target.name}"))
     docs.write_text(reproductions_page(linked))
     return docs

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import shutil
 import math
 import random
 from pathlib import Path
@@ -468,6 +469,27 @@ def test_write_docs_lists_every_result_with_its_status(tmp_path: Path) -> None:
     # a failure's measured evidence stays on the page until its seeded rerun lands
     assert f"**Why it failed before, measured:** {learned_views.EVIDENCE}" in page
     assert f"**Why, measured:** {negatives.EVIDENCE}" in page  # and is part of a result's section
+
+
+def test_write_docs_keeps_results_whose_run_folders_are_gone(tmp_path: Path) -> None:
+    results = seeded_results(tmp_path / "runs", quick=False)
+    docs = tmp_path / "docs" / "reproductions.md"
+    first = write_docs(tmp_path / "runs", docs).read_text()
+    for name in ("factors", "negatives"):
+        kept = json.loads((tmp_path / "docs" / "reproductions" / f"{name}.json").read_text())
+        assert json.dumps(kept) == json.dumps(results[name].as_dict())  # as written (nan included)
+    # the run folders are scratch: a new checkout regenerates the same page from what is kept
+    shutil.rmtree(tmp_path / "runs")
+    assert write_docs(tmp_path / "runs", docs).read_text() == first
+    # one experiment rerun (here: negatives now held) replaces its section; the other is kept
+    negatives_settings = quiet(tmp_path / "runs" / "negatives")
+    seed_negatives(negatives_settings, [40.0, 45.0, 47.0, 48.0, 60.0], [30.0] * 5)
+    rerun = run_experiment("negatives", negatives_settings)
+    page = write_docs(tmp_path / "runs", docs).read_text()
+    assert rerun.verdict in page and results["negatives"].verdict not in page
+    assert results["factors"].verdict in page and "**2 of 4 findings reproduced.**" in page
+    kept = json.loads((tmp_path / "docs" / "reproductions" / "negatives.json").read_text())
+    assert kept["verdict"] == rerun.verdict
 
 
 def test_reproductions_page_lists_each_status() -> None:
