@@ -10,9 +10,9 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-import shutil
 import math
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
