@@ -90,7 +90,7 @@ class ConvNetEncoder(nn.Module):
         self.fc: nn.Module = nn.Identity()
         if fc_dim:
             # no bias before the normalisation, as in the conv blocks
-            self.fc = nn.Sequential(nn.Linear(pooled, fc_dim, bias=norm == "none"), _norm1d(norm, fc_dim),
+            self.fc = nn.Sequential(nn.Linear(pooled, fc_dim, bias=norm == "none"), _norm(norm, fc_dim, spatial=False),
                                     nn.ReLU(inplace=True))
         self.feature_dim = fc_dim or pooled
 
@@ -99,17 +99,10 @@ class ConvNetEncoder(nn.Module):
         return self.fc(self.pool(self.body(x)).flatten(1))
 
 
-def _norm(kind: str, channels: int) -> nn.Module:
+def _norm(kind: str, channels: int, *, spatial: bool = True) -> nn.Module:
     if kind == "batch":
-        return nn.BatchNorm2d(channels)
+        return nn.BatchNorm2d(channels) if spatial else nn.BatchNorm1d(channels)
     if kind == "group":
         return nn.GroupNorm(min(8, channels), channels)
     return nn.Identity()
 
-
-def _norm1d(kind: str, features: int) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm1d(features)
-    if kind == "group":
-        return nn.GroupNorm(min(8, features), features)
-    return nn.Identity()
