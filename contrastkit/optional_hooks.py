@@ -35,6 +35,7 @@ __all__ = [
     "BatchKeysHint",
     "DatasetParameterSource",
     "DisplayableViews",
+    "EpochDataset",
     "ImageChannels",
     "MomentumKeyed",
     "SameViewObjective",
@@ -192,6 +193,20 @@ class ImageChannels(Protocol):
 
     @property
     def image_channels(self) -> tuple[int, ...]: ...
+
+
+@runtime_checkable
+class EpochDataset(Protocol):
+    """A dataset whose samples depend on the epoch (``set_epoch(epoch)`` before each epoch's batches).
+
+    Example:
+        >>> from contrastkit.datasets.colorful_moving_digits import ColorfulMovingDigits
+        >>> ds = ColorfulMovingDigits(size=4, image_size=16, digit_size=8, pair=["digit"])
+        >>> isinstance(ds, EpochDataset), isinstance([1, 2], EpochDataset)
+        (True, False)
+    """
+
+    def set_epoch(self, epoch: int) -> None: ...
 
 
 @runtime_checkable

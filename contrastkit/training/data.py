@@ -20,7 +20,7 @@ import torch
 
 from contrastkit.errors import ConfigError
 from contrastkit.interfaces import LabelledBatchSource
-from contrastkit.optional_hooks import SampleAugmentation
+from contrastkit.optional_hooks import EpochDataset, SampleAugmentation
 from contrastkit.training.samplers import AlternatingBatchSampler, EpochBatchSampler
 from contrastkit.training.worker_augmentation import WorkerAugmentedDataset
 
@@ -93,7 +93,7 @@ def start_epoch(loader: torch.utils.data.DataLoader, epoch: int, *, seed: int, s
         1
     """
     loader.batch_sampler.set_epoch(epoch, start_batch=start_batch)  # type: ignore[union-attr]
-    if hasattr(loader.dataset, "set_epoch"):
+    if isinstance(loader.dataset, EpochDataset):
         loader.dataset.set_epoch(epoch)
     assert loader.generator is not None
     loader.generator.manual_seed(seed * 1_000_003 + epoch)

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from contrastkit.errors import InvalidParameter, ShapeError
-from contrastkit.optional_hooks import SampleAugmentation
+from contrastkit.optional_hooks import EpochDataset, SampleAugmentation
 
 __all__ = ["SampleAugmentation", "WorkerAugmentedDataset", "sample_seed"]
 
@@ -115,7 +115,7 @@ class WorkerAugmentedDataset:
         if epoch < 0:
             raise InvalidParameter("epoch", "must be >= 0", epoch)
         self._epoch.fill_(epoch)
-        if hasattr(self.dataset, "set_epoch"):  # e.g. pairs redrawn per epoch
+        if isinstance(self.dataset, EpochDataset):  # e.g. pairs redrawn per epoch
             self.dataset.set_epoch(epoch)
 
     def __len__(self) -> int:
