@@ -61,6 +61,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as `python benchmarks/augmentation.py`: make the `benchmarks` package importable
     sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.device_info import device_name, synchronize  # noqa: E402
 from benchmarks.finish import finish  # noqa: E402
 
 SEED = 0
@@ -268,18 +269,6 @@ def make_loader(dataset: Any, settings: Settings, device: torch.device) -> torch
     )
 
 
-def synchronize(device: torch.device) -> None:
-    """Wait for the device's queued work (no-op on the CPU).
-
-    Example:
-        >>> synchronize(torch.device("cpu"))
-    """
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
 def to_device_float(images: Tensor, device: torch.device) -> Tensor:
     """uint8 ``[B, C, H, W]`` -> float in [0, 1] on ``device``, converted there (``Pipeline.prepare_batch``).
 
@@ -430,14 +419,6 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, str | None,
     return settings, args.json, args.threads
 
 
-def _device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
-    if device == "cpu":
-        return f"cpu ({torch.get_num_threads()} threads)"
-    return device
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print the report; returns the exit status."""
     settings, json_path, threads = parse_args(argv)
@@ -445,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(threads)
     device = select_device(settings.device)
     s = attrs.evolve(settings, device=str(device))
-    print(f"device: {_device_name(str(device))}   torch {torch.__version__}   python {sys.version.split()[0]}")
+    print(f"device: {device_name(str(device))}   torch {torch.__version__}   python {sys.version.split()[0]}")
     if device.type == "cpu":
         print(
             "note: no GPU: the contrastkit 'device' path runs on the CPU, in the main process next to the loader's "

@@ -90,6 +90,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as `python benchmarks/losses.py`: make the `benchmarks` package importable
     sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.device_info import device_name, synchronize  # noqa: E402
 from benchmarks.finish import finish  # noqa: E402
 
 INFONCE_TARGET = 1.0  # contrastkit / reference, time and peak memory: at most
@@ -273,18 +274,6 @@ class BenchmarkResult:
 # --------------------------------------------------------------------------------------------
 # Timing and memory
 # --------------------------------------------------------------------------------------------
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for the device's queued work (no-op on the CPU).
-
-    Example:
-        >>> synchronize(torch.device("cpu"))
-    """
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 def time_ms(fn: Callable[[], Any], device: torch.device) -> float:
@@ -1070,14 +1059,6 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, str | None,
     return settings, args.json, args.threads
 
 
-def _device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
-    if device == "cpu":
-        return f"cpu ({torch.get_num_threads()} threads)"
-    return device
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run both comparisons and print the report; returns the exit status."""
     settings, json_path, threads = parse_args(argv)
@@ -1085,7 +1066,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(threads)
     device = select_device(settings.device)
     s = settings
-    print(f"device: {_device_name(str(device))}   torch {torch.__version__}   python {sys.version.split()[0]}")
+    print(f"device: {device_name(str(device))}   torch {torch.__version__}   python {sys.version.split()[0]}")
     print(
         f"InfoNCE: two-way, forward+backward, N in {list(s.sizes)}, D = {s.dim}, tau = {s.temperature:g}; "
         "reference: normalize, z1 @ z2.T / tau, cross_entropy both ways; "

@@ -57,6 +57,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as `python benchmarks/overhead.py`: make the `benchmarks` package importable
     sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.device_info import device_name, synchronize  # noqa: E402
 from benchmarks.finish import finish  # noqa: E402
 
 TARGET = 1.02
@@ -125,18 +126,6 @@ class BenchmarkResult:
             "ratio": self.ratio,
             "target": TARGET,
         }
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for the device's queued work (no-op on the CPU).
-
-    Example:
-        >>> synchronize(torch.device("cpu"))
-    """
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 class StepClock:
@@ -334,14 +323,6 @@ def run_benchmark(settings: Settings, *, echo: Any = None) -> BenchmarkResult:
     return BenchmarkResult(settings, str(device), bare_ms=bare_ms, framework_ms=framework_ms)
 
 
-def _device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
-    if device == "cpu":
-        return f"cpu ({torch.get_num_threads()} threads)"
-    return device
-
-
 def format_report(result: BenchmarkResult) -> str:
     """The table and the ratio line (the last line).
 
@@ -426,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if threads:
         torch.set_num_threads(threads)
     device = select_device(settings.device)
-    print(f"device: {_device_name(str(device))}   torch {torch.__version__}   python {sys.version.split()[0]}")
+    print(f"device: {device_name(str(device))}   torch {torch.__version__}   python {sys.version.split()[0]}")
     print(
         f"recipe: {settings.encoder} per view, color-split (lab), cosine critic, in-batch InfoNCE, sgd constant lr, "
         f"batch {settings.batch_size}, {settings.image_size}px, precision {settings.precision}"

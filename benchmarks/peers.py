@@ -53,8 +53,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as `python benchmarks/peers.py`: make `benchmarks.training` importable
     sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.device_info import synchronize  # noqa: E402
 from benchmarks.finish import finish  # noqa: E402
-from benchmarks.training import RECIPE, StepTimer, benchmark_overrides, synchronize  # noqa: E402
+from benchmarks.training import RECIPE, StepTimer, benchmark_overrides  # noqa: E402
 from benchmarks.training import Settings as TrainingSettings  # noqa: E402
 from contrastkit.augmentations.simclr import SimCLRAugmentation  # noqa: E402
 from contrastkit.config import Config, load_config  # noqa: E402

@@ -77,6 +77,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as `python benchmarks/training.py`: make the `benchmarks` package importable
     sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.device_info import device_name, synchronize  # noqa: E402
 from benchmarks.finish import finish  # noqa: E402
 
 TARGET = 0.10  # fraction of GPU step time outside the encoders' forward and backward: at most
@@ -185,18 +186,6 @@ class BenchmarkResult:
             "target_fraction_outside": TARGET,
             "target_applies": self.device.startswith("cuda"),
         }
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for the device's queued work (no-op on the CPU).
-
-    Example:
-        >>> synchronize(torch.device("cpu"))
-    """
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 class _Stamp:
@@ -402,14 +391,6 @@ def run_benchmark(settings: Settings, *, echo: Any = None) -> BenchmarkResult:
     return BenchmarkResult(settings, str(device), config.encoder.name, int(size), runs)
 
 
-def _device_name(device: str) -> str:
-    if device.startswith("cuda"):
-        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
-    if device == "cpu":
-        return f"cpu ({torch.get_num_threads()} threads)"
-    return device
-
-
 def format_report(result: BenchmarkResult) -> str:
     """The table, the target line and the summary line (the last line).
 
@@ -507,7 +488,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(threads)
     device = select_device(settings.device)
     s = settings
-    print(f"device: {_device_name(str(device))}   torch {torch.__version__}   python {sys.version.split()[0]}")
+    print(f"device: {device_name(str(device))}   torch {torch.__version__}   python {sys.version.split()[0]}")
     config = make_config(s, out_dir=tempfile.gettempdir())
     size = config.data.params.get("size") if config.data is not None else None
     extra = f", --set {' '.join(s.overrides)}" if s.overrides else ""
