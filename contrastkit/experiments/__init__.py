@@ -117,16 +117,6 @@ def read_results(root: Path, names: Sequence[str] = tuple(EXPERIMENTS)) -> list[
     return found
 
 
-def _kept_results(images: Path) -> list[tuple[ExperimentResult, Path]]:
-    """The results kept beside the page's plots (``NAME.json``), as :func:`read_results` reads run folders."""
-    found = []
-    for name in EXPERIMENTS:
-        path = images / f"{name}.json"
-        if path.is_file():
-            found.append((_read_result(path), images))
-    return found
-
-
 def _read_result(path: Path) -> ExperimentResult:
     try:
         return ExperimentResult(**json.loads(path.read_text()))
@@ -222,7 +212,8 @@ def write_docs(root: Path, docs: Path, *, allow_quick: bool = False) -> Path:
     """
     images = docs.parent / docs.stem
     fresh = {result.name: (result, folder) for result, folder in read_results(root)}
-    kept = {result.name: (result, images) for result, _ in _kept_results(images) if result.name not in fresh}
+    kept = {name: (_read_result(path), images) for name in EXPERIMENTS
+            if name not in fresh and (path := images / f"{name}.json").is_file()}
     found = [fresh.get(name) or kept[name] for name in EXPERIMENTS if name in fresh or name in kept]
     if not found:
         raise ConfigError(f"--docs: no experiment results under {root} or {images}; "
