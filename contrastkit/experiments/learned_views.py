@@ -1,9 +1,9 @@
 """``learned-views``: seed 000's Table 2 direction — semi-supervised learned views vs raw colour-split views.
 
-Three arms on the embedded data, the same encoders, augmentation and stage-2 schedule:
+Three arms (two on the cpu schedule) on the embedded data, the same encoders, augmentation and stage-2 schedule:
 
 - **raw Y | DbDr**: CMC's colour split of YDbDr (``color-split``), contrastive training only;
-- **learned, unsupervised**: stage 1 learns InfoMin's pixel-wise flow ``g`` adversarially
+- **learned, unsupervised** (``--scale paper`` only: the cpu budget has no room for it): stage 1 learns InfoMin's pixel-wise flow ``g`` adversarially
   (``min_g max_f I_NCE(g(X)_1; g(X)_2:3)``, gradient reversal), stage 2 freezes ``g`` and trains fresh
   encoders on its views;
 - **learned, semi-supervised**: as above, plus classifiers ``c1, c2`` on the views of a labelled
@@ -17,19 +17,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
+
 from contrastkit.experiments.arms import probe_random_init, train_arm
 from contrastkit.experiments.plots import Panel, bar_panels
 from contrastkit.experiments.results import ArmSeeds, ExperimentResult, markdown_table, seed_table
 from contrastkit.experiments.settings import RunSettings
 from contrastkit.experiments.stats import Summary, clears, difference
 
-__all__ = ["BUDGET_SECONDS", "CRITERION", "PAPER", "SCALES", "TITLE", "learned_recipe", "raw_recipe", "run"]
+__all__ = ["BUDGET_SECONDS", "CRITERION", "PAPER", "SCALES", "TITLE", "Schedule", "learned_recipe", "raw_recipe", "run"]
 
 TITLE = "semi-supervised learned views vs raw colour-split views (seed 000, Table 2)"
 PAPER = (
     "InfoMin (Tian et al. 2020), Table 2 (STL-10, YDbDr input): views from a semi-supervised view generator "
     "reach 87.0% vs 86.6% for the raw Y | DbDr views, while an unsupervised (purely adversarial) generator "
-    "falls below raw views (84.3%)."
+    "falls below raw views (84.3%). With RGB input (R | GB) the gap is larger: 86.0 vs 81.5%."
 )
 CRITERION = (
     "on the means over seeds, the semi-supervised learned views give a background linear-probe accuracy at least "
@@ -37,7 +39,7 @@ CRITERION = (
     "error of the difference above them."
 )
 MARGIN = 1.0
-#: The investigation of the failure, measured on 2026-12-05 (1 CPU thread each).
+#: The investigation of the failure, measured on 2026-12-05 and 2026-12-06.
 EVIDENCE = (
     "The semi-supervised term does not learn in stage 1: the logged `view_maker/classification` (c1 + c2 "
     "cross-entropy, chance 2 log 10 = 4.61) went 4.629 -> 4.583 (seed 0) and 4.612 -> 4.574 (seed 1) over 300 "
@@ -76,16 +78,49 @@ EVIDENCE = (
     "still do not beat raw: semi-supervised 93.35 / 84.80 / 77.40% vs raw 93.00 / 91.75 / 88.95% per seed (mean "
     "85.2 vs 91.2%), and the seed-to-seed spread of both learned arms (sd 8-10 points) is four times the raw "
     "arm's. The remaining cause is therefore not the supervised term: at 300 adversarial steps g's views vary "
-    "from seed to seed by more than the 1-point effect the criterion asks for."
+    "from seed to seed by more than the 1-point effect the criterion asks for. "
+    "That spread, measured (2026-12-06, from the kept per-seed results of that run): across its 9 trained runs "
+    "the background accuracy follows the I_NCE bound each reached at the end of stage 2 (Pearson r = 0.90; raw "
+    "seed 2 stopped at 1.19 nats and 80.25%, seeds 0 and 1 at 1.54-1.63 nats and 92%): at 400 steps stage 2 had "
+    "not converged, and how far a seed got decided its accuracy, whatever the views. Stage 2 screened longer "
+    "(2 CPU cores shared by up to four runs): raw Y | DbDr at 800 steps 97.05 / 97.70 / 96.45% over seeds 0-2 "
+    "(sd 0.6, I_NCE 2.45-2.69 nats), at 600 steps 96.00% (seed 0); semi-supervised at 800 steps "
+    "97.35 / 97.20 / 96.90% over seeds 0-2 (mean 97.15 vs raw 97.07%, I_NCE 2.70-2.76 nats). Trained to convergence both views read the background class at about "
+    "97%, 3 points below perfect, and the paper's own YDbDr gap (87.0 +- 0.3 vs 86.6 +- 0.2%) is 0.4 points, "
+    "under this criterion's 1-point margin: Table 2's YDbDr column would not pass it either. Its RGB column "
+    "has the larger effect (86.0 vs 81.5%); here, seed 0 at 800 steps, raw R | GB views reached 96.15% (I_NCE "
+    "3.53 nats: R and GB share more than Y and DbDr do, as InfoMin argues) and semi-supervised views learned "
+    "from RGB 89.10% (I_NCE 2.31), below raw rather than above it. The cpu schedule now trains stage 2 for 600 "
+    "steps (800, with 3 seeds of both judged arms, takes about 30 minutes on 2 cores: no margin for the "
+    "budget) and leaves the unsupervised arm, which the criterion does not judge, to `--scale paper`; the "
+    "table above is that schedule's 3-seed verdict."
 )
 BUDGET_SECONDS = 30 * 60
 LABEL = "background"
 VIEW_STEPS = 300
-CONTRAST_STEPS = 400
+CONTRAST_STEPS = 600
+
+
+@attrs.frozen
+class Schedule:
+    """One ``--scale`` of the experiment: stage-1 and stage-2 steps, and whether the unsupervised arm runs.
+
+    Example:
+        >>> SCALES["cpu"].unsupervised_arm, SCALES["paper"].unsupervised_arm
+        (False, True)
+    """
+
+    view_steps: int
+    contrast_steps: int
+    #: Table 2's unsupervised row; the criterion does not judge it, and on 2 CPU cores its three seeds
+    #: would take the experiment over its 30 minutes.
+    unsupervised_arm: bool
+
+
 #: Schedules: ``cpu`` fits 3 seeds in 30 minutes on 2 cores; ``paper`` is for a GPU (``--device cuda``).
-SCALES: dict[str, dict[str, int]] = {
-    "cpu": {"view_steps": VIEW_STEPS, "contrast_steps": CONTRAST_STEPS},
-    "paper": {"view_steps": 5000, "contrast_steps": 10000},
+SCALES: dict[str, Schedule] = {
+    "cpu": Schedule(view_steps=VIEW_STEPS, contrast_steps=CONTRAST_STEPS, unsupervised_arm=False),
+    "paper": Schedule(view_steps=5000, contrast_steps=10000, unsupervised_arm=True),
 }
 
 _SETUP = (
@@ -95,7 +130,9 @@ _SETUP = (
     "Learned arms: stage 1 = {view_steps} steps of `learned-flow` (4 flow layers, g's Adam at 5e-4; "
     "semi-supervised: c1, c2 each the encoders' conv net (width 32, depth 4) plus a linear layer, at 3e-3, on 10% labelled images, InfoMin's alternating labelled and "
     "unlabelled batches), stage 2 = g frozen, fresh encoders, "
-    "{contrast_steps} steps. Raw arm: {contrast_steps} steps on `color-split` YDbDr [[0], [1, 2]]."
+    "{contrast_steps} steps. Raw arm: {contrast_steps} steps on `color-split` YDbDr [[0], [1, 2]]. The "
+    "unsupervised learned arm (Table 2's middle row) runs with `--scale paper` only: its 3 seeds do not fit "
+    "the 30-minute cpu budget."
 )
 
 
@@ -166,22 +203,20 @@ def run(settings: RunSettings) -> ExperimentResult:
     ``settings.scale`` from :data:`SCALES`.
 
     Example:
-        >>> SCALES["cpu"], learned_recipe(supervised=True)["views"]["classifier_depth"]
-        ({'view_steps': 300, 'contrast_steps': 400}, 4)
+        >>> SCALES["cpu"].contrast_steps, learned_recipe(supervised=True)["views"]["classifier_depth"]
+        (600, 4)
     """
-    view_steps, contrast_steps = SCALES[settings.scale]["view_steps"], SCALES[settings.scale]["contrast_steps"]
-    arms: dict[str, ArmSeeds] = {
-        "raw-ydbdr": train_arm("raw-ydbdr", raw_recipe(steps=contrast_steps), settings),
-        "learned-unsupervised": train_arm(
-            "learned-unsupervised",
-            learned_recipe(supervised=False, view_steps=view_steps, contrast_steps=contrast_steps), settings,
-        ),
-        "learned-semi-supervised": train_arm(
-            "learned-semi-supervised",
-            learned_recipe(supervised=True, view_steps=view_steps, contrast_steps=contrast_steps), settings,
-        ),
-        "random-init": probe_random_init("random-init", raw_recipe(steps=contrast_steps), settings),
-    }
+    schedule = SCALES[settings.scale]
+    steps = {"view_steps": schedule.view_steps, "contrast_steps": schedule.contrast_steps}
+    arms: dict[str, ArmSeeds] = {"raw-ydbdr": train_arm("raw-ydbdr", raw_recipe(steps=schedule.contrast_steps), settings)}
+    if schedule.unsupervised_arm:
+        arms["learned-unsupervised"] = train_arm(
+            "learned-unsupervised", learned_recipe(supervised=False, **steps), settings
+        )
+    arms["learned-semi-supervised"] = train_arm(
+        "learned-semi-supervised", learned_recipe(supervised=True, **steps), settings
+    )
+    arms["random-init"] = probe_random_init("random-init", raw_recipe(steps=schedule.contrast_steps), settings)
     header = ["views", f"{LABEL} linear top-1 (%)", f"{LABEL} kNN top-1 (%)", "digit linear top-1 (%)",
               "position linear error (px)", "I_NCE bound at the end (nats)", "train min"]
     rows = [[name, a.probe("linear", LABEL), a.probe("knn", LABEL), a.probe("linear", "digit"),
@@ -194,18 +229,20 @@ def run(settings: RunSettings) -> ExperimentResult:
     ])
     raw = arms["raw-ydbdr"].probe("linear", LABEL)
     semi = arms["learned-semi-supervised"].probe("linear", LABEL)
-    unsup = arms["learned-unsupervised"].probe("linear", LABEL)
     won = clears(semi, raw, MARGIN)
     gap = difference(semi, raw)
     reproduced = None if settings.quick else won
+    unsup = arms["learned-unsupervised"].probe("linear", LABEL) if "learned-unsupervised" in arms else None
     verdict = (
         f"Mean background linear accuracy over {len(settings.seeds)} seed(s): semi-supervised learned "
-        f"{semi.mean:.1f}%, raw Y | DbDr {raw.mean:.1f}%, unsupervised learned {unsup.mean:.1f}% (random init "
-        f"{arms['random-init'].probe('linear', LABEL).mean:.1f}%); semi-supervised minus raw {gap.mean:+.1f} points "
-        f"(standard error {gap.se:.1f}). "
+        f"{semi.mean:.1f}%, raw Y | DbDr {raw.mean:.1f}%"
+        + (f", unsupervised learned {unsup.mean:.1f}%" if unsup is not None else "")
+        + f" (random init {arms['random-init'].probe('linear', LABEL).mean:.1f}%); semi-supervised minus raw "
+        f"{gap.mean:+.1f} points (standard error {gap.se:.1f}). "
         + ("The semi-supervised views beat the raw ones" if won else "The semi-supervised views do "
            f"not beat the raw ones by {MARGIN:g} point and 2 standard errors")
-        + _unsupervised_clause(unsup, raw)
+        + (_unsupervised_clause(unsup, raw) if unsup is not None
+           else " (the unsupervised arm runs with `--scale paper`).")
     )
     plot = bar_panels(
         settings.out_dir / "plot.png", "seed 000 Table 2 direction on the embedded data (mean, sd, seeds)",
@@ -216,6 +253,6 @@ def run(settings: RunSettings) -> ExperimentResult:
         name="learned-views", title=TITLE, paper=PAPER, criterion=CRITERION, reproduced=reproduced, verdict=verdict,
         table=table, plot=plot.name, seconds=sum(a.seconds for a in arms.values()), budget_seconds=BUDGET_SECONDS,
         quick=settings.quick, command="contrastkit experiment learned-views",
-        setup=_SETUP.format(view_steps=view_steps, contrast_steps=contrast_steps),
+        setup=_SETUP.format(**steps),
         data={"arms": {n: a.as_dict() for n, a in arms.items()}},
     )

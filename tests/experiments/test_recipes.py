@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -120,3 +121,14 @@ def test_apply_quick_settings_shrinks_every_arm_and_strips_stage_schedules() -> 
         assert raw[table][key] == value
     assert [s["set"] for s in raw["stages"]] == [{"views.mode": "adversarial"}, {"views.mode": "frozen"}]
     assert raw["views"]["classifier_lr"] == 0.003  # what the quick run does not touch stays
+
+
+def test_the_infomin_example_is_the_learned_views_semi_supervised_arm() -> None:
+    """``examples/infomin.toml`` states the figures of the experiment's semi-supervised arm: it must be that arm."""
+    example = tomllib.loads((Path(__file__).parents[2] / "examples" / "infomin.toml").read_text())
+    arm = learned_views.learned_recipe(supervised=True)
+    for table in ("data", "augment", "views", "encoder", "critic", "negatives", "objective"):
+        assert example[table] == arm[table], table
+    for key in ("batch_size", "optimizer", "lr", "view_maker_lr", "warmup_steps"):
+        assert example["train"][key] == arm["train"][key], key
+    assert [(s["name"], s["set"]) for s in example["stages"]] == [(s["name"], s["set"]) for s in arm["stages"]]

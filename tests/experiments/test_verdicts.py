@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from PIL import Image
 
@@ -350,20 +351,32 @@ def test_interior_peak_margin_is_a_parameter() -> None:
 # -- learned-views -----------------------------------------------------------------------------
 
 
-def seed_learned_views(settings: RunSettings, raw: float, unsupervised: float, semi: float | list[float]) -> None:
+def seed_learned_views(settings: RunSettings, raw: float, unsupervised: float | None,
+                       semi: float | list[float]) -> None:
+    """Seed the arms of ``settings.scale``: the unsupervised one only where that schedule runs it."""
     def probes(background: float | list[float]) -> dict[str, Any]:
         knn = [v - 5.0 for v in background] if isinstance(background, list) else background - 5.0
         return {"linear/background": background, "knn/background": knn, "linear/digit": 30.0,
                 "linear/position": 5.0}
 
-    seed_arm(settings, "raw-ydbdr", learned_views.raw_recipe(), probes(raw))
-    seed_arm(settings, "learned-unsupervised", learned_views.learned_recipe(supervised=False), probes(unsupervised))
-    seed_arm(settings, "learned-semi-supervised", learned_views.learned_recipe(supervised=True), probes(semi))
-    seed_arm(settings, "random-init", learned_views.raw_recipe(), probes(20.0), random_init=True)
+    schedule = learned_views.SCALES[settings.scale]
+    steps = {"view_steps": schedule.view_steps, "contrast_steps": schedule.contrast_steps}
+    seed_arm(settings, "raw-ydbdr", learned_views.raw_recipe(steps=schedule.contrast_steps), probes(raw))
+    if unsupervised is not None:
+        seed_arm(settings, "learned-unsupervised", learned_views.learned_recipe(supervised=False, **steps),
+                 probes(unsupervised))
+    seed_arm(settings, "learned-semi-supervised", learned_views.learned_recipe(supervised=True, **steps),
+             probes(semi))
+    seed_arm(settings, "random-init", learned_views.raw_recipe(steps=schedule.contrast_steps), probes(20.0),
+             random_init=True)
+
+
+def on_paper_scale(settings: RunSettings) -> RunSettings:
+    return attrs.evolve(settings, scale="paper")
 
 
 def test_learned_views_reproduced_when_semi_supervised_beats_raw(tmp_path: Path) -> None:
-    settings = quiet(tmp_path)
+    settings = on_paper_scale(quiet(tmp_path))
     seed_learned_views(settings, raw=55.0, unsupervised=50.0, semi=60.0)
     result = learned_views.run(settings)
     assert result.reproduced is True
@@ -375,9 +388,20 @@ def test_learned_views_reproduced_when_semi_supervised_beats_raw(tmp_path: Path)
     assert_png(tmp_path / result.plot)
 
 
+def test_the_cpu_schedule_trains_no_unsupervised_arm(tmp_path: Path) -> None:
+    settings = quiet(tmp_path)
+    seed_learned_views(settings, raw=55.0, unsupervised=None, semi=[57.0, 58.0, 59.0])
+    result = learned_views.run(settings)
+    assert result.reproduced is True
+    assert "| learned-unsupervised |" not in result.table and not (tmp_path / "learned-unsupervised").exists()
+    assert result.verdict.endswith("The semi-supervised views beat the raw ones (the unsupervised arm runs with "
+                                   "`--scale paper`).")
+    assert sorted(result.data["arms"]) == ["learned-semi-supervised", "random-init", "raw-ydbdr"]
+
+
 @pytest.mark.parametrize(("semi", "unsupervised"), [(54.0, 50.0), (55.0, 58.0)])  # below, or tied with, raw
 def test_learned_views_not_reproduced(tmp_path: Path, semi: float, unsupervised: float) -> None:
-    settings = quiet(tmp_path)
+    settings = on_paper_scale(quiet(tmp_path))
     seed_learned_views(settings, raw=55.0, unsupervised=unsupervised, semi=semi)
     result = learned_views.run(settings)
     assert result.reproduced is False
@@ -397,14 +421,14 @@ def test_learned_views_not_reproduced(tmp_path: Path, semi: float, unsupervised:
     ],
 )
 def test_learned_views_unsupervised_clause_uses_the_margin(tmp_path: Path, unsupervised: float, clause: str) -> None:
-    settings = quiet(tmp_path)
+    settings = on_paper_scale(quiet(tmp_path))
     seed_learned_views(settings, raw=55.0, unsupervised=unsupervised, semi=50.0)
     assert clause in learned_views.run(settings).verdict
 
 
 def test_a_quick_run_has_no_verdict(tmp_path: Path) -> None:
     settings = quiet(tmp_path, quick=True)
-    seed_learned_views(settings, raw=55.0, unsupervised=50.0, semi=60.0)
+    seed_learned_views(settings, raw=55.0, unsupervised=None, semi=60.0)
     result = learned_views.run(settings)
     assert result.reproduced is None and result.status == "smoke run" and result.quick
 
