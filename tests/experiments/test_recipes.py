@@ -132,3 +132,13 @@ def test_the_infomin_example_is_the_learned_views_semi_supervised_arm() -> None:
     for key in ("batch_size", "optimizer", "lr", "view_maker_lr", "warmup_steps"):
         assert example["train"][key] == arm["train"][key], key
     assert [(s["name"], s["set"]) for s in example["stages"]] == [(s["name"], s["set"]) for s in arm["stages"]]
+
+
+def test_the_factors_example_is_the_experiments_share_digit_arm() -> None:
+    """``examples/factors.toml`` is the recipe docs point to for Table 1: the same data, views and model."""
+    example = tomllib.loads((Path(__file__).parents[2] / "examples" / "factors.toml").read_text())
+    arm = factors.recipe(["digit"])
+    for table in ("data", "augment", "views", "encoder", "critic", "negatives", "objective"):
+        assert example[table] == arm[table], table
+    for key in ("batch_size", "optimizer", "lr", "warmup_steps"):
+        assert example["train"][key] == arm["train"][key], key
