@@ -90,10 +90,24 @@ EVIDENCE = (
     "under this criterion's 1-point margin: Table 2's YDbDr column would not pass it either. Its RGB column "
     "has the larger effect (86.0 vs 81.5%); here, seed 0 at 800 steps, raw R | GB views reached 96.15% (I_NCE "
     "3.53 nats: R and GB share more than Y and DbDr do, as InfoMin argues) and semi-supervised views learned "
-    "from RGB 89.10% (I_NCE 2.31), below raw rather than above it. The cpu schedule now trains stage 2 for 600 "
+    "from RGB 89.10% (I_NCE 2.31), below raw rather than above it. Without the MLP head (CMC's encoders "
+    "contrast their own last layer; the change that made `factors` reproduce), a learned 64-d layer compared "
+    "directly by the critic (`encoder.fc_dim = 64`, `critic.head = \"none\"`; 2026-12-06, seed 0, 600 stage-2 "
+    "steps, two runs of 1 CPU thread sharing the cores): raw Y | DbDr 91.70% (kNN 87.15%, I_NCE 1.86 nats), "
+    "semi-supervised 90.15% (kNN 82.55%, I_NCE 1.96 nats), below raw, so the recipe keeps the head. The cpu schedule now trains stage 2 for 600 "
     "steps (800, with 3 seeds of both judged arms, takes about 30 minutes on 2 cores: no margin for the "
-    "budget) and leaves the unsupervised arm, which the criterion does not judge, to `--scale paper`; the "
-    "table above is that schedule's 3-seed verdict."
+    "budget) and leaves the unsupervised arm, which the criterion does not judge, to `--scale paper`. Its "
+    "3-seed verdict at full texture contrast (code 4d0ebcb, 27.3 min): semi-supervised 95.70 / 96.05 / 96.30% "
+    "(96.0 +- 0.3) vs raw 96.05 / 96.50 / 94.15% (95.6 +- 1.3), +0.5 points, standard error 0.7: Table 2's "
+    "direction and size, not the margin. Both failures on this data share a measured cause: converged, any "
+    "recipe reads the full-contrast background class at about 97% (raw and learned views here; in `negatives` "
+    "the bank at K = 16 and K = 4095 after 2000 steps, 97.35 and 97.30%), while Table 2 was measured where "
+    "raw views read STL-10 at 86.6%. The recipe now draws the textures at 0.3 contrast, the value `factors` "
+    "already used (chosen there for Table 1's salient digits, not tuned here). Calibrated on the raw arm only "
+    "(seed 0, 600 steps, 2 CPU threads), before any learned arm was trained at it: raw Y | DbDr views read the "
+    "background at 75.25% (kNN 51.05%, I_NCE 1.93 nats), and now share the digit and its position too (digit "
+    "linear 26.55%, position 2.70 px, against 14.8% and 5.3 px at full contrast), the nuisance InfoMin's "
+    "generator is meant to leave out. The table above is the 3-seed run at 0.3 contrast."
 )
 BUDGET_SECONDS = 30 * 60
 LABEL = "background"
@@ -124,7 +138,7 @@ SCALES: dict[str, Schedule] = {
 }
 
 _SETUP = (
-    "colorful-moving-digits (4096 images of 32 px, colours drawn per image), InfoMin's augmentation at "
+    "colorful-moving-digits (4096 images of 32 px, colours drawn per image, textures at 0.3 contrast), InfoMin's augmentation at "
     "strength 0.5 drawn once per image and shared by both views, one conv net per view (width 32, depth 4), "
     "cosine critic with an MLP head (64-d, T = 0.1), two-way in-batch InfoNCE, AdamW 2e-3, batch 128. "
     "Learned arms: stage 1 = {view_steps} steps of `learned-flow` (4 flow layers, g's Adam at 5e-4; "
@@ -138,7 +152,9 @@ _SETUP = (
 
 def _base(steps: int) -> dict[str, Any]:
     return {
-        "data": {"name": "colorful-moving-digits", "size": 4096, "palette": "random"},
+        # Textures at 0.3 contrast, as in `factors`: at full contrast every converged recipe reads the background
+        # at ~97% (raw and learned views alike), leaving no room for Table 2's points (STL-10's raw views: 86.6%).
+        "data": {"name": "colorful-moving-digits", "size": 4096, "palette": "random", "background_contrast": 0.3},
         "augment": {"name": "infomin", "strength": 0.5},
         "encoder": {"name": "convnet", "width": 32},
         "critic": {"name": "cosine", "head": "mlp", "embedding_dim": 64, "temperature": 0.1},
