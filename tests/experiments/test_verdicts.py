@@ -167,6 +167,28 @@ def seed_negatives(settings: RunSettings, linear: list[Any], knn: list[float]) -
         seed_arm(settings, f"K={k}", negatives.recipe(k), probes)
 
 
+def test_the_paper_scale_trains_the_negatives_arms_on_its_schedule(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--scale paper`` reaches the recipe: its steps, its data size and its low-contrast textures."""
+    recipes: list[dict[str, Any]] = []
+
+    class Trained(Exception):
+        pass
+
+    def first_arm(name: str, recipe: dict[str, Any], settings: RunSettings) -> None:
+        recipes.append(recipe)
+        raise Trained
+
+    monkeypatch.setattr(negatives, "train_arm", first_arm)
+    with pytest.raises(Trained):
+        negatives.run(on_paper_scale(quiet(tmp_path)))
+    (recipe,) = recipes
+    assert recipe["train"]["max_steps"] == 20000
+    assert recipe["data"]["size"] == 50000
+    assert recipe["data"]["background_contrast"] == 0.3
+    assert negatives.recipe(16)["data"]["background_contrast"] == 1.0  # the cpu verdict's recipe
+
+
 def test_negatives_reproduced_when_accuracy_rises_with_k(tmp_path: Path) -> None:
     settings = quiet(tmp_path)
     knn = [30.0, 29.0, 31.0, 33.0, 32.0]
