@@ -70,10 +70,10 @@ EVIDENCE = (
     "ImageNet-100) is not what separates the arms: over the whole bank the 500-step arms' softmax "
     "(T = 0.07) puts 16.8% (K = 16) and 16.1% (K = 4095) of its weight on same-class rows, and the anchor's "
     "own row of the other view's bank ranks 653rd and 796th of 4096 (median): neither bank tells instances "
-    "apart yet. With room in the probe, textures at 0.3 contrast (the value `factors` uses; screened once, "
-    "seed 0, the two ends only, 2000 steps, two runs of 1 CPU thread): K = 16 78.95% (kNN 54.20%, I_NCE 2.06 "
-    "nats) and K = 4095 90.45% (kNN 69.35%, I_NCE 3.27 nats), Figure 6's direction by 11.5 points on one "
-    "seed. That schedule does not fit the cpu budget; `--scale paper` (a GPU) draws its textures at 0.3 "
+    "apart yet. With room in the probe, textures at 0.3 contrast (the value `factors` uses; screened on the "
+    "two ends only, 2000 steps, two runs of 1 CPU thread at a time): K = 16 78.95 / 67.15% over seeds 0 / 1 "
+    "(kNN 54.20 / 46.40%, I_NCE 2.06 / 1.93 nats) and K = 4095 90.45 / 85.20% (kNN 69.35 / 65.75%, I_NCE "
+    "3.27 / 3.28 nats): Figure 6's direction by 11.5 and 18.05 points, two seeds, not a verdict. That schedule does not fit the cpu budget; `--scale paper` (a GPU) draws its textures at 0.3 "
     "contrast so that its 3-seed verdict has the room, and the cpu scale keeps the full contrast its verdict "
     "above was run with."
 )
@@ -97,7 +97,7 @@ class Schedule:
     steps: int
     size: int
     #: ``data.background_contrast``. Converged at full contrast, K = 16 and K = 4095 both read the
-    #: background at ~97% (no room for Figure 6); at 0.3 they did not (EVIDENCE).
+    #: background at ~97% (no room for Figure 6); at 0.3 (two seeds screened) they did not (EVIDENCE).
     background_contrast: float
 
 
