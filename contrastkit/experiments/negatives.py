@@ -73,7 +73,8 @@ EVIDENCE = (
     "apart yet. With room in the probe, textures at 0.3 contrast (the value `factors` uses; screened on the "
     "two ends only, 2000 steps, two runs of 1 CPU thread at a time): K = 16 78.95 / 67.15% over seeds 0 / 1 "
     "(kNN 54.20 / 46.40%, I_NCE 2.06 / 1.93 nats) and K = 4095 90.45 / 85.20% (kNN 69.35 / 65.75%, I_NCE "
-    "3.27 / 3.28 nats): Figure 6's direction by 11.5 and 18.05 points, two seeds, not a verdict. That schedule does not fit the cpu budget; `--scale paper` (a GPU) draws its textures at 0.3 "
+    "3.27 / 3.28 nats): Figure 6's direction by 11.5 and 18.05 points, two seeds, not a verdict. That schedule "
+    "does not fit the cpu budget; `--scale paper` (a GPU) draws its textures at 0.3 "
     "contrast so that its 3-seed verdict has the room, and the cpu scale keeps the full contrast its verdict "
     "above was run with."
 )
@@ -108,7 +109,8 @@ SCALES: dict[str, Schedule] = {
 }
 
 _SETUP = (
-    "colorful-moving-digits ({size} images of 32 px, colours drawn per image, textures at contrast {contrast:g}), random crop (scale 0.5-1) + flip "
+    "colorful-moving-digits ({size} images of 32 px, colours drawn per image, textures at contrast "
+    "{contrast:g}), random crop (scale 0.5-1) + flip "
     "shared by both views, CMC's L | ab split of Lab, one conv net per view (width 32, depth 4), cosine critic "
     "with a linear 64-d head (T = 0.07), a memory bank per view (momentum 0.5) with K negatives drawn per anchor "
     "and the positive scored from the bank, as in CMC's code; two-way InfoNCE (CMC's softmax-CE form), AdamW "
