@@ -382,15 +382,16 @@ def seed_learned_views(settings: RunSettings, raw: float, unsupervised: float | 
                 "linear/position": 5.0}
 
     schedule = learned_views.SCALES[settings.scale]
-    steps = {"view_steps": schedule.view_steps, "contrast_steps": schedule.contrast_steps}
-    seed_arm(settings, "raw-ydbdr", learned_views.raw_recipe(steps=schedule.contrast_steps), probes(raw))
+    steps = {"view_steps": schedule.view_steps, "contrast_steps": schedule.contrast_steps, "size": schedule.size,
+             "labelled_fraction": schedule.labelled_fraction}
+    raw_arm = learned_views.raw_recipe(steps=schedule.contrast_steps, size=schedule.size)
+    seed_arm(settings, "raw-ydbdr", raw_arm, probes(raw))
     if unsupervised is not None:
         seed_arm(settings, "learned-unsupervised", learned_views.learned_recipe(supervised=False, **steps),
                  probes(unsupervised))
     seed_arm(settings, "learned-semi-supervised", learned_views.learned_recipe(supervised=True, **steps),
              probes(semi))
-    seed_arm(settings, "random-init", learned_views.raw_recipe(steps=schedule.contrast_steps), probes(20.0),
-             random_init=True)
+    seed_arm(settings, "random-init", raw_arm, probes(20.0), random_init=True)
 
 
 def on_paper_scale(settings: RunSettings) -> RunSettings:
