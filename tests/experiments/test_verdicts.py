@@ -398,6 +398,31 @@ def on_paper_scale(settings: RunSettings) -> RunSettings:
     return attrs.evolve(settings, scale="paper")
 
 
+@pytest.mark.parametrize(("scale", "size"), [("cpu", 20000), ("paper", 105000)])
+def test_each_scale_gives_the_learned_views_arms_stl10s_5000_labelled_images(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scale: str, size: int
+) -> None:
+    """Table 2's generator saw STL-10's 5000 labelled images: each arm's pool, labelled share and contrast."""
+    recipes: dict[str, dict[str, Any]] = {}
+
+    class Trained(Exception):
+        pass
+
+    def probe_last(name: str, recipe: dict[str, Any], settings: RunSettings) -> None:
+        recipes[name] = recipe
+        raise Trained  # every trained arm has been recorded by now
+
+    monkeypatch.setattr(learned_views, "train_arm", lambda name, recipe, settings: recipes.setdefault(name, recipe))
+    monkeypatch.setattr(learned_views, "probe_random_init", probe_last)
+    with pytest.raises(Trained):
+        learned_views.run(attrs.evolve(quiet(tmp_path), scale=scale))
+    expected = ["raw-ydbdr", "learned-semi-supervised", "random-init"]
+    assert sorted(recipes) == sorted(expected + (["learned-unsupervised"] if scale == "paper" else []))
+    for name, recipe in recipes.items():
+        assert (recipe["data"]["size"], recipe["data"]["background_contrast"]) == (size, 0.3), name
+    assert round(recipes["learned-semi-supervised"]["views"]["labelled_fraction"] * size) == 5000
+
+
 def test_learned_views_reproduced_when_semi_supervised_beats_raw(tmp_path: Path) -> None:
     settings = on_paper_scale(quiet(tmp_path))
     seed_learned_views(settings, raw=55.0, unsupervised=50.0, semi=60.0)
