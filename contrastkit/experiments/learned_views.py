@@ -173,7 +173,8 @@ class Schedule:
     labelled_fraction: float = LABELLED_FRACTION
 
 
-#: Schedules: ``cpu`` fits 3 seeds in 30 minutes on 2 cores; ``paper`` is for a GPU (``--device cuda``).
+#: Schedules: ``cpu`` is sized for 3 seeds in 30 minutes on 2 cores (27.3 min on 2026-12-06's machine,
+#: 40.4 on 2026-12-07's, same steps); ``paper`` is for a GPU (``--device cuda``).
 SCALES: dict[str, Schedule] = {
     "cpu": Schedule(view_steps=VIEW_STEPS, contrast_steps=CONTRAST_STEPS, unsupervised_arm=False),
     "paper": Schedule(view_steps=5000, contrast_steps=10000, unsupervised_arm=True, size=105000,
