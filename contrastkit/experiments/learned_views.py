@@ -147,7 +147,6 @@ CONTRAST_STEPS = 600
 #: with 410 (10% of 4096) the classifiers c1, c2 were the measured bottleneck of the supervised term.
 LABELLED_IMAGES = 5000
 SIZE = 20000
-LABELLED_FRACTION = LABELLED_IMAGES / SIZE
 #: ``data.background_contrast``: at full contrast every converged recipe reads the background at ~97%,
 #: leaving no room for Table 2's gap (raw views read STL-10 at 86.6%); 0.3 is `factors`' value.
 BACKGROUND_CONTRAST = 0.3
@@ -167,18 +166,36 @@ class Schedule:
     #: Table 2's unsupervised row; the criterion does not judge it, and on 2 CPU cores its three seeds
     #: would take the experiment over its 30 minutes.
     unsupervised_arm: bool
-    #: Images in the pool (``data.size``) and the labelled share of them (``views.labelled_fraction``):
-    #: STL-10's 5000 labelled images at both scales; ``paper`` also has its 100k unlabelled ones.
+    #: Images in the pool (``data.size``): STL-10's 5000 labelled ones are drawn from it at both scales;
+    #: ``paper`` also has STL-10's 100k unlabelled ones.
     size: int = SIZE
-    labelled_fraction: float = LABELLED_FRACTION
+
+    @property
+    def labelled_fraction(self) -> float:
+        """``views.labelled_fraction``: :data:`LABELLED_IMAGES` of the ``size`` images."""
+        return LABELLED_IMAGES / self.size
+
+    def arm_recipes(self) -> dict[str, dict[str, Any]]:
+        """Each trained arm's recipe on this schedule (the random-init probe uses the raw one).
+
+        Example:
+            >>> sorted(SCALES["cpu"].arm_recipes())
+            ['learned-semi-supervised', 'raw-ydbdr']
+        """
+        learned: dict[str, Any] = {"view_steps": self.view_steps, "contrast_steps": self.contrast_steps, "size": self.size,
+                   "labelled_fraction": self.labelled_fraction}
+        recipes = {"raw-ydbdr": raw_recipe(steps=self.contrast_steps, size=self.size)}
+        if self.unsupervised_arm:
+            recipes["learned-unsupervised"] = learned_recipe(supervised=False, **learned)
+        recipes["learned-semi-supervised"] = learned_recipe(supervised=True, **learned)
+        return recipes
 
 
 #: Schedules: ``cpu`` is sized for 3 seeds in 30 minutes on 2 cores (27.3 min on 2026-12-06's machine,
 #: 40.4 on 2026-12-07's, same steps); ``paper`` is for a GPU (``--device cuda``).
 SCALES: dict[str, Schedule] = {
     "cpu": Schedule(view_steps=VIEW_STEPS, contrast_steps=CONTRAST_STEPS, unsupervised_arm=False),
-    "paper": Schedule(view_steps=5000, contrast_steps=10000, unsupervised_arm=True, size=105000,
-                      labelled_fraction=LABELLED_IMAGES / 105000),
+    "paper": Schedule(view_steps=5000, contrast_steps=10000, unsupervised_arm=True, size=105000),
 }
 
 _SETUP = (
@@ -224,7 +241,7 @@ def raw_recipe(*, steps: int = CONTRAST_STEPS, size: int = SIZE) -> dict[str, An
 
 
 def learned_recipe(*, supervised: bool, view_steps: int = VIEW_STEPS, contrast_steps: int = CONTRAST_STEPS,
-                   size: int = SIZE, labelled_fraction: float = LABELLED_FRACTION) -> dict[str, Any]:
+                   size: int = SIZE, labelled_fraction: float = LABELLED_IMAGES / SIZE) -> dict[str, Any]:
     """The two-stage InfoMin recipe (``examples/infomin.toml``), semi-supervised or not.
 
     Example:
@@ -270,18 +287,9 @@ def run(settings: RunSettings) -> ExperimentResult:
         (600, 4)
     """
     schedule = SCALES[settings.scale]
-    steps: dict[str, Any] = {"view_steps": schedule.view_steps, "contrast_steps": schedule.contrast_steps,
-                             "size": schedule.size, "labelled_fraction": schedule.labelled_fraction}
-    raw_arm = raw_recipe(steps=schedule.contrast_steps, size=schedule.size)
-    arms: dict[str, ArmSeeds] = {"raw-ydbdr": train_arm("raw-ydbdr", raw_arm, settings)}
-    if schedule.unsupervised_arm:
-        arms["learned-unsupervised"] = train_arm(
-            "learned-unsupervised", learned_recipe(supervised=False, **steps), settings
-        )
-    arms["learned-semi-supervised"] = train_arm(
-        "learned-semi-supervised", learned_recipe(supervised=True, **steps), settings
-    )
-    arms["random-init"] = probe_random_init("random-init", raw_arm, settings)
+    recipes = schedule.arm_recipes()
+    arms: dict[str, ArmSeeds] = {name: train_arm(name, recipe, settings) for name, recipe in recipes.items()}
+    arms["random-init"] = probe_random_init("random-init", recipes["raw-ydbdr"], settings)
     header = ["views", f"{LABEL} linear top-1 (%)", f"{LABEL} kNN top-1 (%)", "digit linear top-1 (%)",
               "position linear error (px)", "I_NCE bound at the end (nats)", "train min"]
     rows = [[name, a.probe("linear", LABEL), a.probe("knn", LABEL), a.probe("linear", "digit"),
@@ -318,7 +326,7 @@ def run(settings: RunSettings) -> ExperimentResult:
         name="learned-views", title=TITLE, paper=PAPER, criterion=CRITERION, reproduced=reproduced, verdict=verdict,
         table=table, plot=plot.name, seconds=sum(a.seconds for a in arms.values()), budget_seconds=BUDGET_SECONDS,
         quick=settings.quick, command="contrastkit experiment learned-views",
-        setup=_SETUP.format(**steps, labelled=round(schedule.labelled_fraction * schedule.size),
-                            contrast=BACKGROUND_CONTRAST),
+        setup=_SETUP.format(view_steps=schedule.view_steps, contrast_steps=schedule.contrast_steps,
+                            size=schedule.size, labelled=LABELLED_IMAGES, contrast=BACKGROUND_CONTRAST),
         data={"arms": {n: a.as_dict() for n, a in arms.items()}},
     )

@@ -381,17 +381,12 @@ def seed_learned_views(settings: RunSettings, raw: float, unsupervised: float | 
         return {"linear/background": background, "knn/background": knn, "linear/digit": 30.0,
                 "linear/position": 5.0}
 
-    schedule = learned_views.SCALES[settings.scale]
-    steps = {"view_steps": schedule.view_steps, "contrast_steps": schedule.contrast_steps, "size": schedule.size,
-             "labelled_fraction": schedule.labelled_fraction}
-    raw_arm = learned_views.raw_recipe(steps=schedule.contrast_steps, size=schedule.size)
-    seed_arm(settings, "raw-ydbdr", raw_arm, probes(raw))
-    if unsupervised is not None:
-        seed_arm(settings, "learned-unsupervised", learned_views.learned_recipe(supervised=False, **steps),
-                 probes(unsupervised))
-    seed_arm(settings, "learned-semi-supervised", learned_views.learned_recipe(supervised=True, **steps),
-             probes(semi))
-    seed_arm(settings, "random-init", raw_arm, probes(20.0), random_init=True)
+    recipes = learned_views.SCALES[settings.scale].arm_recipes()
+    values = {"raw-ydbdr": raw, "learned-unsupervised": unsupervised, "learned-semi-supervised": semi}
+    for name, recipe in recipes.items():
+        if values[name] is not None:
+            seed_arm(settings, name, recipe, probes(values[name]))
+    seed_arm(settings, "random-init", recipes["raw-ydbdr"], probes(20.0), random_init=True)
 
 
 def on_paper_scale(settings: RunSettings) -> RunSettings:
