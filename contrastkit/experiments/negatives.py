@@ -81,18 +81,19 @@ EVIDENCE = (
 #: The swept numbers of negatives per anchor (drawn with replacement from the 4096-image bank, as in CMC).
 COUNTS = (16, 64, 256, 1024, 4095)
 TASK = "background"
-#: Steps per arm: CMC's bank learns slowly (the positive is a bank row, refreshed once per epoch);
-#: 300 steps left K = 16 and K = 4095 within a point of each other (59.6% and 60.4%).
-STEPS = 500
+#: Steps per arm on the cpu scale: CMC's bank learns slowly (the positive is a bank row, refreshed once per
+#: epoch). 500 steps (15 epochs) left the arms barely trained and seed noise larger than any K effect; 2000
+#: steps (62 epochs) converge (EVIDENCE).
+STEPS = 2000
 
 
 @attrs.frozen
 class Schedule:
-    """One ``--scale`` of the experiment: steps per arm, images, and the textures' contrast.
+    """One ``--scale`` of the experiment: steps per arm, images, the textures' contrast and the encoders' size.
 
     Example:
-        >>> SCALES["paper"].steps, SCALES["paper"].background_contrast
-        (20000, 0.3)
+        >>> SCALES["paper"].steps, SCALES["paper"].background_contrast, SCALES["cpu"].width
+        (20000, 0.3, 16)
     """
 
     steps: int
@@ -100,45 +101,52 @@ class Schedule:
     #: ``data.background_contrast``. Converged at full contrast, K = 16 and K = 4095 both read the
     #: background at ~97% (no room for Figure 6); at 0.3 (two seeds screened) they did not (EVIDENCE).
     background_contrast: float
+    #: ``encoder.width`` of both conv nets: 16 on the cpu scale, where 32 cannot train 15 runs for 2000 steps
+    #: (a width-16 net reached the width-32 net's I_NCE on the same schedule: EVIDENCE).
+    width: int
+    #: ``train.channels_last``: faster convolutions on a CPU (1.4x for a width-16 net on one thread).
+    channels_last: bool
 
 
-#: Schedules: ``cpu`` fits 3 seeds in 30 minutes on 2 cores; ``paper`` is for a GPU (``--device cuda``).
+#: Schedules: ``cpu`` for 2 CPU cores (over the 30-minute budget: EVIDENCE); ``paper`` for a GPU (``--device cuda``).
 SCALES: dict[str, Schedule] = {
-    "cpu": Schedule(steps=STEPS, size=4096, background_contrast=1.0),
-    "paper": Schedule(steps=20000, size=50000, background_contrast=0.3),
+    "cpu": Schedule(steps=STEPS, size=4096, background_contrast=0.3, width=16, channels_last=True),
+    "paper": Schedule(steps=20000, size=50000, background_contrast=0.3, width=32, channels_last=False),
 }
 
 _SETUP = (
     "colorful-moving-digits ({size} images of 32 px, colours drawn per image, textures at contrast "
     "{contrast:g}), random crop (scale 0.5-1) + flip "
-    "shared by both views, CMC's L | ab split of Lab, one conv net per view (width 32, depth 4), cosine critic "
+    "shared by both views, CMC's L | ab split of Lab, one conv net per view (width {width}, depth 4), cosine critic "
     "with a linear 64-d head (T = 0.07), a memory bank per view (momentum 0.5) with K negatives drawn per anchor "
     "and the positive scored from the bank, as in CMC's code; two-way InfoNCE (CMC's softmax-CE form), AdamW "
     "2e-3, batch 128, {steps} steps per arm. Probes on the concatenated features of both encoders."
 )
 
 
-def recipe(num_negatives: int, *, steps: int = STEPS, size: int = 4096, background_contrast: float = 1.0
-           ) -> dict[str, Any]:
-    """The arm's recipe: CMC's L | ab with a memory bank drawing ``num_negatives`` per anchor.
+def recipe(num_negatives: int, schedule: Schedule = SCALES["cpu"]) -> dict[str, Any]:
+    """The arm's recipe on ``schedule``: CMC's L | ab with a memory bank drawing ``num_negatives`` per anchor.
 
     Example:
         >>> recipe(256)["negatives"]
         {'name': 'memory-bank', 'num_negatives': 256, 'momentum': 0.5, 'positive': 'bank'}
+        >>> recipe(256, SCALES["paper"])["train"]["max_steps"]
+        20000
     """
     return {
-        "data": {"name": "colorful-moving-digits", "size": size, "image_size": 32, "palette": "random",
-                 "background_contrast": background_contrast},
+        "data": {"name": "colorful-moving-digits", "size": schedule.size, "image_size": 32, "palette": "random",
+                 "background_contrast": schedule.background_contrast},
         "augment": {"name": "crop-flip", "scale": [0.5, 1.0]},
         "views": {"name": "color-split", "space": "lab", "groups": [[0], [1, 2]]},
-        "encoder": {"name": "convnet", "width": 32, "depth": 4, "shared": False},
+        "encoder": {"name": "convnet", "width": schedule.width, "depth": 4, "shared": False},
         "critic": {"name": "cosine", "head": "linear", "embedding_dim": 64, "temperature": 0.07},
         # CMC's positive, the bank row: this step's positive against stale negatives collapsed (17% at K = 4095,
         # below the untrained encoder's 44%; in-batch negatives reach 96% on the same recipe).
         "negatives": {"name": "memory-bank", "num_negatives": num_negatives, "momentum": 0.5, "positive": "bank"},
         "objective": {"name": "infonce", "two_way": True},
-        "train": {"epochs": 1000, "max_steps": steps, "batch_size": 128, "optimizer": "adamw", "lr": 0.002,
-                  "warmup_steps": 30, "seed": 0, "checkpoint_every_n_steps": 200},
+        "train": {"epochs": 1000, "max_steps": schedule.steps, "batch_size": 128, "optimizer": "adamw", "lr": 0.002,
+                  "warmup_steps": 30, "seed": 0, "checkpoint_every_n_steps": 200,
+                  "channels_last": schedule.channels_last},
         "eval": {"knn": True, "knn_k": 20, "linear": True, "labels": ["background", "digit", "position"]},
         "log": {"every_n_steps": 50},
     }
@@ -188,7 +196,7 @@ def run(settings: RunSettings, *, counts: Sequence[int] = COUNTS) -> ExperimentR
     schedule = SCALES[settings.scale]
     arms: dict[str, ArmSeeds] = {}
     for k in counts:
-        arms[f"K={k}"] = train_arm(f"K={k}", recipe(k, **attrs.asdict(schedule)), settings)
+        arms[f"K={k}"] = train_arm(f"K={k}", recipe(k, schedule), settings)
     header = ["K", f"{TASK} linear top-1 (%)", f"{TASK} kNN top-1 (%)", "digit linear top-1 (%)",
               "position linear error (px)", "final loss", "I_NCE at the end (nats)", "train min"]
     rows: list[list[Any]] = [[k, a.probe("linear", TASK), a.probe("knn", TASK), a.probe("linear", "digit"),
@@ -222,6 +230,7 @@ def run(settings: RunSettings, *, counts: Sequence[int] = COUNTS) -> ExperimentR
         name="negatives", title=TITLE, paper=PAPER, criterion=CRITERION, reproduced=reproduced, verdict=verdict,
         table=table, plot=plot.name, seconds=sum(a.seconds for a in arms.values()), budget_seconds=BUDGET_SECONDS,
         quick=settings.quick, command="contrastkit experiment negatives",
-        setup=_SETUP.format(steps=schedule.steps, size=schedule.size, contrast=schedule.background_contrast),
+        setup=_SETUP.format(steps=schedule.steps, size=schedule.size, contrast=schedule.background_contrast,
+                            width=schedule.width),
         data={"arms": {n: a.as_dict() for n, a in arms.items()}, "spearman": rho, "spearman_knn": rho_knn},
     )

@@ -186,7 +186,15 @@ def test_the_paper_scale_trains_the_negatives_arms_on_its_schedule(tmp_path: Pat
     assert recipe["train"]["max_steps"] == 20000
     assert recipe["data"]["size"] == 50000
     assert recipe["data"]["background_contrast"] == 0.3
-    assert negatives.recipe(16)["data"]["background_contrast"] == 1.0  # the cpu verdict's recipe
+    assert recipe["encoder"]["width"] == 32 and recipe["train"]["channels_last"] is False
+
+
+def test_the_cpu_scale_trains_the_negatives_arms_converged_at_low_contrast() -> None:
+    """The cpu verdict's recipe: 2000 steps (500 left the bank untrained), 0.3 contrast, width-16 nets."""
+    recipe = negatives.recipe(16)
+    assert recipe["train"]["max_steps"] == 2000 and recipe["data"]["size"] == 4096
+    assert recipe["data"]["background_contrast"] == 0.3
+    assert recipe["encoder"]["width"] == 16 and recipe["train"]["channels_last"] is True
 
 
 def test_negatives_reproduced_when_accuracy_rises_with_k(tmp_path: Path) -> None:
