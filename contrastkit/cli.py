@@ -278,7 +278,7 @@ def _sweep(args: argparse.Namespace, key: str, values: list[str], *, batch: int,
 def _cmd_experiment(args: argparse.Namespace) -> int:
     from contrastkit.errors import ConfigError
     from contrastkit.experiments import EXPERIMENTS, get_experiment, run_many, write_docs
-    from contrastkit.experiments.settings import parse_scale, parse_seeds
+    from contrastkit.experiments.settings import parse_jobs, parse_scale, parse_seeds
 
     if args.list:
         for name, module in EXPERIMENTS.items():
@@ -295,10 +295,12 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
         raise ConfigError("--docs: --quick results are smoke runs and never go into the docs; drop --quick")
     seeds = None if args.seeds is None else parse_seeds(args.seeds)
     scale = parse_scale(args.scale)
+    jobs = parse_jobs(args.jobs)
     _load_registry_reporting_warnings()
     root = Path(args.out)
     if args.names:
-        run_many(args.names, root, quick=args.quick, device=args.device, fresh=args.fresh, seeds=seeds, scale=scale)
+        run_many(args.names, root, quick=args.quick, device=args.device, fresh=args.fresh, seeds=seeds, scale=scale,
+                 jobs=jobs)
     if args.docs:
         print(f"wrote {write_docs(root, Path(args.docs))}")
     return 0

@@ -171,6 +171,10 @@ def _add_experiment(sub: _SubParsers) -> None:
     )
     experiment.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default auto)")
     experiment.add_argument(
+        "--jobs", default="1", metavar="N",
+        help="train N runs at once, each in its own process with 1/N of the CPU threads (default 1)",
+    )
+    experiment.add_argument(
         "--docs", metavar="PATH",
         help="afterwards, regenerate this page (e.g. docs/reproductions.md) from every result under --out",
     )

@@ -32,13 +32,31 @@ __all__ = [
 ]
 
 
+def _rebuild(cls: type[ContrastkitError], args: tuple[Any, ...], state: dict[str, Any]) -> ContrastkitError:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
 class ContrastkitError(Exception):
     """Base class of every deliberate contrastkit error; its message is one self-contained line.
+
+    Errors pickle whole (type, message and attributes), so one raised in a worker process (an
+    experiment's ``--jobs`` run, a DataLoader worker) reaches the parent as itself.
 
     Example:
         >>> str(ContrastkitError("something is wrong"))
         'something is wrong'
+        >>> import pickle
+        >>> error = pickle.loads(pickle.dumps(InvalidParameter("temperature", "must be > 0", -1.0)))
+        >>> type(error).__name__, str(error), error.parameter
+        ('InvalidParameter', 'temperature: must be > 0 (got -1.0)', 'temperature')
     """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The subclasses' __init__ take other arguments than the message in self.args: rebuild without it.
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
 class ConfigError(ContrastkitError, ValueError):

@@ -86,15 +86,18 @@ def run_experiment(name: str, settings: RunSettings) -> ExperimentResult:
 
     module = get_experiment(name)
     settings.out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
     result = module.run(settings)
+    wall_seconds = round(time.perf_counter() - start, 1)
     where, versions = _environment(str(select_device(settings.device)))
     command = result.command + f" --seeds {len(settings.seeds)}" + (
-        f" --scale {settings.scale}" if settings.scale != "cpu" else "") + (" --quick" if settings.quick else "")
+        f" --scale {settings.scale}" if settings.scale != "cpu" else "") + (
+        f" --jobs {settings.jobs}" if settings.jobs > 1 else "") + (" --quick" if settings.quick else "")
     commit = git_commit()
     result = attrs.evolve(
         result, device=where, versions=versions + (f", git {commit}" if commit else ""), command=command,
         date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), seeds=list(settings.seeds), scale=settings.scale,
-        code=code_version(), evidence=getattr(module, "EVIDENCE", ""),
+        code=code_version(), evidence=getattr(module, "EVIDENCE", ""), jobs=settings.jobs, wall_seconds=wall_seconds,
     )
     (settings.out_dir / "results.md").write_text(result.markdown(plot_link=result.plot))
     (settings.out_dir / "result.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n")
@@ -239,12 +242,12 @@ def write_docs(root: Path, docs: Path, *, allow_quick: bool = False) -> Path:
 
 
 def run_many(names: Sequence[str], root: Path, *, quick: bool, device: str, fresh: bool,
-             seeds: Sequence[int] | None = None, scale: str = "cpu",
+             seeds: Sequence[int] | None = None, scale: str = "cpu", jobs: int = 1,
              print_fn: Callable[[str], None] = print) -> list[ExperimentResult]:
     """Run each named experiment (``all``: every one) in ``root/NAME``; the CLI's ``experiment`` command.
 
     Every name is checked before anything trains. ``seeds`` defaults to ``0 .. DEFAULT_SEEDS - 1`` (one seed,
-    0, for a ``quick`` smoke run).
+    0, for a ``quick`` smoke run); ``jobs`` runs train at once, each in its own process (:func:`train_arms`).
 
     Example:
         >>> run_many(["negatives", "factor"], Path("unused"), quick=True, device="cpu", fresh=False)
@@ -261,7 +264,7 @@ def run_many(names: Sequence[str], root: Path, *, quick: bool, device: str, fres
     for name in chosen:
         print_fn(f"== experiment {name}: {EXPERIMENTS[name].TITLE} ({len(seeds)} seed(s), scale {scale})")
         settings = RunSettings(out_dir=root / name, quick=quick, device=device, fresh=fresh, print_fn=print_fn,
-                               seeds=tuple(seeds), scale=scale)
+                               seeds=tuple(seeds), scale=scale, jobs=jobs)
         result = run_experiment(name, settings)
         print_fn(f"== {name}: {result.status} ({result.seconds / 60:.1f} min). {result.verdict}")
         print_fn(f"   wrote {settings.out_dir / 'results.md'} and {settings.out_dir / result.plot}")

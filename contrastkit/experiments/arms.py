@@ -1,23 +1,26 @@
 """Training an experiment's arms: one seed of a recipe, every seed of it, and the untrained baseline.
 
 :func:`train_seed` trains one seed of an arm in its folder (:meth:`RunSettings.arm_dir`) and
-:func:`train_arm` every seed of ``settings.seeds``; :func:`probe_random_init` probes freshly
+:func:`train_arm` every seed of ``settings.seeds``; :func:`train_arms` every seed of several arms,
+``settings.jobs`` runs at a time, each in its own process; :func:`probe_random_init` probes freshly
 initialised encoders instead, the baseline of "learned nothing". Each seed's record is cached by
 recipe and code (:mod:`contrastkit.experiments.records`), so a rerun trains only what changed.
 """
 
 from __future__ import annotations
 
+import pickle
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from contrastkit.errors import InvalidParameter
 from contrastkit.experiments.recipes import arm_recipe, recipe_toml
 from contrastkit.experiments.records import code_version, saved_record, write_record
 from contrastkit.experiments.results import ArmResult, ArmSeeds
 from contrastkit.experiments.settings import RunSettings
 
-__all__ = ["probe_random_init", "train_arm", "train_seed"]
+__all__ = ["probe_random_init", "train_arm", "train_arms", "train_seed"]
 
 
 def _probe_dict(results: Sequence[Any]) -> dict[str, float]:
@@ -96,6 +99,61 @@ def train_arm(name: str, recipe: Mapping[str, Any], settings: RunSettings) -> Ar
         ((0, 1), 2)
     """
     return ArmSeeds(name, tuple(train_seed(name, recipe, settings, seed=seed) for seed in settings.seeds))
+
+
+def _set_worker_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def train_arms(recipes: Mapping[str, Mapping[str, Any]], settings: RunSettings) -> dict[str, ArmSeeds]:
+    """Train (or read back) every seed of every arm in ``recipes`` (name -> recipe), ``settings.jobs`` at a time.
+
+    With ``jobs = 1`` the runs go one after another in this process, as :func:`train_arm` per arm.
+    With ``jobs > 1`` each run (one seed of one arm) trains in a spawned worker process with
+    ``torch.get_num_threads() // jobs`` threads (at least one): small conv nets use 2 cores better as
+    two 1-thread runs than as one 2-thread run. The records are the ones :func:`train_seed` writes
+    either way (a cached run is read back, not retrained); the numbers can differ in the last digits
+    from a one-process run, as any change of thread count reorders floating-point sums. If a run
+    fails, no further run starts, the ones in flight finish and are saved, and the error is raised
+    here as itself.
+
+    Example:
+        >>> from contrastkit.experiments.settings import smoke_run_settings
+        >>> recipe = {"data": {"name": "colorful-moving-digits", "image_size": 16, "digit_size": 8},
+        ...           "encoder": {"name": "convnet", "width": 4, "depth": 2},
+        ...           "eval": {"labels": ["background"], "knn": True, "linear": False}}
+        >>> arms = train_arms({"a": recipe, "b": recipe}, smoke_run_settings(seeds=(0, 1), jobs=2))
+        >>> sorted(arms), arms["b"].seeds
+        (['a', 'b'], (0, 1))
+    """
+    if settings.jobs == 1:
+        return {name: train_arm(name, recipe, settings) for name, recipe in recipes.items()}
+    try:
+        pickle.dumps(settings)
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        raise InvalidParameter("print_fn", f"must be a module-level function to reach --jobs workers ({exc})",
+                               settings.print_fn) from None
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    import torch
+
+    runs = [(name, seed) for name in recipes for seed in settings.seeds]
+    pool = ProcessPoolExecutor(max_workers=min(settings.jobs, len(runs)),
+                               mp_context=multiprocessing.get_context("spawn"),  # no forked torch threads
+                               initializer=_set_worker_threads,
+                               initargs=(max(1, torch.get_num_threads() // settings.jobs),))
+    with pool:
+        futures = {run: pool.submit(train_seed, run[0], dict(recipes[run[0]]), settings, seed=run[1])
+                   for run in runs}
+        try:
+            done = {run: future.result() for run, future in futures.items()}
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return {name: ArmSeeds(name, tuple(done[(name, seed)] for seed in settings.seeds)) for name in recipes}
 
 
 def _probe_random_seed(name: str, recipe: Mapping[str, Any], settings: RunSettings, seed: int) -> ArmResult:

@@ -13,7 +13,7 @@ import functools
 import math
 from typing import Any
 
-from contrastkit.experiments.arms import probe_random_init, train_arm
+from contrastkit.experiments.arms import probe_random_init, train_arms
 from contrastkit.experiments.plots import Panel, bar_panels
 from contrastkit.experiments.results import ArmResult, ArmSeeds, ExperimentResult, markdown_table, seed_table
 from contrastkit.experiments.settings import RunSettings
@@ -148,9 +148,7 @@ def run(settings: RunSettings) -> ExperimentResult:
         [('digit', '%'), ('background', '%'), ('position', 'px')]
     """
     scale = SCALES[settings.scale]
-    arms: dict[str, ArmSeeds] = {}
-    for _, factor, _ in TASKS:
-        arms[f"share-{factor}"] = train_arm(f"share-{factor}", recipe([factor], **scale), settings)
+    arms = train_arms({f"share-{factor}": recipe([factor], **scale) for _, factor, _ in TASKS}, settings)
     arms["random-init"] = probe_random_init("random-init", recipe(["digit"], **scale), settings)
 
     header = ["positives share", *(f"{label} error ({unit})" for label, _, unit in TASKS),

@@ -19,9 +19,9 @@ from typing import Any
 
 import attrs
 
-from contrastkit.experiments.arms import probe_random_init, train_arm
+from contrastkit.experiments.arms import probe_random_init, train_arms
 from contrastkit.experiments.plots import Panel, bar_panels
-from contrastkit.experiments.results import ArmSeeds, ExperimentResult, markdown_table, seed_table
+from contrastkit.experiments.results import ExperimentResult, markdown_table, seed_table
 from contrastkit.experiments.settings import RunSettings
 from contrastkit.experiments.stats import Summary, clears, difference
 
@@ -288,7 +288,7 @@ def run(settings: RunSettings) -> ExperimentResult:
     """
     schedule = SCALES[settings.scale]
     recipes = schedule.arm_recipes()
-    arms: dict[str, ArmSeeds] = {name: train_arm(name, recipe, settings) for name, recipe in recipes.items()}
+    arms = train_arms(recipes, settings)
     arms["random-init"] = probe_random_init("random-init", recipes["raw-ydbdr"], settings)
     header = ["views", f"{LABEL} linear top-1 (%)", f"{LABEL} kNN top-1 (%)", "digit linear top-1 (%)",
               "position linear error (px)", "I_NCE bound at the end (nats)", "train min"]

@@ -20,9 +20,9 @@ from typing import Any
 import attrs
 
 from contrastkit.errors import InvalidParameter
-from contrastkit.experiments.arms import train_arm
+from contrastkit.experiments.arms import train_arms
 from contrastkit.experiments.plots import line_plot
-from contrastkit.experiments.results import ArmSeeds, ExperimentResult, markdown_table, seed_table
+from contrastkit.experiments.results import ExperimentResult, markdown_table, seed_table
 from contrastkit.experiments.settings import RunSettings
 from contrastkit.experiments.stats import clears, difference
 
@@ -205,9 +205,7 @@ def run(settings: RunSettings, *, counts: Sequence[int] = COUNTS) -> ExperimentR
     if len(counts) < 2 or list(counts) != sorted(set(counts)):
         raise InvalidParameter("counts", "must be at least 2 increasing numbers of negatives", counts)
     schedule = SCALES[settings.scale]
-    arms: dict[str, ArmSeeds] = {}
-    for k in counts:
-        arms[f"K={k}"] = train_arm(f"K={k}", recipe(k, schedule), settings)
+    arms = train_arms({f"K={k}": recipe(k, schedule) for k in counts}, settings)
     header = ["K", f"{TASK} linear top-1 (%)", f"{TASK} kNN top-1 (%)", "digit linear top-1 (%)",
               "position linear error (px)", "final loss", "I_NCE at the end (nats)", "train min"]
     rows: list[list[Any]] = [[k, a.probe("linear", TASK), a.probe("knn", TASK), a.probe("linear", "digit"),

@@ -142,6 +142,10 @@ class ExperimentResult:
     scale: str = "cpu"
     code: str = ""
     evidence: str = ""
+    #: ``--jobs``: runs trained at once; ``seconds`` still sums every run's own time, the budget's measure.
+    jobs: int = 1
+    #: Wall-clock seconds of the invocation that wrote the result (reused runs take none).
+    wall_seconds: float = 0.0
 
     @property
     def over_budget(self) -> bool:
@@ -186,6 +190,7 @@ class ExperimentResult:
         parts.append(
             f"Command: `{self.command}` — ran in {minutes:.1f} min (budget {self.budget_seconds / 60:.0f} min"
             + ("; **over budget**)" if self.over_budget else ")")
+            + (f", {self.jobs} runs at a time: {self.wall_seconds / 60:.1f} min wall-clock" if self.jobs > 1 else "")
             + (f" on {self.device}" if self.device else "")
             + (f", {self.date}" if self.date else "")
             + "."

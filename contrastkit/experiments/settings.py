@@ -28,6 +28,8 @@ __all__ = [
     "QUICK_SETTINGS",
     "SCALES",
     "RunSettings",
+    "discard",
+    "parse_jobs",
     "parse_scale",
     "parse_seeds",
     "smoke_run_settings",
@@ -91,6 +93,35 @@ def parse_scale(text: str) -> str:
     raise ConfigError(f"--scale: unknown scale {text!r}; {hint}(choose from {', '.join(SCALES)})")
 
 
+def parse_jobs(text: str | int) -> int:
+    """``--jobs N``: how many runs train at once, each in its own process (a one-line :class:`ConfigError` naming
+    the option otherwise).
+
+    Example:
+        >>> parse_jobs("2")
+        2
+        >>> parse_jobs("two")
+        Traceback (most recent call last):
+        ...
+        contrastkit.errors.ConfigError: --jobs: must be a whole number of parallel runs >= 1 (got 'two'); e.g. --jobs 2
+    """
+    try:
+        count = int(str(text).strip())
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ConfigError(f"--jobs: must be a whole number of parallel runs >= 1 (got {str(text)!r}); e.g. --jobs 2")
+    return count
+
+
+def discard(message: str) -> None:
+    """A ``print_fn`` that prints nothing; a module-level function, so it reaches ``--jobs`` workers.
+
+    Example:
+        >>> discard("not shown")
+    """
+
+
 def _seed_tuple(seeds: Iterable[int]) -> tuple[int, ...]:
     return tuple(seeds)  # a typed converter=tuple: the attrs mypy plugin cannot solve tuple's type variable
 
@@ -118,13 +149,16 @@ class RunSettings:
     print_fn: Callable[[str], None] = print
     seeds: tuple[int, ...] = attrs.field(default=(0,), converter=_seed_tuple, validator=_check_seeds)
     scale: str = attrs.field(default="cpu", validator=attrs.validators.in_(SCALES))
+    #: Runs (one seed of one arm) trained at once, each in its own process; ``print_fn`` must then pickle.
+    jobs: int = attrs.field(default=1, validator=attrs.validators.and_(attrs.validators.instance_of(int),
+                                                                    attrs.validators.ge(1)))
 
     def arm_dir(self, arm: str, seed: int) -> Path:
         """The run folder of one seed of one arm."""
         return self.out_dir / arm / f"seed={seed}"
 
 
-def smoke_run_settings(out_dir: Path | None = None, *, seeds: tuple[int, ...] = (0,)) -> RunSettings:
+def smoke_run_settings(out_dir: Path | None = None, *, seeds: tuple[int, ...] = (0,), jobs: int = 1) -> RunSettings:
     """A silent ``--quick`` run on the CPU in ``out_dir`` (a new temporary folder when left out): a smoke run.
 
     Example:
@@ -133,4 +167,4 @@ def smoke_run_settings(out_dir: Path | None = None, *, seeds: tuple[int, ...] = 
         (True, 'cpu', (0, 1), True)
     """
     folder = Path(tempfile.mkdtemp()) if out_dir is None else out_dir
-    return RunSettings(out_dir=folder, quick=True, device="cpu", print_fn=lambda message: None, seeds=seeds)
+    return RunSettings(out_dir=folder, quick=True, device="cpu", print_fn=discard, seeds=seeds, jobs=jobs)

@@ -8,15 +8,17 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import attrs
 import pytest
 import torch
 
+from contrastkit.errors import ConfigError, InvalidParameter
 from contrastkit.experiments import learned_views
-from contrastkit.experiments.arms import probe_random_init, train_arm
+from contrastkit.experiments.arms import probe_random_init, train_arm, train_arms
 from contrastkit.experiments.recipes import apply_quick_settings, recipe_toml, set_key
 from contrastkit.experiments.records import code_version
 from contrastkit.experiments.results import ArmSeeds
-from contrastkit.experiments.settings import QUICK_SETTINGS, RunSettings
+from contrastkit.experiments.settings import QUICK_SETTINGS, RunSettings, smoke_run_settings
 from contrastkit.pipeline import Pipeline
 from contrastkit.training import StagedTrainer, Trainer, TrainResult
 
@@ -189,3 +191,38 @@ def test_probe_random_init_is_seeded_drops_stages_and_is_cached(tmp_path: Path, 
     torch.testing.assert_close(seen[1]["weight"], seen[0]["weight"], rtol=0, atol=0)
     probe_random_init("random-init", recipe, quiet(tmp_path / "c", quick=True, seeds=(4,)))
     assert not torch.equal(seen[2]["weight"], seen[0]["weight"])
+
+
+# -- train_arms: several arms, --jobs runs at a time --------------------------------------------
+
+
+def test_parallel_jobs_write_the_records_one_process_reads_back(tmp_path: Path) -> None:
+    """Runs trained by ``--jobs 2`` workers are the cached records a one-process rerun reuses (not retrains)."""
+    settings = smoke_run_settings(tmp_path, seeds=(0, 1), jobs=2)
+    arms = train_arms({"a": TINY, "b": {**TINY, "encoder": {"name": "convnet", "width": 2, "depth": 2}}}, settings)
+    assert list(arms) == ["a", "b"] and all(arm.seeds == (0, 1) for arm in arms.values())
+    for name, arm in arms.items():
+        for run in arm.runs:
+            assert run.name == name and run.steps == 2 and run.code == code_version()
+            assert (settings.arm_dir(name, run.seed) / "arm.json").is_file()
+    again = train_arms({"a": TINY}, attrs.evolve(settings, jobs=1))
+    assert again["a"].runs == arms["a"].runs  # read back: same seconds, same probes
+
+
+def test_a_failing_worker_run_raises_its_own_error_here(tmp_path: Path) -> None:
+    bad = {**TINY, "critic": {"name": "cosine", "temperature": -1.0}}
+    with pytest.raises(ConfigError, match=r"critic\.temperature: must be > 0 \(got -1\.0\)"):
+        train_arms({"bad": bad}, smoke_run_settings(tmp_path, seeds=(0, 1), jobs=2))
+
+
+def test_jobs_refuse_a_print_function_that_cannot_reach_the_workers(tmp_path: Path) -> None:
+    settings = quiet(tmp_path, quick=True, jobs=2)  # print_fn is a lambda: it does not pickle
+    with pytest.raises(InvalidParameter, match="print_fn: must be a module-level function"):
+        train_arms({"a": TINY}, settings)
+    assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize("jobs", [0, -1, 1.5])
+def test_run_settings_refuse_jobs_below_one(tmp_path: Path, jobs: Any) -> None:
+    with pytest.raises((ValueError, TypeError), match="jobs"):
+        RunSettings(out_dir=tmp_path, jobs=jobs)

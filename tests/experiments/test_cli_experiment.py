@@ -77,6 +77,9 @@ def test_list_names_every_experiment(capsys: pytest.CaptureFixture[str]) -> None
         (["factors", "--seeds", "three"], "error: --seeds: must be a whole number of seeds >= 1 (got 'three')"),
         (["factors", "--scale", "papr"], "error: --scale: unknown scale 'papr'; did you mean 'paper'?"),
         (["factors", "--scale", "huge"], "error: --scale: unknown scale 'huge'; (choose from cpu, paper)"),
+        (["factors", "--jobs", "0"], "error: --jobs: must be a whole number of parallel runs >= 1 (got '0'); e.g. --jobs 2"),
+        (["factors", "--jobs", "1.5"], "error: --jobs: must be a whole number of parallel runs >= 1 (got '1.5')"),
+        (["factors", "--jobs", "two"], "error: --jobs: must be a whole number of parallel runs >= 1 (got 'two')"),
     ],
 )
 def test_argument_errors_exit_2_with_one_line_before_anything_runs(
@@ -173,3 +176,18 @@ def test_end_to_end_quick_factors(tmp_path: Path, capsys: pytest.CaptureFixture[
     code, out, _ = run_cli(capsys, *args)  # rerun: every arm read back, same numbers
     assert code == 0 and out.count("unchanged recipe and code: reusing") == 3
     assert json.loads((folder / "result.json").read_text())["data"] == saved["data"]
+
+
+def test_jobs_run_the_seeded_arms_in_workers_and_say_so_in_the_result(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--jobs 2`` hands the runs to worker processes (here they read back the seeded records) and the result
+    records the option, its command and the wall-clock."""
+    seed_quick_factors(tmp_path / "runs" / "factors", seeds=(0, 1))
+    code, _, _ = run_cli(capsys, "factors", "--quick", "--seeds", "2", "--jobs", "2", "--out", tmp_path / "runs",
+                         "--device", "cpu")
+    assert code == 0
+    saved = json.loads((tmp_path / "runs" / "factors" / "result.json").read_text())
+    assert saved["command"] == "contrastkit experiment factors --seeds 2 --jobs 2 --quick"
+    assert saved["jobs"] == 2 and saved["wall_seconds"] > 0
+    assert [r["probes"]["linear/digit"] for r in saved["data"]["arms"]["share-digit"]["seeds"]] == [50.0, 51.0]

@@ -28,3 +28,14 @@ def test_experiment_result_status_and_markdown(reproduced: bool | None, status: 
     assert page.startswith("## `x`: T\n") and f"**Result: {status}.** V 1.5" in page
     assert "![x](p/x.png)" in page and "ran in 1.5 min (budget 30 min) on cpu (2 threads)" in page
     assert "![" not in result.markdown()
+
+
+def test_parallel_runs_report_both_the_summed_training_time_and_the_wall_clock() -> None:
+    """The budget is judged on the summed time of every run; ``--jobs`` adds the wall-clock beside it."""
+    result = ExperimentResult(name="x", title="T", paper="P", criterion="C", reproduced=False, verdict="V",
+                              table="| t |", plot="plot.png", seconds=2400.0, budget_seconds=1800.0, quick=False,
+                              command="contrastkit experiment x --jobs 2", data={}, jobs=2, wall_seconds=1260.0)
+    assert result.over_budget
+    assert "ran in 40.0 min (budget 30 min; **over budget**), 2 runs at a time: 21.0 min wall-clock" in result.markdown()
+    one = ExperimentResult(**{**result.as_dict(), "jobs": 1})
+    assert "at a time" not in one.markdown()

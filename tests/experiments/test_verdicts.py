@@ -175,11 +175,11 @@ def test_the_paper_scale_trains_the_negatives_arms_on_its_schedule(tmp_path: Pat
     class Trained(Exception):
         pass
 
-    def first_arm(name: str, recipe: dict[str, Any], settings: RunSettings) -> None:
-        recipes.append(recipe)
+    def first_arm(arms: dict[str, dict[str, Any]], settings: RunSettings) -> None:
+        recipes.append(arms["K=16"])
         raise Trained
 
-    monkeypatch.setattr(negatives, "train_arm", first_arm)
+    monkeypatch.setattr(negatives, "train_arms", first_arm)
     with pytest.raises(Trained):
         negatives.run(on_paper_scale(quiet(tmp_path)))
     (recipe,) = recipes
@@ -415,7 +415,7 @@ def test_each_scale_gives_the_learned_views_arms_stl10s_5000_labelled_images(
         recipes[name] = recipe
         raise Trained  # every trained arm has been recorded by now
 
-    monkeypatch.setattr(learned_views, "train_arm", lambda name, recipe, settings: recipes.setdefault(name, recipe))
+    monkeypatch.setattr(learned_views, "train_arms", lambda arms, settings: recipes.update(arms))
     monkeypatch.setattr(learned_views, "probe_random_init", probe_last)
     with pytest.raises(Trained):
         learned_views.run(attrs.evolve(quiet(tmp_path), scale=scale))
