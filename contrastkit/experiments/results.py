@@ -190,7 +190,8 @@ class ExperimentResult:
         parts.append(
             f"Command: `{self.command}` — ran in {minutes:.1f} min (budget {self.budget_seconds / 60:.0f} min"
             + ("; **over budget**)" if self.over_budget else ")")
-            + (f", {self.jobs} runs at a time: {self.wall_seconds / 60:.1f} min wall-clock" if self.jobs > 1 else "")
+            + (f", {self.jobs} runs at a time (this invocation: {self.wall_seconds / 60:.1f} min wall-clock)"
+               if self.jobs > 1 else "")
             + (f" on {self.device}" if self.device else "")
             + (f", {self.date}" if self.date else "")
             + "."

@@ -36,6 +36,7 @@ def test_parallel_runs_report_both_the_summed_training_time_and_the_wall_clock()
                               table="| t |", plot="plot.png", seconds=2400.0, budget_seconds=1800.0, quick=False,
                               command="contrastkit experiment x --jobs 2", data={}, jobs=2, wall_seconds=1260.0)
     assert result.over_budget
-    assert "ran in 40.0 min (budget 30 min; **over budget**), 2 runs at a time: 21.0 min wall-clock" in result.markdown()
+    assert ("ran in 40.0 min (budget 30 min; **over budget**), 2 runs at a time (this invocation: 21.0 min "
+            "wall-clock)") in result.markdown()
     one = ExperimentResult(**{**result.as_dict(), "jobs": 1})
     assert "at a time" not in one.markdown()
