@@ -9,16 +9,14 @@ recipe and code (:mod:`contrastkit.experiments.records`), so a rerun trains only
 
 from __future__ import annotations
 
-import pickle
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from contrastkit.errors import InvalidParameter
 from contrastkit.experiments.recipes import arm_recipe, recipe_toml
 from contrastkit.experiments.records import code_version, saved_record, write_record
 from contrastkit.experiments.results import ArmResult, ArmSeeds
-from contrastkit.experiments.settings import RunSettings
+from contrastkit.experiments.settings import RunSettings, discard
 
 __all__ = ["probe_random_init", "train_arm", "train_arms", "train_seed"]
 
@@ -107,17 +105,25 @@ def _set_worker_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def _train_in_worker(name: str, recipe: dict[str, Any], fields: dict[str, Any], echo: bool, seed: int
+                     ) -> dict[str, Any]:
+    # Plain data both ways: the settings are rebuilt here and the record goes back as a dict.
+    settings = RunSettings(**fields, print_fn=print if echo else discard)
+    return train_seed(name, recipe, settings, seed=seed).as_dict()
+
+
 def train_arms(recipes: Mapping[str, Mapping[str, Any]], settings: RunSettings) -> dict[str, ArmSeeds]:
     """Train (or read back) every seed of every arm in ``recipes`` (name -> recipe), ``settings.jobs`` at a time.
 
     With ``jobs = 1`` the runs go one after another in this process, as :func:`train_arm` per arm.
     With ``jobs > 1`` each run (one seed of one arm) trains in a spawned worker process with
-    ``torch.get_num_threads() // jobs`` threads (at least one): small conv nets use 2 cores better as
-    two 1-thread runs than as one 2-thread run. The records are the ones :func:`train_seed` writes
-    either way (a cached run is read back, not retrained); the numbers can differ in the last digits
-    from a one-process run, as any change of thread count reorders floating-point sums. If a run
-    fails, no further run starts, the ones in flight finish and are saved, and the error is raised
-    here as itself.
+    ``torch.get_num_threads() // jobs`` threads (at least one); ``benchmarks/experiment_jobs.py``
+    measures what that buys. The records are the ones :func:`train_seed` writes either way (a
+    cached run is read back, not retrained); the numbers can differ in the last digits from a
+    one-process run, as any change of thread count reorders floating-point sums. Workers print
+    their runs' lines to standard output when ``print_fn`` is ``print`` and are silent otherwise.
+    If a run fails, no further run starts, the ones in flight finish and are saved, and the error
+    is raised here as itself.
 
     Example:
         >>> from contrastkit.experiments.settings import smoke_run_settings
@@ -130,26 +136,24 @@ def train_arms(recipes: Mapping[str, Mapping[str, Any]], settings: RunSettings) 
     """
     if settings.jobs == 1:
         return {name: train_arm(name, recipe, settings) for name, recipe in recipes.items()}
-    try:
-        pickle.dumps(settings)
-    except (pickle.PicklingError, AttributeError, TypeError) as exc:
-        raise InvalidParameter("print_fn", f"must be a module-level function to reach --jobs workers ({exc})",
-                               settings.print_fn) from None
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    import attrs
     import torch
 
+    fields = {f.name: getattr(settings, f.name) for f in attrs.fields(RunSettings) if f.name != "print_fn"}
+    echo = settings.print_fn is print
     runs = [(name, seed) for name in recipes for seed in settings.seeds]
     pool = ProcessPoolExecutor(max_workers=min(settings.jobs, len(runs)),
                                mp_context=multiprocessing.get_context("spawn"),  # no forked torch threads
                                initializer=_set_worker_threads,
                                initargs=(max(1, torch.get_num_threads() // settings.jobs),))
     with pool:
-        futures = {run: pool.submit(train_seed, run[0], dict(recipes[run[0]]), settings, seed=run[1])
+        futures = {run: pool.submit(_train_in_worker, run[0], dict(recipes[run[0]]), fields, echo, run[1])
                    for run in runs}
         try:
-            done = {run: future.result() for run, future in futures.items()}
+            done = {run: ArmResult(**future.result()) for run, future in futures.items()}
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise

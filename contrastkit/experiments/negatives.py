@@ -115,7 +115,7 @@ class Schedule:
     #: ``encoder.width`` of both conv nets: 16 on the cpu scale, where 32 cannot train 15 runs for 2000 steps
     #: (a width-16 net reached the width-32 net's I_NCE on the same schedule: EVIDENCE).
     width: int
-    #: ``train.channels_last``: faster convolutions on a CPU (1.4x for a width-16 net on one thread).
+    #: ``train.channels_last``: on for the cpu scale, whose small convolutions run faster in that layout on a CPU.
     channels_last: bool
 
 

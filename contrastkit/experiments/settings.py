@@ -55,6 +55,16 @@ SCALES = ("cpu", "paper")
 DEFAULT_SEEDS = 3
 
 
+def _positive_count(text: str | int, *, option: str, what: str, example: int) -> int:
+    try:
+        count = int(str(text).strip())
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ConfigError(f"{option}: must be a whole number of {what} >= 1 (got {str(text)!r}); e.g. {option} {example}")
+    return count
+
+
 def parse_seeds(text: str | int) -> tuple[int, ...]:
     """``--seeds N``: the seeds ``0 .. N-1`` (a one-line :class:`ConfigError` naming the option otherwise).
 
@@ -66,13 +76,7 @@ def parse_seeds(text: str | int) -> tuple[int, ...]:
         ...
         contrastkit.errors.ConfigError: --seeds: must be a whole number of seeds >= 1 (got '0'); e.g. --seeds 3
     """
-    try:
-        count = int(str(text).strip())
-    except ValueError:
-        count = 0
-    if count < 1:
-        raise ConfigError(f"--seeds: must be a whole number of seeds >= 1 (got {str(text)!r}); e.g. --seeds 3")
-    return tuple(range(count))
+    return tuple(range(_positive_count(text, option="--seeds", what="seeds", example=3)))
 
 
 def parse_scale(text: str) -> str:
@@ -105,13 +109,7 @@ def parse_jobs(text: str | int) -> int:
         ...
         contrastkit.errors.ConfigError: --jobs: must be a whole number of parallel runs >= 1 (got 'two'); e.g. --jobs 2
     """
-    try:
-        count = int(str(text).strip())
-    except ValueError:
-        count = 0
-    if count < 1:
-        raise ConfigError(f"--jobs: must be a whole number of parallel runs >= 1 (got {str(text)!r}); e.g. --jobs 2")
-    return count
+    return _positive_count(text, option="--jobs", what="parallel runs", example=2)
 
 
 def discard(message: str) -> None:

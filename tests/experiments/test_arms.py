@@ -12,7 +12,7 @@ import attrs
 import pytest
 import torch
 
-from contrastkit.errors import ConfigError, InvalidParameter
+from contrastkit.errors import ConfigError
 from contrastkit.experiments import learned_views
 from contrastkit.experiments.arms import probe_random_init, train_arm, train_arms
 from contrastkit.experiments.recipes import apply_quick_settings, recipe_toml, set_key
@@ -215,11 +215,21 @@ def test_a_failing_worker_run_raises_its_own_error_here(tmp_path: Path) -> None:
         train_arms({"bad": bad}, smoke_run_settings(tmp_path, seeds=(0, 1), jobs=2))
 
 
-def test_jobs_refuse_a_print_function_that_cannot_reach_the_workers(tmp_path: Path) -> None:
-    settings = quiet(tmp_path, quick=True, jobs=2)  # print_fn is a lambda: it does not pickle
-    with pytest.raises(InvalidParameter, match="print_fn: must be a module-level function"):
-        train_arms({"a": TINY}, settings)
-    assert not (tmp_path / "a").exists()
+def test_jobs_take_any_print_function_and_leave_the_workers_silent(tmp_path: Path,
+                                                                  capfd: pytest.CaptureFixture[str]) -> None:
+    """A print_fn that cannot cross into a worker (a lambda, a collector) is not sent: the workers stay silent."""
+    said: list[str] = []
+    settings = RunSettings(out_dir=tmp_path, quick=True, device="cpu", print_fn=said.append, jobs=2, seeds=(0, 1))
+    arms = train_arms({"a": TINY}, settings)
+    assert arms["a"].seeds == (0, 1) and said == []
+    assert "[a seed" not in capfd.readouterr().out
+
+
+def test_jobs_with_print_let_the_workers_print_their_runs(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    settings = RunSettings(out_dir=tmp_path, quick=True, device="cpu", jobs=2, seeds=(0, 1))
+    train_arms({"a": TINY}, settings)
+    out = capfd.readouterr().out
+    assert "[a seed 0] 2 steps in" in out and "[a seed 1] 2 steps in" in out
 
 
 @pytest.mark.parametrize("jobs", [0, -1, 1.5])

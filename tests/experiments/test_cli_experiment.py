@@ -184,9 +184,9 @@ def test_jobs_run_the_seeded_arms_in_workers_and_say_so_in_the_result(
     """``--jobs 2`` hands the runs to worker processes (here they read back the seeded records) and the result
     records the option, its command and the wall-clock."""
     seed_quick_factors(tmp_path / "runs" / "factors", seeds=(0, 1))
-    code, _, _ = run_cli(capsys, "factors", "--quick", "--seeds", "2", "--jobs", "2", "--out", tmp_path / "runs",
+    code, _, err = run_cli(capsys, "factors", "--quick", "--seeds", "2", "--jobs", "2", "--out", tmp_path / "runs",
                          "--device", "cpu")
-    assert code == 0
+    assert code == 0, err
     saved = json.loads((tmp_path / "runs" / "factors" / "result.json").read_text())
     assert saved["command"] == "contrastkit experiment factors --seeds 2 --jobs 2 --quick"
     assert saved["jobs"] == 2 and saved["wall_seconds"] > 0
