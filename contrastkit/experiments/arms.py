@@ -9,9 +9,13 @@ recipe and code (:mod:`contrastkit.experiments.records`), so a rerun trains only
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
+
+import attrs
 
 from contrastkit.experiments.recipes import arm_recipe, recipe_toml
 from contrastkit.experiments.records import code_version, saved_record, write_record
@@ -136,10 +140,6 @@ def train_arms(recipes: Mapping[str, Mapping[str, Any]], settings: RunSettings) 
     """
     if settings.jobs == 1:
         return {name: train_arm(name, recipe, settings) for name, recipe in recipes.items()}
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    import attrs
     import torch
 
     fields = {f.name: getattr(settings, f.name) for f in attrs.fields(RunSettings) if f.name != "print_fn"}
