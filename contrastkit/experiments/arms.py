@@ -12,7 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 import attrs
@@ -84,8 +84,12 @@ def train_seed(name: str, recipe: Mapping[str, Any], settings: RunSettings, *, s
         code=code_version(),
     )
     write_record(record, arm.as_dict())
-    say(f"{steps} steps in {seconds:.0f} s; " + ", ".join(f"{k} {v:.2f}" for k, v in arm.probes.items()))
+    say(_finished(arm))
     return arm
+
+
+def _finished(arm: ArmResult) -> str:
+    return f"{arm.steps} steps in {arm.seconds:.0f} s; " + ", ".join(f"{k} {v:.2f}" for k, v in arm.probes.items())
 
 
 def train_arm(name: str, recipe: Mapping[str, Any], settings: RunSettings) -> ArmSeeds:
@@ -125,7 +129,8 @@ def train_arms(recipes: Mapping[str, Mapping[str, Any]], settings: RunSettings) 
     measures what that buys. The records are the ones :func:`train_seed` writes either way (a
     cached run is read back, not retrained); the numbers can differ in the last digits from a
     one-process run, as any change of thread count reorders floating-point sums. Workers print
-    their runs' lines to standard output when ``print_fn`` is ``print`` and are silent otherwise.
+    their runs' lines to standard output when ``print_fn`` is ``print``; otherwise they are silent
+    and each finished run's line (``[<arm> seed <s>] <steps> steps in ...``) goes to ``print_fn`` from here.
     If a run fails, no further run starts, the ones in flight finish and are saved, and the error
     is raised here as itself.
 
@@ -150,10 +155,14 @@ def train_arms(recipes: Mapping[str, Mapping[str, Any]], settings: RunSettings) 
                                initializer=_set_worker_threads,
                                initargs=(max(1, torch.get_num_threads() // settings.jobs),))
     with pool:
-        futures = {run: pool.submit(_train_in_worker, run[0], dict(recipes[run[0]]), fields, echo, run[1])
+        futures = {pool.submit(_train_in_worker, run[0], dict(recipes[run[0]]), fields, echo, run[1]): run
                    for run in runs}
+        done: dict[tuple[str, int], ArmResult] = {}
         try:
-            done = {run: ArmResult(**future.result()) for run, future in futures.items()}
+            for future in as_completed(futures):
+                arm = done[futures[future]] = ArmResult(**future.result())
+                if not echo:  # the worker was silent: its run is reported here, as it finishes
+                    settings.print_fn(f"[{arm.name} seed {arm.seed}] {_finished(arm)}")
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise

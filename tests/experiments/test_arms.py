@@ -215,13 +215,16 @@ def test_a_failing_worker_run_raises_its_own_error_here(tmp_path: Path) -> None:
         train_arms({"bad": bad}, smoke_run_settings(tmp_path, seeds=(0, 1), jobs=2))
 
 
-def test_jobs_take_any_print_function_and_leave_the_workers_silent(tmp_path: Path,
-                                                                  capfd: pytest.CaptureFixture[str]) -> None:
-    """A print_fn that cannot cross into a worker (a lambda, a collector) is not sent: the workers stay silent."""
+def test_jobs_report_finished_runs_to_any_print_function(tmp_path: Path,
+                                                          capfd: pytest.CaptureFixture[str]) -> None:
+    """A print_fn that cannot cross into a worker (a lambda, a collector) stays here: the workers are silent
+    and each finished run's line reaches it from the parent."""
     said: list[str] = []
     settings = RunSettings(out_dir=tmp_path, quick=True, device="cpu", print_fn=said.append, jobs=2, seeds=(0, 1))
     arms = train_arms({"a": TINY}, settings)
-    assert arms["a"].seeds == (0, 1) and said == []
+    assert arms["a"].seeds == (0, 1)
+    assert sorted(line.split(" 2 steps in ")[0] for line in said) == ["[a seed 0]", "[a seed 1]"]
+    assert all("knn/background" in line for line in said)
     assert "[a seed" not in capfd.readouterr().out
 
 
