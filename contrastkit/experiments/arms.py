@@ -18,7 +18,14 @@ from typing import Any
 import attrs
 
 from contrastkit.experiments.recipes import arm_recipe, recipe_toml
-from contrastkit.experiments.records import code_version, saved_record, write_record
+from contrastkit.experiments.records import (
+    clear_started,
+    code_version,
+    mark_started,
+    saved_record,
+    started_seconds,
+    write_record,
+)
 from contrastkit.experiments.results import ArmResult, ArmSeeds
 from contrastkit.experiments.settings import RunSettings, discard
 
@@ -34,6 +41,8 @@ def train_seed(name: str, recipe: Mapping[str, Any], settings: RunSettings, *, s
 
     The recipe is written to ``recipe.toml`` next to the run; when ``arm.json`` there holds the result
     of the same recipe trained by the same code, it is returned without training (``settings.fresh`` retrains).
+    A run of the same recipe by the same code that was interrupted (Ctrl-C, a crash, a kill) resumes from
+    its newest checkpoint, as ``contrastkit train --resume`` would.
 
     Example:
         >>> from contrastkit.experiments.settings import smoke_run_settings
@@ -62,17 +71,25 @@ def train_seed(name: str, recipe: Mapping[str, Any], settings: RunSettings, *, s
     def say(message: str) -> None:
         settings.print_fn(f"[{tag}] {message}")
 
+    # A run this code started and that was interrupted resumes from its newest checkpoint (a fresh
+    # folder has none); its record counts the time spent before the interruption too.
+    banked = started_seconds(folder) or 0.0
+    mark_started(folder, banked)
     start = time.perf_counter()
-    if "stages" in raw:
-        stages = stages_from_dict(raw, (), path=str(recipe_path))
-        results = StagedTrainer(stages, path=str(recipe_path), print_fn=say).fit()
-        steps = sum(r.steps for r in results)
-        result = results[-1]
-    else:
-        config = config_from_dict(raw, path=str(recipe_path))
-        result = Trainer.from_config(config, path=str(recipe_path), print_fn=say).fit()
-        steps = result.steps
-    seconds = time.perf_counter() - start
+    try:
+        if "stages" in raw:
+            stages = stages_from_dict(raw, (), path=str(recipe_path))
+            results = StagedTrainer(stages, path=str(recipe_path), print_fn=say).fit(resume=True)
+            steps = sum(r.steps for r in results)
+            result = results[-1]
+        else:
+            config = config_from_dict(raw, path=str(recipe_path))
+            result = Trainer.from_config(config, path=str(recipe_path), print_fn=say).fit(resume=True)
+            steps = result.steps
+    except BaseException:
+        mark_started(folder, banked + time.perf_counter() - start)
+        raise
+    seconds = banked + time.perf_counter() - start
     arm = ArmResult(
         name=name,
         probes=_probe_dict(result.knn),
@@ -84,6 +101,7 @@ def train_seed(name: str, recipe: Mapping[str, Any], settings: RunSettings, *, s
         code=code_version(),
     )
     write_record(record, arm.as_dict())
+    clear_started(folder)
     say(_finished(arm))
     return arm
 

@@ -4,7 +4,8 @@ Every seed of an arm keeps, in its folder, ``recipe.toml`` (its full recipe: rer
 ``contrastkit train``) and a JSON record (``arm.json``: its probes, training figures and the
 :func:`code_version` that trained it). A saved record is reused when the experiment is rerun only if
 the recipe (seed included) and the code are both unchanged (``--fresh`` retrains), so an interrupted
-experiment resumes where it stopped and a result of other code is never shown as this code's.
+experiment resumes where it stopped and a result of other code is never shown as this code's; a seed
+interrupted mid-training resumes from its last checkpoint (:func:`mark_started`).
 
 Example:
     >>> import tempfile
@@ -27,7 +28,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["code_version", "git_commit", "saved_record", "write_record"]
+__all__ = ["clear_started", "code_version", "git_commit", "mark_started", "saved_record", "started_seconds", "write_record"]
+
+_STARTED = "started.json"
 
 
 def _package_files() -> list[Path]:
@@ -74,7 +77,8 @@ def git_commit() -> str:
 def saved_record(folder: Path, text: str, record_name: str, *, fresh: bool) -> dict[str, Any] | None:
     """The record saved in ``folder`` for the recipe ``text`` by this :func:`code_version`, else ``None`` (then
     ``recipe.toml`` holds ``text``, and no record, checkpoints or TensorBoard logs of another recipe or other
-    code are left behind).
+    code are left behind). An interrupted run of the same recipe by the same code (:func:`mark_started`)
+    keeps its outputs, so that training resumes from its checkpoints; ``fresh`` clears them too.
 
     Example:
         >>> import tempfile
@@ -99,12 +103,52 @@ def saved_record(folder: Path, text: str, record_name: str, *, fresh: bool) -> d
             saved = None  # a record cut short by a kill: train again
         if isinstance(saved, dict) and saved.get("code") == code_version():
             return saved
-    recipe_path.write_text(text)
     record.unlink(missing_ok=True)
+    if not fresh and recipe_path.is_file() and recipe_path.read_text() == text and started_seconds(folder) is not None:
+        return None  # interrupted: its checkpoints are this recipe's and this code's
+    recipe_path.write_text(text)
+    clear_started(folder)
     for stale in folder.iterdir():  # another recipe's run outputs (stages too): curves and weights would mix in
         if stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
     return None
+
+
+def mark_started(folder: Path, seconds: float) -> None:
+    """Record in ``folder`` that this :func:`code_version` trains its recipe, ``seconds`` of training so far.
+
+    :func:`saved_record` then keeps the folder's checkpoints for a resume, and :func:`started_seconds`
+    reads the time back, so a resumed run's record counts the time spent before the interruption (an
+    attempt killed outright, with no chance to bank its time, counts as none); :func:`clear_started`
+    drops the mark once the record is written.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> started_seconds(d) is None
+        True
+        >>> mark_started(d, 12.5)
+        >>> started_seconds(d)
+        12.5
+    """
+    write_record(folder / _STARTED, {"code": code_version(), "seconds": round(seconds, 1)})
+
+
+def clear_started(folder: Path) -> None:
+    """Drop :func:`mark_started`'s mark from ``folder`` (its run finished and its record is written)."""
+    (folder / _STARTED).unlink(missing_ok=True)
+
+
+def started_seconds(folder: Path) -> float | None:
+    """The training seconds :func:`mark_started` banked in ``folder`` by this code, else ``None`` (see there)."""
+    try:
+        started = json.loads((folder / _STARTED).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(started, dict) or started.get("code") != code_version():
+        return None
+    seconds = started.get("seconds")
+    return float(seconds) if isinstance(seconds, (int, float)) else None
 
 
 def write_record(path: Path, record: Mapping[str, Any]) -> None:

@@ -14,9 +14,9 @@ import torch
 
 from contrastkit.errors import ConfigError
 from contrastkit.experiments import learned_views
-from contrastkit.experiments.arms import probe_random_init, train_arm, train_arms
+from contrastkit.experiments.arms import probe_random_init, train_arm, train_arms, train_seed
 from contrastkit.experiments.recipes import apply_quick_settings, recipe_toml, set_key
-from contrastkit.experiments.records import code_version
+from contrastkit.experiments.records import code_version, started_seconds
 from contrastkit.experiments.results import ArmSeeds
 from contrastkit.experiments.settings import QUICK_SETTINGS, RunSettings, smoke_run_settings
 from contrastkit.pipeline import Pipeline
@@ -239,3 +239,55 @@ def test_jobs_with_print_let_the_workers_print_their_runs(tmp_path: Path, capfd:
 def test_run_settings_refuse_jobs_below_one(tmp_path: Path, jobs: Any) -> None:
     with pytest.raises((ValueError, TypeError), match="jobs"):
         RunSettings(out_dir=tmp_path, jobs=jobs)
+
+
+#: TINY trained for 6 real steps with a checkpoint every 2 (not shrunk by ``quick``): room to interrupt it.
+RESUMABLE = {
+    **TINY,
+    "data": {**TINY["data"], "size": 256},
+    "train": {"batch_size": 32, "max_steps": 6, "warmup_steps": 0, "checkpoint_every_n_steps": 2},
+    "eval": {**TINY["eval"], "max_samples": 96, "knn_k": 5},
+}
+
+
+def interrupt_at_step(monkeypatch: pytest.MonkeyPatch, stop: int) -> None:
+    """Ctrl-C right after step ``stop`` (its periodic checkpoint, if due, is written first)."""
+    after_step = Trainer._after_step
+
+    def interrupted(self: Trainer, run: Any, *args: Any, **kwargs: Any) -> None:
+        after_step(self, run, *args, **kwargs)
+        if run.step == stop:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_after_step", interrupted)
+
+
+def test_an_interrupted_seed_resumes_from_its_checkpoint_and_counts_its_time(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    reference = train_seed("a", RESUMABLE, quiet(tmp_path / "reference"), seed=0)
+    said: list[str] = []
+    settings = RunSettings(out_dir=tmp_path / "run", device="cpu", print_fn=said.append)
+    folder = settings.arm_dir("a", 0)
+    interrupt_at_step(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        train_seed("a", RESUMABLE, settings, seed=0)
+    banked = started_seconds(folder)
+    assert banked is not None and banked > 0 and not (folder / "arm.json").exists()
+    monkeypatch.undo()
+
+    arm = train_seed("a", RESUMABLE, settings, seed=0)
+    assert [line for line in said if "resuming from" in line] == [
+        f"[a seed 0] resuming from {folder / 'checkpoints' / 'step-00000002.pt'} at step 2 (epoch 1, batch 2)"]
+    assert arm.steps == 6 and arm.probes == reference.probes  # as if never interrupted
+    assert arm.seconds >= banked and started_seconds(folder) is None
+
+
+def test_fresh_does_not_resume_an_interrupted_seed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    said: list[str] = []
+    settings = RunSettings(out_dir=tmp_path, device="cpu", print_fn=said.append)
+    interrupt_at_step(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        train_seed("a", RESUMABLE, settings, seed=0)
+    monkeypatch.undo()
+    arm = train_seed("a", RESUMABLE, attrs.evolve(settings, fresh=True), seed=0)
+    assert arm.steps == 6 and not any("resuming" in line for line in said)
