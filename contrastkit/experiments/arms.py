@@ -13,10 +13,12 @@ import multiprocessing
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import attrs
 
+from contrastkit.errors import TrainingError
 from contrastkit.experiments.recipes import arm_recipe, recipe_toml
 from contrastkit.experiments.records import (
     clear_started,
@@ -150,7 +152,8 @@ def train_arms(recipes: Mapping[str, Mapping[str, Any]], settings: RunSettings) 
     their runs' lines to standard output when ``print_fn`` is ``print``; otherwise they are silent
     and each finished run's line (``[<arm> seed <s>] <steps> steps in ...``) goes to ``print_fn`` from here.
     If a run fails, no further run starts, the ones in flight finish and are saved, and the error
-    is raised here as itself.
+    is raised here as itself; a worker process that dies (killed) raises :class:`TrainingError`
+    naming the unfinished runs.
 
     Example:
         >>> from contrastkit.experiments.settings import smoke_run_settings
@@ -181,6 +184,18 @@ def train_arms(recipes: Mapping[str, Mapping[str, Any]], settings: RunSettings) 
                 arm = done[futures[future]] = ArmResult(**future.result())
                 if not echo:  # the worker was silent: its run is reported here, as it finishes
                     settings.print_fn(f"[{arm.name} seed {arm.seed}] {_finished(arm)}")
+        except BrokenProcessPool:
+            # Every future is settled once the pool breaks; some may hold results not yet read above.
+            finished = {run for future, run in futures.items()
+                        if future.done() and not future.cancelled() and future.exception() is None}
+            unfinished = ", ".join(
+                f"{name} (seed {', '.join(str(seed) for seed in seeds)})"
+                for name in recipes if (seeds := [seed for seed in settings.seeds if (name, seed) not in finished]))
+            raise TrainingError(
+                f"--jobs {settings.jobs}: a worker process ended abruptly (killed, for example by the out-of-memory "
+                f"killer) with {unfinished} unfinished; the finished runs are saved and an interrupted one resumes "
+                "from its newest checkpoint: run the command again (with fewer --jobs if memory ran out)"
+            ) from None
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise

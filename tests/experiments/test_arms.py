@@ -12,7 +12,7 @@ import attrs
 import pytest
 import torch
 
-from contrastkit.errors import ConfigError
+from contrastkit.errors import ConfigError, TrainingError
 from contrastkit.experiments import learned_views
 from contrastkit.experiments.arms import probe_random_init, train_arm, train_arms, train_seed
 from contrastkit.experiments.recipes import apply_quick_settings, recipe_toml, set_key
@@ -291,3 +291,38 @@ def test_fresh_does_not_resume_an_interrupted_seed(tmp_path: Path, monkeypatch: 
     monkeypatch.undo()
     arm = train_seed("a", RESUMABLE, attrs.evolve(settings, fresh=True), seed=0)
     assert arm.steps == 6 and not any("resuming" in line for line in said)
+
+
+def test_a_killed_worker_is_one_line_naming_the_unfinished_runs(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker killed outright (the out-of-memory killer, kill -9) breaks the pool: one TrainingError line."""
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    from contrastkit.experiments import arms
+
+    class KilledPool:
+        def __init__(self, **kwargs: Any) -> None:
+            self.calls = 0
+
+        def __enter__(self) -> KilledPool:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def submit(self, fn: Any, name: str, recipe: Any, fields: Any, echo: bool, seed: int) -> Future[Any]:
+            future: Future[Any] = Future()
+            self.calls += 1
+            if self.calls == 1:  # the first run finished before the kill
+                future.set_result(arms.train_seed(name, recipe, smoke_run_settings(tmp_path), seed=seed).as_dict())
+            else:
+                future.set_exception(BrokenProcessPool("A process in the process pool was terminated abruptly"))
+            return future
+
+    monkeypatch.setattr(arms, "ProcessPoolExecutor", KilledPool)
+    with pytest.raises(TrainingError) as caught:
+        train_arms({"a": TINY}, smoke_run_settings(tmp_path, seeds=(0, 1, 2), jobs=2))
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("--jobs 2: a worker process ended abruptly")
+    assert "with a (seed 1, 2) unfinished;" in message
