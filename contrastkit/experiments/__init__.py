@@ -226,18 +226,23 @@ def write_docs(root: Path, docs: Path, *, allow_quick: bool = False) -> Path:
         raise ConfigError(
             f"--docs: {', '.join(quick)} under {root} are --quick smoke runs; run them without --quick first"
         )
-    images.mkdir(parents=True, exist_ok=True)
-    linked = []
     for result, folder in found:
-        target = images / f"{result.name}.png"
-        plot = target if folder == images else folder / result.plot
+        plot = images / f"{result.name}.png" if folder == images else folder / result.plot
         if not plot.is_file():
             raise ConfigError(f"--docs: {plot} is missing; run contrastkit experiment {result.name} again")
-        if plot != target:
-            shutil.copyfile(plot, target)
-            (images / f"{result.name}.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n")
-        linked.append((result, f"{images.name}/{target.name}"))
-    docs.write_text(reproductions_page(linked))
+    try:
+        images.mkdir(parents=True, exist_ok=True)
+        linked = []
+        for result, folder in found:
+            target = images / f"{result.name}.png"
+            if folder != images:
+                shutil.copyfile(folder / result.plot, target)
+                (images / f"{result.name}.json").write_text(json.dumps(result.as_dict(), indent=2) + "\n")
+            linked.append((result, f"{images.name}/{target.name}"))
+        docs.write_text(reproductions_page(linked))
+    except OSError as exc:
+        raise ConfigError(f"--docs: cannot write {exc.filename or docs} ({exc.strerror or exc}); "
+                          "give --docs a path in a writable folder") from None
     return docs
 
 
@@ -246,7 +251,7 @@ def run_many(names: Sequence[str], root: Path, *, quick: bool, device: str, fres
              print_fn: Callable[[str], None] = print) -> list[ExperimentResult]:
     """Run each named experiment (``all``: every one) in ``root/NAME``; the CLI's ``experiment`` command.
 
-    Every name is checked before anything trains. ``seeds`` defaults to ``0 .. DEFAULT_SEEDS - 1`` (one seed,
+    Every name, and that ``root`` is a writable folder, is checked before anything trains. ``seeds`` defaults to ``0 .. DEFAULT_SEEDS - 1`` (one seed,
     0, for a ``quick`` smoke run); ``jobs`` runs train at once, each in its own process (:func:`train_arms`).
 
     Example:
@@ -255,9 +260,12 @@ def run_many(names: Sequence[str], root: Path, *, quick: bool, device: str, fres
         ...
         contrastkit.errors.ConfigError: experiment: unknown experiment 'factor'; did you mean 'factors'?
     """
+    from contrastkit.training.preflight import check_run_dir
+
     chosen = list(EXPERIMENTS) if list(names) == ["all"] else list(names)
     for name in chosen:  # every name checked before anything trains
         get_experiment(name)
+    check_run_dir(root, key="--out")
     if seeds is None:
         seeds = (0,) if quick else tuple(range(DEFAULT_SEEDS))
     results = []

@@ -35,8 +35,9 @@ def _existing_ancestor(path: Path) -> Path:
     return Path(".")
 
 
-def check_run_dir(path: str | Path) -> None:
-    """Create the run folder if needed and prove a file can be written in it.
+def check_run_dir(path: str | Path, *, key: str = "train.out_dir") -> None:
+    """Create the run folder if needed and prove a file can be written in it; ``key`` is the setting the
+    error tells the user to change (``--out`` for ``contrastkit experiment``).
 
     Example:
         >>> import tempfile, pathlib
@@ -50,7 +51,7 @@ def check_run_dir(path: str | Path) -> None:
     blocker = _existing_ancestor(path)
     if blocker.exists() and not blocker.is_dir():
         what = "is a file" if blocker == path else f"sits under the file {blocker}"
-        raise CheckpointError(f"{path}: {what}; set train.out_dir to a folder path")
+        raise CheckpointError(f"{path}: {what}; set {key} to a folder path")
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=path, prefix=".write-check-")
@@ -58,7 +59,7 @@ def check_run_dir(path: str | Path) -> None:
         os.unlink(probe)
     except OSError as exc:
         raise CheckpointError(
-            f"{path}: cannot write the run folder ({exc.strerror or exc}); make it writable or set train.out_dir "
+            f"{path}: cannot write the run folder ({exc.strerror or exc}); make it writable or set {key} "
             "to another folder"
         ) from None
 

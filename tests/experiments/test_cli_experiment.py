@@ -191,3 +191,30 @@ def test_jobs_run_the_seeded_arms_in_workers_and_say_so_in_the_result(
     assert saved["command"] == "contrastkit experiment factors --seeds 2 --jobs 2 --quick"
     assert saved["jobs"] == 2 and saved["wall_seconds"] > 0
     assert [r["probes"]["linear/digit"] for r in saved["data"]["arms"]["share-digit"]["seeds"]] == [50.0, 51.0]
+
+
+def test_an_out_that_is_a_file_is_one_line_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forbid_building(monkeypatch)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code, out, err = run_cli(capsys, "factors", "--quick", "--out", blocker / "runs", "--device", "cpu")
+    assert code == 2 and "== experiment" not in out
+    assert err == f"error: {blocker / 'runs'}: sits under the file {blocker}; set --out to a folder path\n"
+
+
+def test_docs_that_cannot_be_written_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "runs" / "negatives"
+    folder.mkdir(parents=True)
+    (folder / "plot.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    result = {"name": "negatives", "title": "T", "paper": "P", "criterion": "C", "reproduced": False,
+              "verdict": "rho = 0.10", "table": "| K |", "plot": "plot.png", "seconds": 600.0,
+              "budget_seconds": 1800.0, "quick": False, "command": "contrastkit experiment negatives", "data": {}}
+    (folder / "result.json").write_text(json.dumps(result))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code, _, err = run_cli(capsys, "--docs", blocker / "reproductions.md", "--out", tmp_path / "runs")
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"error: --docs: cannot write {blocker / 'reproductions'} (")
+    assert err.endswith("give --docs a path in a writable folder\n")
