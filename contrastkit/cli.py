@@ -173,6 +173,9 @@ def _report(result: TrainResult) -> None:
 def _dry_run(trainer: Trainer) -> int:
     import torch
 
+    from contrastkit.training.preflight import check_run_dir
+
+    check_run_dir(trainer.out_dir, create=False)  # the real run would stop here; a dry run writes nothing
     pipeline = trainer.pipeline.to(trainer.device)
     pipeline.train()
     batch = next(iter(trainer.make_loader()))

@@ -89,6 +89,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
         "bad-set": Run(workdir("set"), ["train", str(QUICKSTART), "--set", "train.lr"]),
         "version": Run(workdir("version"), ["--version"]),
     }
+    blocked = workdir("blocked")
+    (blocked / "a-file").write_text("")
+    planned["dry-run-blocked"] = Run(blocked, ["train", str(QUICKSTART), *sets(SMALL), "--dry-run", "--set",
+                                               f"train.out_dir={json.dumps(str(blocked / 'a-file' / 'run'))}"])
     for name, (text, _) in BAD_RECIPES.items():
         cwd = workdir(name)
         (cwd / "bad.toml").write_text(text)
@@ -121,6 +125,13 @@ def test_bad_recipe_is_one_error_line_exit_2(runs: dict[str, Run], case: str) ->
     assert line == f"error: {recipe}: {BAD_RECIPES[case][1]}"
     assert proc.stdout == ""
     assert sorted(p.name for p in run.cwd.iterdir()) == ["bad.toml"]  # no run directory, no checkpoint
+
+
+def test_dry_run_stops_where_the_run_would_on_an_unwritable_out_dir(runs: dict[str, Run]) -> None:
+    run = runs["dry-run-blocked"]
+    line = assert_one_line_error(run.result())
+    blocker = run.cwd / "a-file"
+    assert line == f"error: {blocker / 'run'}: sits under the file {blocker}; set train.out_dir to a folder path"
 
 
 def test_malformed_set_is_one_error_line(runs: dict[str, Run]) -> None:

@@ -35,9 +35,10 @@ def _existing_ancestor(path: Path) -> Path:
     return Path(".")
 
 
-def check_run_dir(path: str | Path, *, key: str = "train.out_dir") -> None:
+def check_run_dir(path: str | Path, *, key: str = "train.out_dir", create: bool = True) -> None:
     """Create the run folder if needed and prove a file can be written in it; ``key`` is the setting the
-    error tells the user to change (``--out`` for ``contrastkit experiment``).
+    error tells the user to change (``--out`` for ``contrastkit experiment``). With ``create=False``
+    (a dry run, which writes nothing) only ask the OS whether the nearest existing folder is writable.
 
     Example:
         >>> import tempfile, pathlib
@@ -52,6 +53,11 @@ def check_run_dir(path: str | Path, *, key: str = "train.out_dir") -> None:
     if blocker.exists() and not blocker.is_dir():
         what = "is a file" if blocker == path else f"sits under the file {blocker}"
         raise CheckpointError(f"{path}: {what}; set {key} to a folder path")
+    if not create:
+        if not os.access(blocker, os.W_OK | os.X_OK):
+            raise CheckpointError(f"{path}: cannot write the run folder ({blocker} is not writable); make it "
+                                  f"writable or set {key} to another folder")
+        return
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=path, prefix=".write-check-")
