@@ -119,15 +119,21 @@ def test_a_quick_run_reports_writes_its_files_and_stays_out_of_the_docs(
     assert not (tmp_path / "page.md").exists()
 
 
-def test_docs_from_full_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """--docs alone regenerates the page from result.json files (here: a full-run result written by hand)."""
-    folder = tmp_path / "runs" / "negatives"
+def write_full_negatives_result(runs: Path) -> Path:
+    """A full-run ``negatives`` result written by hand (and a stand-in plot) under ``runs``; its folder."""
+    folder = runs / "negatives"
     folder.mkdir(parents=True)
     (folder / "plot.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     result = {"name": "negatives", "title": "T", "paper": "P", "criterion": "C", "reproduced": False,
               "verdict": "rho = 0.10", "table": "| K |", "plot": "plot.png", "seconds": 600.0,
               "budget_seconds": 1800.0, "quick": False, "command": "contrastkit experiment negatives", "data": {}}
     (folder / "result.json").write_text(json.dumps(result))
+    return folder
+
+
+def test_docs_from_full_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--docs alone regenerates the page from result.json files (here: a full-run result written by hand)."""
+    folder = write_full_negatives_result(tmp_path / "runs")
     page = tmp_path / "docs" / "reproductions.md"
     code, out, _ = run_cli(capsys, "--docs", page, "--out", tmp_path / "runs")
     assert code == 0 and out == f"wrote {page}\n"
@@ -205,13 +211,7 @@ def test_an_out_that_is_a_file_is_one_line_before_anything_runs(
 
 
 def test_docs_that_cannot_be_written_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    folder = tmp_path / "runs" / "negatives"
-    folder.mkdir(parents=True)
-    (folder / "plot.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
-    result = {"name": "negatives", "title": "T", "paper": "P", "criterion": "C", "reproduced": False,
-              "verdict": "rho = 0.10", "table": "| K |", "plot": "plot.png", "seconds": 600.0,
-              "budget_seconds": 1800.0, "quick": False, "command": "contrastkit experiment negatives", "data": {}}
-    (folder / "result.json").write_text(json.dumps(result))
+    write_full_negatives_result(tmp_path / "runs")
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     code, _, err = run_cli(capsys, "--docs", blocker / "reproductions.md", "--out", tmp_path / "runs")
