@@ -251,8 +251,9 @@ def run_many(names: Sequence[str], root: Path, *, quick: bool, device: str, fres
              print_fn: Callable[[str], None] = print) -> list[ExperimentResult]:
     """Run each named experiment (``all``: every one) in ``root/NAME``; the CLI's ``experiment`` command.
 
-    Every name, and that ``root`` is a writable folder, is checked before anything trains. ``seeds`` defaults to ``0 .. DEFAULT_SEEDS - 1`` (one seed,
-    0, for a ``quick`` smoke run); ``jobs`` runs train at once, each in its own process (:func:`train_arms`).
+    Every name, and that ``root`` is a writable folder, is checked before anything trains. ``seeds``
+    defaults to ``0 .. DEFAULT_SEEDS - 1`` (one seed, 0, for a ``quick`` smoke run); ``jobs`` runs train
+    at once, each in its own process (:func:`train_arms`).
 
     Example:
         >>> run_many(["negatives", "factor"], Path("unused"), quick=True, device="cpu", fresh=False)
