@@ -135,12 +135,27 @@ def mark_started(folder: Path, seconds: float) -> None:
 
 
 def clear_started(folder: Path) -> None:
-    """Drop :func:`mark_started`'s mark from ``folder`` (its run finished and its record is written)."""
+    """Drop :func:`mark_started`'s mark from ``folder`` (its run finished and its record is written).
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> mark_started(d, 3.0); clear_started(d); started_seconds(d) is None
+        True
+    """
     (folder / _STARTED).unlink(missing_ok=True)
 
 
 def started_seconds(folder: Path) -> float | None:
-    """The training seconds :func:`mark_started` banked in ``folder`` by this code, else ``None`` (see there)."""
+    """The training seconds :func:`mark_started` banked in ``folder`` by this code, else ``None``.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> _ = (d / "started.json").write_text(json.dumps({"code": "other code", "seconds": 9.0}))
+        >>> started_seconds(d) is None  # started by other code: its checkpoints do not resume
+        True
+    """
     try:
         started = json.loads((folder / _STARTED).read_text())
     except (OSError, json.JSONDecodeError):
