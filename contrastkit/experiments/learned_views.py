@@ -143,7 +143,7 @@ EVIDENCE = (
     "converged stage 2 on each of 3 seeds, is about 1.5 h on 2 cores; `--scale paper` (5000 and 10000 "
     "steps on a GPU) is that run. This recipe keeps STL-10's label count and the 0.3 contrast (the verdict "
     "above); the full-contrast verdict is the one recorded earlier in this section. "
-    "That run, the long stage 1 with a converged stage 2, was screened next (2026-12-07, code 5cb75d7; plan, "
+    "The long stage 1 with a converged stage 2 was then screened on 2 CPU cores (2026-12-07, code 5cb75d7; plan, "
     "rule and consequence written down before it started: the semi-supervised arm with a 1200-step stage 1 and "
     "an 1800-step stage 2, otherwise this recipe, seeds 0-2, judged by this section's criterion against the "
     "converged screen's raw arm above, and recorded as a screen whatever it gave; three runs of 1 CPU thread "

@@ -28,7 +28,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["clear_started", "code_version", "git_commit", "mark_started", "saved_record", "started_seconds", "write_record"]
+__all__ = [
+    "clear_started", "code_version", "git_commit", "mark_started", "saved_record", "started_seconds", "write_record",
+]
 
 _STARTED = "started.json"
 
