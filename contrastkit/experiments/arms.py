@@ -20,14 +20,7 @@ import attrs
 
 from contrastkit.errors import TrainingError
 from contrastkit.experiments.recipes import arm_recipe, recipe_toml
-from contrastkit.experiments.records import (
-    clear_started,
-    code_version,
-    mark_started,
-    saved_record,
-    started_seconds,
-    write_record,
-)
+from contrastkit.experiments.records import banking_time, clear_started, code_version, saved_record, write_record
 from contrastkit.experiments.results import ArmResult, ArmSeeds
 from contrastkit.experiments.settings import RunSettings, discard
 
@@ -75,10 +68,7 @@ def train_seed(name: str, recipe: Mapping[str, Any], settings: RunSettings, *, s
 
     # A run this code started and that was interrupted resumes from its newest checkpoint (a fresh
     # folder has none); its record counts the time spent before the interruption too.
-    banked = started_seconds(folder) or 0.0
-    mark_started(folder, banked)
-    start = time.perf_counter()
-    try:
+    with banking_time(folder) as trained:
         if "stages" in raw:
             stages = stages_from_dict(raw, (), path=str(recipe_path))
             results = StagedTrainer(stages, path=str(recipe_path), print_fn=say).fit(resume=True)
@@ -88,10 +78,7 @@ def train_seed(name: str, recipe: Mapping[str, Any], settings: RunSettings, *, s
             config = config_from_dict(raw, path=str(recipe_path))
             result = Trainer.from_config(config, path=str(recipe_path), print_fn=say).fit(resume=True)
             steps = result.steps
-    except BaseException:
-        mark_started(folder, banked + time.perf_counter() - start)
-        raise
-    seconds = banked + time.perf_counter() - start
+        seconds = trained()
     arm = ArmResult(
         name=name,
         probes=_probe_dict(result.knn),

@@ -19,17 +19,21 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import shutil
 import subprocess
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "clear_started", "code_version", "git_commit", "mark_started", "saved_record", "started_seconds", "write_record",
+    "banking_time", "clear_started", "code_version", "git_commit", "mark_started", "saved_record", "started_seconds",
+    "write_record",
 ]
 
 _STARTED = "started.json"
@@ -120,9 +124,9 @@ def mark_started(folder: Path, seconds: float) -> None:
     """Record in ``folder`` that this :func:`code_version` trains its recipe, ``seconds`` of training so far.
 
     :func:`saved_record` then keeps the folder's checkpoints for a resume, and :func:`started_seconds`
-    reads the time back, so a resumed run's record counts the time spent before the interruption (an
-    attempt killed outright, with no chance to bank its time, counts as none); :func:`clear_started`
-    drops the mark once the record is written.
+    reads the time back, so a resumed run's record counts the time spent before the interruption
+    (:func:`banking_time` re-marks while a run trains, so even a run killed outright loses at most one
+    interval); :func:`clear_started` drops the mark once the record is written.
 
     Example:
         >>> import tempfile
@@ -134,6 +138,49 @@ def mark_started(folder: Path, seconds: float) -> None:
         12.5
     """
     write_record(folder / _STARTED, {"code": code_version(), "seconds": round(seconds, 1)})
+
+
+@contextlib.contextmanager
+def banking_time(folder: Path, *, every: float = 30.0) -> Iterator[Callable[[], float]]:
+    """Mark ``folder`` started and bank its training time there every ``every`` seconds while the block runs.
+
+    Yields a clock: the seconds trained so far, those an interrupted earlier attempt banked included.
+    A background thread re-marks the folder (:func:`mark_started`) every ``every`` seconds, and the
+    block's end marks it once more, so a run killed outright (SIGKILL, the machine going down), which
+    has no chance to bank its time at the end, still counts all but the last interval when it resumes.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> mark_started(d, 40.0)  # an earlier attempt trained 40 s
+        >>> with banking_time(d) as trained:
+        ...     trained() >= 40.0
+        True
+        >>> started_seconds(d) >= 40.0
+        True
+    """
+    banked = started_seconds(folder) or 0.0
+    start = time.perf_counter()
+
+    def trained() -> float:
+        return banked + time.perf_counter() - start
+
+    mark_started(folder, banked)
+    stop = threading.Event()
+
+    def bank() -> None:
+        while not stop.wait(every):
+            mark_started(folder, trained())
+
+    # Only this thread writes the mark until it is joined: the two never race on the temporary file.
+    thread = threading.Thread(target=bank, name=f"bank-time:{folder.name}", daemon=True)
+    thread.start()
+    try:
+        yield trained
+    finally:
+        stop.set()
+        thread.join()
+        mark_started(folder, trained())
 
 
 def clear_started(folder: Path) -> None:

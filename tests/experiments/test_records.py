@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from contrastkit.experiments.records import code_version, mark_started, saved_record, started_seconds
+from contrastkit.experiments.records import banking_time, code_version, mark_started, saved_record, started_seconds
 
 
 def test_code_version_hashes_the_package_source(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -57,3 +61,31 @@ def test_an_interrupted_run_is_cleared_when_it_cannot_resume(tmp_path: Path, cas
     text = "a = 2\n" if case == "changed recipe" else "a = 1\n"
     assert saved_record(tmp_path, text, "arm.json", fresh=case == "fresh") is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["recipe.toml"] and started_seconds(tmp_path) is None
+
+
+def test_banking_time_counts_an_earlier_attempt_and_marks_at_the_end(tmp_path: Path) -> None:
+    mark_started(tmp_path, 40.0)
+    with pytest.raises(RuntimeError), banking_time(tmp_path, every=60.0) as trained:
+        assert 40.0 <= trained() < 41.0
+        time.sleep(0.2)
+        raise RuntimeError("the run crashed")
+    banked = started_seconds(tmp_path)
+    assert banked is not None and 40.1 <= banked < 41.0
+
+
+def test_a_run_killed_outright_keeps_the_time_banked_while_it_ran(tmp_path: Path) -> None:
+    # SIGKILL gives the run no chance to bank at the end: only the periodic marks survive it.
+    child = subprocess.Popen([sys.executable, "-c", (
+        "import time, pathlib\n"
+        "from contrastkit.experiments.records import banking_time\n"
+        f"with banking_time(pathlib.Path({str(tmp_path)!r}), every=0.05):\n"
+        "    time.sleep(60)\n")])
+    try:
+        deadline = time.monotonic() + 30
+        while (started_seconds(tmp_path) or 0.0) < 0.3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    banked = started_seconds(tmp_path)
+    assert banked is not None and banked >= 0.3
