@@ -170,7 +170,11 @@ def banking_time(folder: Path, *, every: float = 30.0) -> Iterator[Callable[[], 
 
     def bank() -> None:
         while not stop.wait(every):
-            mark_started(folder, trained())
+            try:
+                mark_started(folder, trained())
+            except OSError:
+                # Best effort: the run goes on, and the mark at the block's end reports a folder gone bad.
+                return
 
     # Only this thread writes the mark until it is joined: the two never race on the temporary file.
     thread = threading.Thread(target=bank, name=f"bank-time:{folder.name}", daemon=True)
