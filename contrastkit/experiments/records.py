@@ -137,7 +137,7 @@ def mark_started(folder: Path, seconds: float) -> None:
         >>> started_seconds(d)
         12.5
     """
-    write_record(folder / _STARTED, {"code": code_version(), "seconds": round(seconds, 1)})
+    write_record(folder / _STARTED, {"code": code_version(), "seconds": round(seconds, 3)})
 
 
 @contextlib.contextmanager
