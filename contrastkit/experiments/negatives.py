@@ -52,7 +52,7 @@ EVIDENCE = (
     "points. The criterion's standard error treats each arm's seeds as independent samples, while the arms "
     "share their seeds (initialisation, data order, bank draws); the paired standard error of those three "
     "differences would be 2.9. The criterion was fixed before the run and is not changed after it. "
-    "Two screens followed, each with its plan and rule written down before it ran (2026-12-07, the verdict's "
+    "Three screens followed, each with its plan and rule written down before it ran (2026-12-07, the verdict's "
     "recipe, runs of 1 CPU thread two at a time on 2 cores). Why seed 2 is low: K = 16 trained for 4000 steps "
     "(rule: if seeds 0 and 2 end less than half their 25.8-point gap apart, the spread is put down to the "
     "unconverged schedule) reached 90.45 / 91.90 / 80.40% over seeds 0 / 1 / 2 (kNN 77.80 / 73.90 / 57.55%, "
